@@ -1,0 +1,292 @@
+//! The in-memory gallery index: every enrolled embedding of the current model in one contiguous
+//! row-major f32 matrix, searched exhaustively (exact cosine, vectors are unit length) for the top-k
+//! distinct persons. PostgreSQL remains the source of truth; this is rebuilt from it at start.
+
+use std::collections::HashMap;
+
+use crate::embed::ModelId;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum GalleryError {
+    #[error("embedding has {got} dimensions, the gallery holds {expected}-d vectors")]
+    Dimension { expected: usize, got: usize },
+    #[error("embedding contains a non-finite value")]
+    NonFinite,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Match {
+    pub person_id: i64,
+    pub embedding_id: i64,
+    pub score: f32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    embedding_id: i64,
+    person_id: i64,
+}
+
+pub struct Gallery {
+    model: ModelId,
+    dim: usize,
+    data: Vec<f32>,
+    entries: Vec<Entry>,
+    row_of: HashMap<i64, usize>,
+}
+
+/// Rows scored per block before they are merged into the running top-k.
+const BLOCK: usize = 512;
+
+impl Gallery {
+    pub fn new(model: ModelId, dim: usize) -> Self {
+        Self { model, dim, data: Vec::new(), entries: Vec::new(), row_of: HashMap::new() }
+    }
+
+    pub fn model(&self) -> &ModelId {
+        &self.model
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Number of embeddings.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Adds (or replaces) an embedding.
+    pub fn insert(&mut self, embedding_id: i64, person_id: i64, vector: &[f32]) -> Result<(), GalleryError> {
+        if vector.len() != self.dim {
+            return Err(GalleryError::Dimension { expected: self.dim, got: vector.len() });
+        }
+        if vector.iter().any(|v| !v.is_finite()) {
+            return Err(GalleryError::NonFinite);
+        }
+        if let Some(&row) = self.row_of.get(&embedding_id) {
+            self.data[row * self.dim..(row + 1) * self.dim].copy_from_slice(vector);
+            self.entries[row].person_id = person_id;
+            return Ok(());
+        }
+        self.row_of.insert(embedding_id, self.entries.len());
+        self.entries.push(Entry { embedding_id, person_id });
+        self.data.extend_from_slice(vector);
+        Ok(())
+    }
+
+    /// Removes one row by moving the last row into its place.
+    fn swap_remove_row(&mut self, row: usize) {
+        let last = self.entries.len() - 1;
+        let removed = self.entries.swap_remove(row);
+        self.row_of.remove(&removed.embedding_id);
+        if row != last {
+            self.data.copy_within(last * self.dim..(last + 1) * self.dim, row * self.dim);
+            self.row_of.insert(self.entries[row].embedding_id, row);
+        }
+        self.data.truncate(last * self.dim);
+    }
+
+    pub fn remove_embedding(&mut self, embedding_id: i64) -> bool {
+        match self.row_of.get(&embedding_id).copied() {
+            Some(row) => {
+                self.swap_remove_row(row);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes every embedding of a person; returns how many there were.
+    pub fn remove_person(&mut self, person_id: i64) -> usize {
+        let mut removed = 0;
+        let mut row = 0;
+        while row < self.entries.len() {
+            if self.entries[row].person_id == person_id {
+                self.swap_remove_row(row);
+                removed += 1;
+            } else {
+                row += 1;
+            }
+        }
+        removed
+    }
+
+    /// The `k` best-scoring distinct persons for a unit-length query, best first.
+    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Match>, GalleryError> {
+        if query.len() != self.dim {
+            return Err(GalleryError::Dimension { expected: self.dim, got: query.len() });
+        }
+        let mut top = TopK::new(k);
+        let mut scores = [0.0f32; BLOCK];
+        for (b, rows) in self.data.chunks(BLOCK * self.dim).enumerate() {
+            let n = rows.len() / self.dim;
+            dots(query, rows, self.dim, &mut scores[..n]);
+            for (i, &score) in scores[..n].iter().enumerate() {
+                if score > top.floor() {
+                    let e = self.entries[b * BLOCK + i];
+                    top.offer(Match { person_id: e.person_id, embedding_id: e.embedding_id, score });
+                }
+            }
+        }
+        Ok(top.into_vec())
+    }
+}
+
+/// The best `k` matches with at most one per person, kept sorted best first.
+struct TopK {
+    k: usize,
+    items: Vec<Match>,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        Self { k, items: Vec::with_capacity(k + 1) }
+    }
+
+    /// Score a candidate must beat to change the result.
+    fn floor(&self) -> f32 {
+        if self.k == 0 {
+            f32::INFINITY
+        } else if self.items.len() < self.k {
+            f32::NEG_INFINITY
+        } else {
+            self.items[self.k - 1].score
+        }
+    }
+
+    fn offer(&mut self, m: Match) {
+        if let Some(pos) = self.items.iter().position(|x| x.person_id == m.person_id) {
+            if self.items[pos].score >= m.score {
+                return;
+            }
+            self.items.remove(pos);
+        }
+        let at = self.items.partition_point(|x| x.score >= m.score);
+        self.items.insert(at, m);
+        self.items.truncate(self.k);
+    }
+
+    fn into_vec(self) -> Vec<Match> {
+        self.items
+    }
+}
+
+/// out[i] = ⟨query, row i⟩ for the rows packed in `rows`.
+fn dots(query: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if dim % 8 == 0 && std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX2 and FMA (checked above); slices bound every access.
+            unsafe { dots_avx2(query, rows, dim, out) };
+            return;
+        }
+    }
+    for (row, o) in rows.chunks_exact(dim).zip(out.iter_mut()) {
+        *o = row.iter().zip(query).map(|(a, b)| a * b).sum();
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dots_avx2(query: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    for (row, o) in rows.chunks_exact(dim).zip(out.iter_mut()) {
+        let (mut a0, mut a1, mut a2, mut a3) = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+        let (r, q) = (row.as_ptr(), query.as_ptr());
+        let mut i = 0;
+        while i + 32 <= dim {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(r.add(i)), _mm256_loadu_ps(q.add(i)), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(r.add(i + 8)), _mm256_loadu_ps(q.add(i + 8)), a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(r.add(i + 16)), _mm256_loadu_ps(q.add(i + 16)), a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(r.add(i + 24)), _mm256_loadu_ps(q.add(i + 24)), a3);
+            i += 32;
+        }
+        while i + 8 <= dim {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(r.add(i)), _mm256_loadu_ps(q.add(i)), a0);
+            i += 8;
+        }
+        let s = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+        let hi = _mm256_extractf128_ps(s, 1);
+        let lo = _mm256_castps256_ps128(s);
+        let s4 = _mm_add_ps(hi, lo);
+        let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        let s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+        *o = _mm_cvtss_f32(s1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> ModelId {
+        ModelId { name: "test".into(), version: "0".into() }
+    }
+
+    fn unit(dim: usize, hot: usize) -> Vec<f32> {
+        let mut v = vec![0.0; dim];
+        v[hot] = 1.0;
+        v
+    }
+
+    #[test]
+    fn search_returns_distinct_persons_best_first() {
+        let mut g = Gallery::new(model(), 16);
+        g.insert(1, 100, &unit(16, 0)).unwrap();
+        g.insert(2, 100, &unit(16, 1)).unwrap();
+        let mut mixed = vec![0.0; 16];
+        mixed[0] = 0.6;
+        mixed[2] = 0.8;
+        g.insert(3, 200, &mixed).unwrap();
+        let m = g.search(&unit(16, 0), 5).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].person_id, m[0].embedding_id, m[0].score), (100, 1, 1.0));
+        assert_eq!(m[1].person_id, 200);
+        assert!((m[1].score - 0.6).abs() < 1e-6);
+    }
+
+    #[test]
+    fn simd_and_scalar_agree_on_random_vectors() {
+        let dim = 192;
+        let rows: Vec<f32> = (0..dim * 37).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+        let q: Vec<f32> = (0..dim).map(|i| ((i * 104729 % 1000) as f32 / 500.0) - 1.0).collect();
+        let mut fast = vec![0.0; 37];
+        dots(&q, &rows, dim, &mut fast);
+        for (r, f) in rows.chunks_exact(dim).zip(&fast) {
+            let slow: f32 = r.iter().zip(&q).map(|(a, b)| a * b).sum();
+            assert!((slow - f).abs() < 1e-3, "{slow} vs {f}");
+        }
+    }
+
+    #[test]
+    fn removing_a_person_keeps_the_others_searchable() {
+        let mut g = Gallery::new(model(), 8);
+        for i in 0..8 {
+            g.insert(i as i64, (i % 3) as i64, &unit(8, i)).unwrap();
+        }
+        assert_eq!(g.remove_person(1), 3);
+        assert_eq!(g.len(), 5);
+        for i in [0usize, 2, 3, 5, 6] {
+            let m = g.search(&unit(8, i), 1).unwrap();
+            assert_eq!(m[0].embedding_id, i as i64);
+            assert_eq!(m[0].score, 1.0);
+        }
+        assert!(g.search(&unit(8, 4), 1).unwrap()[0].score < 0.5);
+        assert!(g.remove_embedding(0));
+        assert!(!g.remove_embedding(0));
+    }
+
+    #[test]
+    fn wrong_dimension_and_non_finite_are_rejected() {
+        let mut g = Gallery::new(model(), 4);
+        assert_eq!(g.insert(1, 1, &[1.0; 3]), Err(GalleryError::Dimension { expected: 4, got: 3 }));
+        assert_eq!(g.insert(1, 1, &[f32::NAN, 0.0, 0.0, 0.0]), Err(GalleryError::NonFinite));
+        assert!(g.search(&[1.0; 5], 1).is_err());
+        assert!(g.search(&[1.0; 4], 3).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,13 @@
+//! The pure pipeline parts of Panoptes: image input, face detection, alignment, embedding, the
+//! in-memory gallery index and PostgreSQL storage. Nothing here knows about actors or HTTP.
+
+pub mod align;
+pub mod detect;
+pub mod embed;
+pub mod enrollment;
+pub mod gallery;
+pub mod geometry;
+pub mod image_input;
+pub mod pipeline;
+pub mod runtime;
+pub mod storage;

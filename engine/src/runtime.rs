@@ -1,0 +1,105 @@
+//! The ONNX Runtime environment (loaded once per process from the project-local shared library) and
+//! the creation of inference sessions for the models.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("ONNX Runtime library not found at {}: run scripts/setup.sh or set ORT_DYLIB_PATH", path.display())]
+    RuntimeMissing { path: PathBuf },
+    #[error("could not load ONNX Runtime from {}: {message}", path.display())]
+    RuntimeLoad { path: PathBuf, message: String },
+    #[error("model file {} is missing: run models/fetch.sh", path.display())]
+    ModelMissing { path: PathBuf },
+    #[error("model file {} could not be loaded (corrupt or not an ONNX model?): {message}", path.display())]
+    ModelLoad { path: PathBuf, message: String },
+    #[error("model {model} has an unexpected interface: {message}")]
+    Interface { model: String, message: String },
+    #[error("inference failed in {model}: {message}")]
+    Inference { model: &'static str, message: String },
+}
+
+/// Where inference runs. CUDA arrives with the streaming engine; only the CPU is wired here.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    #[default]
+    Cpu,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Threads ONNX Runtime may use inside one operator.
+    pub intra_threads: usize,
+    pub provider: Provider,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self { intra_threads: 2, provider: Provider::Cpu }
+    }
+}
+
+/// A loaded ONNX Runtime: cheap to clone, shared by every session of the process.
+#[derive(Clone)]
+pub struct Runtime {
+    env: Environment,
+}
+
+static RUNTIME: OnceLock<Result<Runtime, (PathBuf, String)>> = OnceLock::new();
+
+impl Runtime {
+    /// Loads ONNX Runtime from `library` (or from `ORT_DYLIB_PATH` when set). The library can be loaded
+    /// once per process; later calls return the first result.
+    pub fn load(library: &Path) -> Result<Runtime, ModelError> {
+        let path = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|| library.to_path_buf());
+        if !path.exists() {
+            return Err(ModelError::RuntimeMissing { path });
+        }
+        let loaded = RUNTIME.get_or_init(|| {
+            let build = || -> Result<Environment, String> {
+                ort::init_from(&path)
+                    .map_err(|e| e.to_string())?
+                    .with_name("panoptes")
+                    .build()
+                    .map_err(|e| e.to_string())
+            };
+            build().map(|env| Runtime { env }).map_err(|m| (path.clone(), m))
+        });
+        match loaded {
+            Ok(rt) => Ok(rt.clone()),
+            Err((path, message)) => Err(ModelError::RuntimeLoad { path: path.clone(), message: message.clone() }),
+        }
+    }
+
+    /// Opens a model file as an inference session.
+    pub fn session(&self, path: &Path, settings: &SessionSettings) -> Result<Session, ModelError> {
+        if !path.is_file() {
+            return Err(ModelError::ModelMissing { path: path.to_path_buf() });
+        }
+        let load_err = |message: String| ModelError::ModelLoad { path: path.to_path_buf(), message };
+        let builder = Session::builder(&self.env).map_err(|e| load_err(e.to_string()))?;
+        let mut builder = builder
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| load_err(e.to_string()))?
+            .with_intra_threads(settings.intra_threads.max(1))
+            .map_err(|e| load_err(e.to_string()))?;
+        builder.commit_from_file(path).map_err(|e| load_err(e.to_string()))
+    }
+}
+
+/// Name of the `index`-th input or output of a session, checked to exist.
+pub(crate) fn io_name(session: &Session, output: bool, index: usize, model: &str) -> Result<String, ModelError> {
+    let list = if output { session.outputs() } else { session.inputs() };
+    list.get(index).map(|o| o.name().to_string()).ok_or_else(|| ModelError::Interface {
+        model: model.to_string(),
+        message: format!("expected at least {} {}", index + 1, if output { "outputs" } else { "inputs" }),
+    })
+}

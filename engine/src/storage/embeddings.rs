@@ -1,0 +1,65 @@
+//! Stored face embeddings: written at enrollment, read back to build the gallery index.
+
+use super::{Store, StorageError};
+use crate::embed::ModelId;
+use crate::geometry::BBox;
+
+pub struct NewEmbedding<'a> {
+    pub person_id: i64,
+    pub model: &'a ModelId,
+    pub vector: &'a [f32],
+    pub source_sha256: &'a str,
+    pub face_box: BBox,
+    pub det_score: f32,
+}
+
+pub struct EmbeddingRow {
+    pub id: i64,
+    pub person_id: i64,
+    pub vector: Vec<f32>,
+}
+
+impl Store {
+    /// Stores an embedding; `None` when this person already has one from the same photo and model.
+    pub async fn add_embedding(&self, e: &NewEmbedding<'_>) -> Result<Option<i64>, StorageError> {
+        let c = self.client().await?;
+        let b = [e.face_box.x, e.face_box.y, e.face_box.width, e.face_box.height];
+        let row = c
+            .query_opt(
+                "INSERT INTO face_embeddings (person_id, model_name, model_version, vector, source_sha256, face_box, det_score)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (person_id, model_name, model_version, source_sha256) DO NOTHING
+                 RETURNING id",
+                &[&e.person_id, &e.model.name, &e.model.version, &e.vector, &e.source_sha256, &&b[..], &e.det_score],
+            )
+            .await
+            .map_err(|source| StorageError::Query { context: "store embedding", source })?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Every embedding of one model, for the gallery index.
+    pub async fn embeddings_for_model(&self, model: &ModelId) -> Result<Vec<EmbeddingRow>, StorageError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT id, person_id, vector FROM face_embeddings WHERE model_name = $1 AND model_version = $2 ORDER BY id",
+                &[&model.name, &model.version],
+            )
+            .await
+            .map_err(|source| StorageError::Query { context: "load embeddings", source })?;
+        Ok(rows.iter().map(|r| EmbeddingRow { id: r.get(0), person_id: r.get(1), vector: r.get(2) }).collect())
+    }
+
+    /// Embeddings stored under other models than `model` (they need re-enrollment after a model change).
+    pub async fn count_foreign_embeddings(&self, model: &ModelId) -> Result<i64, StorageError> {
+        let c = self.client().await?;
+        let row = c
+            .query_one(
+                "SELECT count(*) FROM face_embeddings WHERE NOT (model_name = $1 AND model_version = $2)",
+                &[&model.name, &model.version],
+            )
+            .await
+            .map_err(|source| StorageError::Query { context: "count embeddings", source })?;
+        Ok(row.get(0))
+    }
+}

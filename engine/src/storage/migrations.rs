@@ -1,0 +1,50 @@
+//! Versioned schema migrations, applied at start inside one transaction under an advisory lock so that
+//! several engines starting together on one database apply each migration exactly once.
+
+use tokio_postgres::Client;
+
+use super::StorageError;
+
+/// (version, name, SQL). Append only: an applied migration is never edited.
+const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
+
+/// Arbitrary constant key for `pg_advisory_xact_lock`, unique to Panoptes' migrations.
+const LOCK_KEY: i64 = 0x5041_4e4f_5054_4553; // "PANOPTES"
+
+/// Applies every pending migration; returns the versions applied now.
+pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, StorageError> {
+    let q = |context: &'static str| move |source| StorageError::Query { context, source };
+    let tx = client.transaction().await.map_err(q("begin migration"))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await.map_err(q("lock migrations"))?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await
+    .map_err(q("create schema_migrations"))?;
+    let applied: Vec<i32> = tx
+        .query("SELECT version FROM schema_migrations", &[])
+        .await
+        .map_err(q("read schema_migrations"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut now = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        tx.batch_execute(sql).await.map_err(q("apply migration"))?;
+        tx.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", &[version, name])
+            .await
+            .map_err(q("record migration"))?;
+        now.push(*version);
+    }
+    tx.commit().await.map_err(q("commit migration"))?;
+    Ok(now)
+}
+
+/// The newest schema version this build knows.
+pub fn latest_version() -> i32 {
+    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}

@@ -1,0 +1,73 @@
+//! PostgreSQL storage, the source of truth for persons, embeddings, cameras and detections.
+
+pub mod embeddings;
+pub mod migrations;
+pub mod persons;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+pub use embeddings::{EmbeddingRow, NewEmbedding};
+pub use persons::Person;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("invalid database URL: {0}")]
+    BadUrl(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error while trying to {context}: {source}")]
+    Query {
+        context: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+}
+
+/// A pool of connections to the Panoptes database.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// Builds the pool (no connection is made yet).
+    pub fn new(url: &str, pool_size: usize) -> Result<Store, StorageError> {
+        let config = tokio_postgres::Config::from_str(url).map_err(|e| StorageError::BadUrl(e.to_string()))?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| StorageError::BadUrl(e.to_string()))?;
+        Ok(Store { pool })
+    }
+
+    /// Connects and applies pending migrations.
+    pub async fn connect(url: &str, pool_size: usize) -> Result<Store, StorageError> {
+        let store = Store::new(url, pool_size)?;
+        let mut client = store.client().await?;
+        let applied = migrations::migrate(&mut client).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "applied database migrations");
+        }
+        Ok(store)
+    }
+
+    pub(crate) async fn client(&self) -> Result<Object, StorageError> {
+        self.pool.get().await.map_err(|e| StorageError::Unavailable(e.to_string()))
+    }
+
+    /// Cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        let c = self.client().await?;
+        c.simple_query("SELECT 1").await.map_err(|source| StorageError::Query { context: "ping", source })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,81 @@
+//! Enrolled persons.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio_postgres::Row;
+
+use super::{Store, StorageError};
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Person {
+    pub id: i64,
+    pub name: String,
+    pub metadata: serde_json::Value,
+    pub faces: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+const SELECT: &str = "SELECT p.id, p.name, p.metadata, p.created_at,
+        (SELECT count(*) FROM face_embeddings e WHERE e.person_id = p.id) AS faces
+    FROM persons p";
+
+fn from_row(r: &Row) -> Person {
+    Person { id: r.get(0), name: r.get(1), metadata: r.get(2), created_at: r.get(3), faces: r.get(4) }
+}
+
+impl Store {
+    pub async fn create_person(&self, name: &str, metadata: &serde_json::Value) -> Result<Person, StorageError> {
+        let c = self.client().await?;
+        let row = c
+            .query_one(
+                "INSERT INTO persons (name, metadata) VALUES ($1, $2) RETURNING id, name, metadata, created_at, 0::bigint",
+                &[&name, metadata],
+            )
+            .await
+            .map_err(|source| StorageError::Query { context: "create person", source })?;
+        Ok(from_row(&row))
+    }
+
+    pub async fn person(&self, id: i64) -> Result<Option<Person>, StorageError> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(&format!("{SELECT} WHERE p.id = $1"), &[&id])
+            .await
+            .map_err(|source| StorageError::Query { context: "read person", source })?;
+        Ok(row.as_ref().map(from_row))
+    }
+
+    /// Persons whose name contains `search` (case-insensitive), by id.
+    pub async fn list_persons(&self, search: Option<&str>, limit: i64, offset: i64) -> Result<Vec<Person>, StorageError> {
+        let c = self.client().await?;
+        let pattern = search.map(|s| format!("%{}%", s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+        let rows = c
+            .query(
+                &format!("{SELECT} WHERE ($1::text IS NULL OR lower(p.name) LIKE $1) ORDER BY p.id LIMIT $2 OFFSET $3"),
+                &[&pattern, &limit, &offset],
+            )
+            .await
+            .map_err(|source| StorageError::Query { context: "list persons", source })?;
+        Ok(rows.iter().map(from_row).collect())
+    }
+
+    /// Deletes a person and (by cascade) their embeddings; false when there was no such person.
+    pub async fn delete_person(&self, id: i64) -> Result<bool, StorageError> {
+        let c = self.client().await?;
+        let n = c
+            .execute("DELETE FROM persons WHERE id = $1", &[&id])
+            .await
+            .map_err(|source| StorageError::Query { context: "delete person", source })?;
+        Ok(n > 0)
+    }
+
+    /// Names of the given persons, for labelling matches.
+    pub async fn person_names(&self, ids: &[i64]) -> Result<Vec<(i64, String)>, StorageError> {
+        let c = self.client().await?;
+        let rows = c
+            .query("SELECT id, name FROM persons WHERE id = ANY($1)", &[&ids])
+            .await
+            .map_err(|source| StorageError::Query { context: "read person names", source })?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}

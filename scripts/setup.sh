@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One-time (and idempotent, fast on re-run) set-up of everything Panoptes needs on Debian/Ubuntu:
+# system packages, ONNX Runtime's shared library, the face models, and the private PostgreSQL cluster.
+# Run as root or as a user with sudo.  PANOPTES_DATABASE_URL set => no private cluster is started.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+
+# ---- 1. system packages (nasm must precede the first build of openh264) --------------------------
+PKGS=(build-essential pkg-config nasm ffmpeg python3 python3-venv npm
+      postgresql gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+      gstreamer1.0-plugins-bad gir1.2-gst-rtsp-server-1.0 python3-gi)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# npm may come with Node.js from elsewhere (nodesource, nvm): then the Debian package is not needed.
+if command -v npm >/dev/null 2>&1; then missing=("${missing[@]/npm}"); fi
+missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# ---- 2. ONNX Runtime shared library from the PyPI wheel (no download at build or run time) -------
+scripts/onnxruntime.sh
+
+# ---- 3. models and test photos (pinned, converted, sha256-verified) ------------------------------
+models/fetch.sh
+
+# ---- 4. database ---------------------------------------------------------------------------------
+if [ -z "${PANOPTES_DATABASE_URL:-}" ]; then
+  echo "setup: private PostgreSQL at $(scripts/pg start)"
+fi
