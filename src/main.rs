@@ -1,1 +1,113 @@
-fn main(){}
+//! The `panoptes` binary.
+
+mod commands;
+mod context;
+mod settings;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::context::Context;
+use crate::settings::Settings;
+
+#[derive(Parser)]
+#[command(name = "panoptes", version, about = "Multi-camera face recognition engine")]
+struct Cli {
+    /// Configuration file (default: $PANOPTES_CONFIG, else config/panoptes.toml).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine and its HTTP API.
+    Serve,
+    /// Enroll a person from one or more photos (each must show exactly one face).
+    Enroll {
+        /// Name of the new person.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Add the photos to an existing person instead.
+        #[arg(long)]
+        person_id: Option<i64>,
+        #[arg(required = true)]
+        photos: Vec<PathBuf>,
+    },
+    /// Find every face in a photo and its best matches in the gallery.
+    Identify {
+        photo: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List or delete enrolled persons.
+    Persons {
+        #[command(subcommand)]
+        action: PersonsAction,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+#[derive(Subcommand)]
+enum PersonsAction {
+    List {
+        /// Only names containing this text.
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Delete { id: i64 },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,ort=warn,tokio_postgres=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    if let Command::Serve = cli.command {
+        return actix_web::rt::System::new().block_on(async move { commands::serve::run(Context::open(settings).await?).await });
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Serve => unreachable!("handled above"),
+            Command::Enroll { name, person_id, photos } => {
+                commands::enroll::run(Context::open(settings).await?, &name, person_id, &photos).await
+            }
+            Command::Identify { photo, json } => commands::identify::run(Context::open(settings).await?, &photo, json).await,
+            Command::Persons { action } => {
+                let store = panoptes_engine::storage::Store::connect(&settings.database_url()?, 2).await?;
+                match action {
+                    PersonsAction::List { search, json } => commands::persons::list(&store, search.as_deref(), json).await,
+                    PersonsAction::Delete { id } => commands::persons::delete(&store, id).await,
+                }
+            }
+            Command::Migrate => {
+                panoptes_engine::storage::Store::connect(&settings.database_url()?, 1).await?;
+                println!("database schema is at version {}", panoptes_engine::storage::migrations::latest_version());
+                Ok(())
+            }
+        }
+    })
+}

@@ -1,0 +1,4 @@
+pub mod enroll;
+pub mod identify;
+pub mod persons;
+pub mod serve;

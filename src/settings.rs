@@ -1,0 +1,188 @@
+//! Configuration: one TOML file (config/panoptes.toml by default) with environment overrides.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use panoptes_engine::enrollment::EnrollmentPolicy;
+use panoptes_engine::pipeline::PipelineConfig;
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub models: ModelSettings,
+    pub pipeline: PipelineConfig,
+    pub gallery: GallerySettings,
+    pub enrollment: EnrollmentPolicy,
+    pub api: ApiSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub pool_size: usize,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { url: String::new(), pool_size: 16 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSettings {
+    pub dir: PathBuf,
+    pub onnxruntime: PathBuf,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        Self { dir: "models/onnx".into(), onnxruntime: ".local/onnxruntime/libonnxruntime.so".into() }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GallerySettings {
+    /// Cosine similarity at or above which a face is taken to be the enrolled person.
+    pub match_threshold: f32,
+    pub top_k: usize,
+}
+
+impl Default for GallerySettings {
+    fn default() -> Self {
+        Self { match_threshold: 0.55, top_k: 5 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSettings {
+    pub listen: String,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8080".into() }
+    }
+}
+
+const DEFAULT_FILE: &str = "config/panoptes.toml";
+const PRIVATE_CLUSTER_PORT: &str = ".local/pg/port";
+
+impl Settings {
+    /// Reads the file (explicit path, else $PANOPTES_CONFIG, else config/panoptes.toml when present,
+    /// else built-in defaults), then applies environment overrides.
+    pub fn load(explicit: Option<&Path>) -> Result<Settings> {
+        let path = explicit.map(Path::to_path_buf).or_else(|| std::env::var_os("PANOPTES_CONFIG").map(PathBuf::from));
+        let mut doc: toml::Table = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+                text.parse().with_context(|| format!("parsing config file {}", p.display()))?
+            }
+            None if Path::new(DEFAULT_FILE).is_file() => std::fs::read_to_string(DEFAULT_FILE)?
+                .parse()
+                .with_context(|| format!("parsing config file {DEFAULT_FILE}"))?,
+            None => toml::Table::new(),
+        };
+        apply_env(&mut doc, std::env::vars())?;
+        let settings: Settings = toml::Value::Table(doc)
+            .try_into()
+            .context("invalid configuration (a key is unknown or a value has the wrong type)")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(-1.0..=1.0).contains(&self.gallery.match_threshold) {
+            bail!("gallery.match_threshold must be between -1 and 1, got {}", self.gallery.match_threshold);
+        }
+        if self.gallery.top_k == 0 {
+            bail!("gallery.top_k must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The database URL: configured, or the private cluster of scripts/pg.
+    pub fn database_url(&self) -> Result<String> {
+        if !self.database.url.is_empty() {
+            return Ok(self.database.url.clone());
+        }
+        match std::fs::read_to_string(PRIVATE_CLUSTER_PORT) {
+            Ok(port) => Ok(format!("postgresql://postgres@127.0.0.1:{}/panoptes", port.trim())),
+            Err(_) => bail!("no database configured: set PANOPTES_DATABASE_URL (or database.url) or start the private cluster with scripts/pg start"),
+        }
+    }
+}
+
+/// Applies PANOPTES_A__B__C=value as a.b.c = value (value read as a TOML literal, else as a string).
+fn apply_env(doc: &mut toml::Table, vars: impl Iterator<Item = (String, String)>) -> Result<()> {
+    for (key, raw) in vars {
+        let path: Vec<String> = if key == "PANOPTES_DATABASE_URL" {
+            vec!["database".into(), "url".into()]
+        } else if let Some(rest) = key.strip_prefix("PANOPTES_") {
+            if !rest.contains("__") {
+                continue; // PANOPTES_CONFIG, PANOPTES_PG_DIR, … are not settings
+            }
+            rest.split("__").map(|s| s.to_ascii_lowercase()).collect()
+        } else {
+            continue;
+        };
+        let value = format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(raw.clone()));
+        let (last, parents) = path.split_last().context("empty override")?;
+        let mut table = &mut *doc;
+        for p in parents {
+            let entry = table.entry(p.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = match entry {
+                toml::Value::Table(t) => t,
+                _ => bail!("environment override {key}: {p} is not a section"),
+            };
+        }
+        table.insert(last.clone(), value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_reach_nested_keys_with_typed_values() {
+        let mut doc: toml::Table = "[gallery]\nmatch_threshold = 0.55\n".parse().unwrap();
+        let vars = [
+            ("PANOPTES_GALLERY__MATCH_THRESHOLD".to_string(), "0.6".to_string()),
+            ("PANOPTES_PIPELINE__DETECTOR__MODEL".to_string(), "back".to_string()),
+            ("PANOPTES_DATABASE_URL".to_string(), "postgresql://x@h/db".to_string()),
+            ("PANOPTES_PG_DIR".to_string(), "/tmp".to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+        ];
+        apply_env(&mut doc, vars.into_iter()).unwrap();
+        let s: Settings = toml::Value::Table(doc).try_into().unwrap();
+        assert_eq!(s.gallery.match_threshold, 0.6);
+        assert_eq!(s.pipeline.detector.model, panoptes_engine::detect::DetectorModel::Back);
+        assert_eq!(s.database.url, "postgresql://x@h/db");
+    }
+
+    #[test]
+    fn the_shipped_config_file_parses_and_matches_the_defaults() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/panoptes.toml")).unwrap();
+        let s: Settings = toml::from_str(&text).unwrap();
+        let d = Settings::default();
+        assert_eq!(s.gallery.match_threshold, d.gallery.match_threshold);
+        assert_eq!(s.api.listen, d.api.listen);
+        assert_eq!(s.pipeline.detector.tiling.tile_size, d.pipeline.detector.tiling.tile_size);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<Settings>("[gallery]\nmatch_treshold = 0.5\n").is_err());
+    }
+}
