@@ -83,9 +83,7 @@ pub fn decode_rgb(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, ImageE
         Ok(d) => d,
         Err(image::ImageError::Limits(_)) => {
             // Re-read just the header to report the real size.
-            let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
-                .into_dimensions()
-                .unwrap_or((0, 0));
+            let (width, height) = header_dimensions(bytes, format).unwrap_or((0, 0));
             return Err(ImageError::DimensionsTooLarge {
                 width,
                 height,
@@ -113,6 +111,22 @@ pub fn decode_rgb(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, ImageE
     let mut img = image::DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     img.apply_orientation(orientation);
     Ok(img.into_rgb8())
+}
+
+/// Size from the header alone: PNG's IHDR sits at a fixed offset; JPEG's frame header is found by the
+/// decoder without allocating pixels.
+fn header_dimensions(bytes: &[u8], format: ImageFormat) -> Option<(u32, u32)> {
+    if format == ImageFormat::Png {
+        let ihdr = bytes.get(12..24)?;
+        if &ihdr[..4] != b"IHDR" {
+            return None;
+        }
+        let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        return Some((be(&ihdr[4..8]), be(&ihdr[8..12])));
+    }
+    let mut header = ImageReader::with_format(Cursor::new(bytes), format);
+    header.no_limits();
+    header.into_dimensions().ok()
 }
 
 /// True when an end-of-image marker (FF D9) follows the last start-of-scan (FF DA). Entropy-coded data
