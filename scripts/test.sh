@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: set-up (packages, ONNX Runtime, models, PostgreSQL), then
+# every unit and integration test on the real components. `.ci/run` calls exactly this.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+
+PANOPTES_DATABASE_URL= scripts/setup.sh
+
+# Tests create and use their own databases on the private cluster (they need CREATE DATABASE rights).
+url="$(scripts/pg start)"
+export PANOPTES_TEST_DATABASE_URL="${PANOPTES_TEST_DATABASE_URL:-${url%/*}/postgres}"
+# Databases left by earlier runs.
+psql "$PANOPTES_TEST_DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'panoptes_test_%'" \
+  | while read -r db; do [ -n "$db" ] && psql "$PANOPTES_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" ; done
+
+cargo test --workspace --locked "$@"
