@@ -1,1 +1,84 @@
-fn main(){}
+//! Per-stage cost of the face pipeline on real photos and real models (ONNX Runtime on the CPU, 2
+//! intra-op threads as configured by default). Needs scripts/setup.sh to have fetched the models.
+//! cargo bench -p panoptes-engine --bench pipeline
+
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use panoptes_engine::align::{align_with_keypoints, mesh::MeshRefiner};
+use panoptes_engine::detect::{DetectorConfig, DetectorModel, FaceDetector};
+use panoptes_engine::embed::Embedder;
+use panoptes_engine::image_input::{decode_rgb, ImageLimits};
+use panoptes_engine::runtime::{Runtime, SessionSettings};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn photo(name: &str) -> image::RgbImage {
+    let bytes = std::fs::read(root().join("tests/data/photos").join(name))
+        .expect("test photos: run scripts/setup.sh");
+    decode_rgb(&bytes, &ImageLimits::default()).expect("decode")
+}
+
+fn stages(c: &mut Criterion) {
+    let rt = Runtime::load(&root().join(".local/onnxruntime/libonnxruntime.so"))
+        .expect("ONNX Runtime: run scripts/setup.sh");
+    let models = root().join("models/onnx");
+    let settings = SessionSettings::default();
+    let t1 = photo("t1.jpg");
+    let obama = photo("obama2.jpg");
+    let jpeg = std::fs::read(root().join("tests/data/photos/obama2.jpg")).expect("photo");
+
+    let mut g = c.benchmark_group("pipeline");
+    g.sample_size(30);
+    g.bench_function("decode_jpeg_obama2_960x720", |b| {
+        b.iter(|| decode_rgb(&jpeg, &ImageLimits::default()).expect("decode"))
+    });
+
+    for model in [DetectorModel::FullRange, DetectorModel::Back] {
+        let mut det = FaceDetector::load(
+            &rt,
+            &models,
+            DetectorConfig {
+                model,
+                ..Default::default()
+            },
+            &settings,
+        )
+        .expect("detector");
+        g.bench_function(format!("detect_{model:?}_t1_1280x886"), |b| {
+            b.iter(|| det.detect(&t1).expect("detect"))
+        });
+    }
+    let mut batched =
+        FaceDetector::load(&rt, &models, DetectorConfig::default(), &settings).expect("detector");
+    g.bench_function("detect_FullRange_batch4_per_batch", |b| {
+        b.iter(|| {
+            batched
+                .detect_batch(&[&t1, &obama, &t1, &obama])
+                .expect("detect")
+        })
+    });
+
+    let mut det =
+        FaceDetector::load(&rt, &models, DetectorConfig::default(), &settings).expect("detector");
+    let face = det.detect(&obama).expect("detect")[0];
+    g.bench_function("align_keypoints_112", |b| {
+        b.iter(|| align_with_keypoints(&obama, &face).expect("align"))
+    });
+    let mut mesh = MeshRefiner::load(&rt, &models, &settings).expect("mesh");
+    g.bench_function("align_mesh_refine", |b| {
+        b.iter(|| mesh.refine(&obama, &face).expect("mesh"))
+    });
+
+    let crop = align_with_keypoints(&obama, &face).expect("align").image;
+    let mut emb = Embedder::load(&rt, &models, &settings).expect("embedder");
+    g.bench_function("embed_mobilefacenet_1", |b| {
+        b.iter(|| emb.embed(&[&crop]).expect("embed"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);

@@ -40,7 +40,13 @@ const BLOCK: usize = 512;
 
 impl Gallery {
     pub fn new(model: ModelId, dim: usize) -> Self {
-        Self { model, dim, data: Vec::new(), entries: Vec::new(), row_of: HashMap::new() }
+        Self {
+            model,
+            dim,
+            data: Vec::new(),
+            entries: Vec::new(),
+            row_of: HashMap::new(),
+        }
     }
 
     pub fn model(&self) -> &ModelId {
@@ -61,9 +67,17 @@ impl Gallery {
     }
 
     /// Adds (or replaces) an embedding.
-    pub fn insert(&mut self, embedding_id: i64, person_id: i64, vector: &[f32]) -> Result<(), GalleryError> {
+    pub fn insert(
+        &mut self,
+        embedding_id: i64,
+        person_id: i64,
+        vector: &[f32],
+    ) -> Result<(), GalleryError> {
         if vector.len() != self.dim {
-            return Err(GalleryError::Dimension { expected: self.dim, got: vector.len() });
+            return Err(GalleryError::Dimension {
+                expected: self.dim,
+                got: vector.len(),
+            });
         }
         if vector.iter().any(|v| !v.is_finite()) {
             return Err(GalleryError::NonFinite);
@@ -74,7 +88,10 @@ impl Gallery {
             return Ok(());
         }
         self.row_of.insert(embedding_id, self.entries.len());
-        self.entries.push(Entry { embedding_id, person_id });
+        self.entries.push(Entry {
+            embedding_id,
+            person_id,
+        });
         self.data.extend_from_slice(vector);
         Ok(())
     }
@@ -85,7 +102,8 @@ impl Gallery {
         let removed = self.entries.swap_remove(row);
         self.row_of.remove(&removed.embedding_id);
         if row != last {
-            self.data.copy_within(last * self.dim..(last + 1) * self.dim, row * self.dim);
+            self.data
+                .copy_within(last * self.dim..(last + 1) * self.dim, row * self.dim);
             self.row_of.insert(self.entries[row].embedding_id, row);
         }
         self.data.truncate(last * self.dim);
@@ -119,7 +137,10 @@ impl Gallery {
     /// The `k` best-scoring distinct persons for a unit-length query, best first.
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Match>, GalleryError> {
         if query.len() != self.dim {
-            return Err(GalleryError::Dimension { expected: self.dim, got: query.len() });
+            return Err(GalleryError::Dimension {
+                expected: self.dim,
+                got: query.len(),
+            });
         }
         let mut top = TopK::new(k);
         let mut scores = [0.0f32; BLOCK];
@@ -129,7 +150,11 @@ impl Gallery {
             for (i, &score) in scores[..n].iter().enumerate() {
                 if score > top.floor() {
                     let e = self.entries[b * BLOCK + i];
-                    top.offer(Match { person_id: e.person_id, embedding_id: e.embedding_id, score });
+                    top.offer(Match {
+                        person_id: e.person_id,
+                        embedding_id: e.embedding_id,
+                        score,
+                    });
                 }
             }
         }
@@ -145,7 +170,10 @@ struct TopK {
 
 impl TopK {
     fn new(k: usize) -> Self {
-        Self { k, items: Vec::with_capacity(k + 1) }
+        Self {
+            k,
+            items: Vec::with_capacity(k + 1),
+        }
     }
 
     /// Score a candidate must beat to change the result.
@@ -180,7 +208,10 @@ impl TopK {
 fn dots(query: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if dim % 8 == 0 && std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if dim.is_multiple_of(8)
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
             // SAFETY: the CPU supports AVX2 and FMA (checked above); slices bound every access.
             unsafe { dots_avx2(query, rows, dim, out) };
             return;
@@ -196,14 +227,31 @@ fn dots(query: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
 unsafe fn dots_avx2(query: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
     use std::arch::x86_64::*;
     for (row, o) in rows.chunks_exact(dim).zip(out.iter_mut()) {
-        let (mut a0, mut a1, mut a2, mut a3) = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+        let (mut a0, mut a1, mut a2, mut a3) = (
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+        );
         let (r, q) = (row.as_ptr(), query.as_ptr());
         let mut i = 0;
         while i + 32 <= dim {
             a0 = _mm256_fmadd_ps(_mm256_loadu_ps(r.add(i)), _mm256_loadu_ps(q.add(i)), a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(r.add(i + 8)), _mm256_loadu_ps(q.add(i + 8)), a1);
-            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(r.add(i + 16)), _mm256_loadu_ps(q.add(i + 16)), a2);
-            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(r.add(i + 24)), _mm256_loadu_ps(q.add(i + 24)), a3);
+            a1 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(r.add(i + 8)),
+                _mm256_loadu_ps(q.add(i + 8)),
+                a1,
+            );
+            a2 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(r.add(i + 16)),
+                _mm256_loadu_ps(q.add(i + 16)),
+                a2,
+            );
+            a3 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(r.add(i + 24)),
+                _mm256_loadu_ps(q.add(i + 24)),
+                a3,
+            );
             i += 32;
         }
         while i + 8 <= dim {
@@ -225,7 +273,10 @@ mod tests {
     use super::*;
 
     fn model() -> ModelId {
-        ModelId { name: "test".into(), version: "0".into() }
+        ModelId {
+            name: "test".into(),
+            version: "0".into(),
+        }
     }
 
     fn unit(dim: usize, hot: usize) -> Vec<f32> {
@@ -245,7 +296,10 @@ mod tests {
         g.insert(3, 200, &mixed).unwrap();
         let m = g.search(&unit(16, 0), 5).unwrap();
         assert_eq!(m.len(), 2);
-        assert_eq!((m[0].person_id, m[0].embedding_id, m[0].score), (100, 1, 1.0));
+        assert_eq!(
+            (m[0].person_id, m[0].embedding_id, m[0].score),
+            (100, 1, 1.0)
+        );
         assert_eq!(m[1].person_id, 200);
         assert!((m[1].score - 0.6).abs() < 1e-6);
     }
@@ -253,8 +307,12 @@ mod tests {
     #[test]
     fn simd_and_scalar_agree_on_random_vectors() {
         let dim = 192;
-        let rows: Vec<f32> = (0..dim * 37).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
-        let q: Vec<f32> = (0..dim).map(|i| ((i * 104729 % 1000) as f32 / 500.0) - 1.0).collect();
+        let rows: Vec<f32> = (0..dim * 37)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+            .collect();
+        let q: Vec<f32> = (0..dim)
+            .map(|i| ((i * 104729 % 1000) as f32 / 500.0) - 1.0)
+            .collect();
         let mut fast = vec![0.0; 37];
         dots(&q, &rows, dim, &mut fast);
         for (r, f) in rows.chunks_exact(dim).zip(&fast) {
@@ -284,8 +342,17 @@ mod tests {
     #[test]
     fn wrong_dimension_and_non_finite_are_rejected() {
         let mut g = Gallery::new(model(), 4);
-        assert_eq!(g.insert(1, 1, &[1.0; 3]), Err(GalleryError::Dimension { expected: 4, got: 3 }));
-        assert_eq!(g.insert(1, 1, &[f32::NAN, 0.0, 0.0, 0.0]), Err(GalleryError::NonFinite));
+        assert_eq!(
+            g.insert(1, 1, &[1.0; 3]),
+            Err(GalleryError::Dimension {
+                expected: 4,
+                got: 3
+            })
+        );
+        assert_eq!(
+            g.insert(1, 1, &[f32::NAN, 0.0, 0.0, 0.0]),
+            Err(GalleryError::NonFinite)
+        );
         assert!(g.search(&[1.0; 5], 1).is_err());
         assert!(g.search(&[1.0; 4], 3).unwrap().is_empty());
     }

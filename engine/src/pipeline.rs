@@ -44,9 +44,18 @@ pub struct FacePipeline {
 }
 
 impl FacePipeline {
-    pub fn load(runtime: &Runtime, models_dir: &Path, config: &PipelineConfig) -> Result<Self, ModelError> {
+    pub fn load(
+        runtime: &Runtime,
+        models_dir: &Path,
+        config: &PipelineConfig,
+    ) -> Result<Self, ModelError> {
         Ok(Self {
-            detector: FaceDetector::load(runtime, models_dir, config.detector.clone(), &config.session)?,
+            detector: FaceDetector::load(
+                runtime,
+                models_dir,
+                config.detector.clone(),
+                &config.session,
+            )?,
             aligner: Aligner::load(runtime, models_dir, &config.align, &config.session)?,
             embedder: Embedder::load(runtime, models_dir, &config.session)?,
             limits: config.images.clone(),
@@ -80,7 +89,15 @@ impl FacePipeline {
         }
         let crops: Vec<&RgbImage> = aligned.iter().map(|(_, a)| &a.image).collect();
         let embeddings = self.embedder.embed(&crops)?;
-        Ok(aligned.into_iter().zip(embeddings).map(|((face, aligned), embedding)| AnalyzedFace { face, aligned, embedding }).collect())
+        Ok(aligned
+            .into_iter()
+            .zip(embeddings)
+            .map(|((face, aligned), embedding)| AnalyzedFace {
+                face,
+                aligned,
+                embedding,
+            })
+            .collect())
     }
 
     pub fn analyze_bytes(&mut self, bytes: &[u8]) -> Result<Vec<AnalyzedFace>, PipelineError> {

@@ -52,10 +52,20 @@ impl DetectorModel {
 
     fn anchor_layers(self) -> &'static [AnchorLayer] {
         match self {
-            DetectorModel::FullRange => &[AnchorLayer { grid: 48, per_cell: 1 }],
-            DetectorModel::Back | DetectorModel::ShortRange => {
-                &[AnchorLayer { grid: 16, per_cell: 2 }, AnchorLayer { grid: 8, per_cell: 6 }]
-            }
+            DetectorModel::FullRange => &[AnchorLayer {
+                grid: 48,
+                per_cell: 1,
+            }],
+            DetectorModel::Back | DetectorModel::ShortRange => &[
+                AnchorLayer {
+                    grid: 16,
+                    per_cell: 2,
+                },
+                AnchorLayer {
+                    grid: 8,
+                    per_cell: 6,
+                },
+            ],
         }
     }
 }
@@ -108,15 +118,32 @@ pub struct FaceDetector {
 const MODEL: &str = "face detector";
 
 impl FaceDetector {
-    pub fn load(runtime: &Runtime, models_dir: &Path, config: DetectorConfig, settings: &SessionSettings) -> Result<Self, ModelError> {
+    pub fn load(
+        runtime: &Runtime,
+        models_dir: &Path,
+        config: DetectorConfig,
+        settings: &SessionSettings,
+    ) -> Result<Self, ModelError> {
         let path = models_dir.join(config.model.file_name());
         let session = runtime.session(&path, settings)?;
         let input = io_name(&session, false, 0, MODEL)?;
         // The converted models name their outputs differently; the regressor output is the 16-wide one.
-        let (a, b) = (io_name(&session, true, 0, MODEL)?, io_name(&session, true, 1, MODEL)?);
+        let (a, b) = (
+            io_name(&session, true, 0, MODEL)?,
+            io_name(&session, true, 1, MODEL)?,
+        );
         let (regressors, classifiers) = if a.contains("class") { (b, a) } else { (a, b) };
         let anchors = anchor_centres(config.model.anchor_layers());
-        Ok(Self { session, config, anchors, input, regressors, classifiers, resizer: Resizer::new(), tensor: Vec::new() })
+        Ok(Self {
+            session,
+            config,
+            anchors,
+            input,
+            regressors,
+            classifiers,
+            resizer: Resizer::new(),
+            tensor: Vec::new(),
+        })
     }
 
     pub fn config(&self) -> &DetectorConfig {
@@ -135,40 +162,84 @@ impl FaceDetector {
             if img.width() == 0 || img.height() == 0 {
                 continue;
             }
-            jobs.extend(views(img.width(), img.height(), &self.config.tiling).into_iter().map(|v| (i, v)));
+            jobs.extend(
+                views(img.width(), img.height(), &self.config.tiling)
+                    .into_iter()
+                    .map(|v| (i, v)),
+            );
         }
         let mut candidates: Vec<Vec<Face>> = vec![Vec::new(); images.len()];
         for chunk in jobs.chunks(self.config.max_batch.max(1)) {
             self.run_chunk(images, chunk, &mut candidates)?;
         }
-        Ok(candidates.into_iter().map(|c| nms::weighted_nms(c, self.config.nms_iou)).collect())
+        Ok(candidates
+            .into_iter()
+            .map(|c| nms::weighted_nms(c, self.config.nms_iou))
+            .collect())
     }
 
-    fn run_chunk(&mut self, images: &[&RgbImage], chunk: &[(usize, View)], out: &mut [Vec<Face>]) -> Result<(), ModelError> {
+    fn run_chunk(
+        &mut self,
+        images: &[&RgbImage],
+        chunk: &[(usize, View)],
+        out: &mut [Vec<Face>],
+    ) -> Result<(), ModelError> {
         let side = self.config.model.input_side();
         let per = (3 * side * side) as usize;
         self.tensor.resize(per * chunk.len(), 0.0);
         let mut placements = Vec::with_capacity(chunk.len());
         for (k, (i, view)) in chunk.iter().enumerate() {
-            let p = letterbox_into(&mut self.resizer, images[*i], *view, side, &mut self.tensor[k * per..(k + 1) * per])
-                .map_err(|message| ModelError::Inference { model: MODEL, message })?;
+            let p = letterbox_into(
+                &mut self.resizer,
+                images[*i],
+                *view,
+                side,
+                &mut self.tensor[k * per..(k + 1) * per],
+            )
+            .map_err(|message| ModelError::Inference {
+                model: MODEL,
+                message,
+            })?;
             placements.push(p);
         }
-        let infer_err = |e: ort::Error| ModelError::Inference { model: MODEL, message: e.to_string() };
-        let input = TensorRef::from_array_view(([chunk.len(), 3, side as usize, side as usize], &self.tensor[..]))
+        let infer_err = |e: ort::Error| ModelError::Inference {
+            model: MODEL,
+            message: e.to_string(),
+        };
+        let input = TensorRef::from_array_view((
+            [chunk.len(), 3, side as usize, side as usize],
+            &self.tensor[..],
+        ))
+        .map_err(infer_err)?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input.as_str() => input])
             .map_err(infer_err)?;
-        let outputs = self.session.run(ort::inputs![self.input.as_str() => input]).map_err(infer_err)?;
-        let (_, reg) = outputs[self.regressors.as_str()].try_extract_tensor::<f32>().map_err(infer_err)?;
-        let (_, cls) = outputs[self.classifiers.as_str()].try_extract_tensor::<f32>().map_err(infer_err)?;
+        let (_, reg) = outputs[self.regressors.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(infer_err)?;
+        let (_, cls) = outputs[self.classifiers.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(infer_err)?;
         let n = self.anchors.len();
         if reg.len() != chunk.len() * n * 16 || cls.len() != chunk.len() * n {
             return Err(ModelError::Interface {
                 model: MODEL.into(),
-                message: format!("expected {} anchors × 16 regressors, got {} values", n, reg.len() / chunk.len().max(1)),
+                message: format!(
+                    "expected {} anchors × 16 regressors, got {} values",
+                    n,
+                    reg.len() / chunk.len().max(1)
+                ),
             });
         }
         for (k, ((i, view), placement)) in chunk.iter().zip(&placements).enumerate() {
-            let faces = decode(&reg[k * n * 16..(k + 1) * n * 16], &cls[k * n..(k + 1) * n], &self.anchors, side as f32, self.config.score_threshold);
+            let faces = decode(
+                &reg[k * n * 16..(k + 1) * n * 16],
+                &cls[k * n..(k + 1) * n],
+                &self.anchors,
+                side as f32,
+                self.config.score_threshold,
+            );
             let img = images[*i];
             for f in faces {
                 let face = to_image_coords(&f, placement);
@@ -195,9 +266,21 @@ pub fn decode(reg: &[f32], cls: &[f32], anchors: &[Point], side: f32, threshold:
         let (w, h) = (r[2] / side, r[3] / side);
         let mut keypoints = [Point::default(); 6];
         for (k, kp) in keypoints.iter_mut().enumerate() {
-            *kp = Point::new(r[4 + 2 * k] / side + anchor.x, r[5 + 2 * k] / side + anchor.y);
+            *kp = Point::new(
+                r[4 + 2 * k] / side + anchor.x,
+                r[5 + 2 * k] / side + anchor.y,
+            );
         }
-        out.push(Face { bbox: BBox { x: cx - w / 2.0, y: cy - h / 2.0, width: w, height: h }, score, keypoints });
+        out.push(Face {
+            bbox: BBox {
+                x: cx - w / 2.0,
+                y: cy - h / 2.0,
+                width: w,
+                height: h,
+            },
+            score,
+            keypoints,
+        });
     }
     out
 }
@@ -205,7 +288,11 @@ pub fn decode(reg: &[f32], cls: &[f32], anchors: &[Point], side: f32, threshold:
 fn to_image_coords(f: &Face, p: &Placement) -> Face {
     let tl = p.to_image(Point::new(f.bbox.x, f.bbox.y));
     let br = p.to_image(Point::new(f.bbox.right(), f.bbox.bottom()));
-    Face { bbox: BBox::from_corners(tl.x, tl.y, br.x, br.y), score: f.score, keypoints: f.keypoints.map(|k| p.to_image(k)) }
+    Face {
+        bbox: BBox::from_corners(tl.x, tl.y, br.x, br.y),
+        score: f.score,
+        keypoints: f.keypoints.map(|k| p.to_image(k)),
+    }
 }
 
 /// A face touching a tile border that is not also the image border is cut by the tile; the overlapping
@@ -254,13 +341,33 @@ mod tests {
 
     #[test]
     fn faces_cut_by_inner_tile_edges_are_dropped() {
-        let tile = View { x: 100, y: 0, width: 200, height: 200 };
-        let inside = BBox { x: 150.0, y: 50.0, width: 40.0, height: 40.0 };
+        let tile = View {
+            x: 100,
+            y: 0,
+            width: 200,
+            height: 200,
+        };
+        let inside = BBox {
+            x: 150.0,
+            y: 50.0,
+            width: 40.0,
+            height: 40.0,
+        };
         let cut = BBox { x: 280.0, ..inside };
         assert!(!is_tile_edge_cut(&inside, tile, 1000, 200));
         assert!(is_tile_edge_cut(&cut, tile, 1000, 200));
         // the image's own border is not a cut
         let edge = BBox { x: 0.0, ..inside };
-        assert!(!is_tile_edge_cut(&edge, View { x: 0, y: 0, width: 200, height: 200 }, 1000, 200));
+        assert!(!is_tile_edge_cut(
+            &edge,
+            View {
+                x: 0,
+                y: 0,
+                width: 200,
+                height: 200
+            },
+            1000,
+            200
+        ));
     }
 }

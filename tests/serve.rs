@@ -1,0 +1,93 @@
+//! `panoptes serve` starts, answers /healthz and /readyz, and stops on SIGTERM.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split(' ').nth(1)?.parse().ok()?;
+    let body = buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    Some((status, body))
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn serve_reports_health_and_readiness_and_stops_on_sigterm() {
+    let db = common::fresh_database().await;
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_panoptes"))
+        .current_dir(common::root())
+        .env("PANOPTES_DATABASE_URL", &db)
+        .env("PANOPTES_API__LISTEN", format!("\"127.0.0.1:{port}\""))
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start panoptes serve");
+    let mut server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let health = loop {
+        if let Some(r) = get(port, "/healthz") {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "serve did not come up");
+        assert!(server.0.try_wait().unwrap().is_none(), "serve exited early");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(health.0, 200);
+    let (status, body) = get(port, "/readyz").expect("readyz");
+    assert_eq!(status, 200, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["database"], "ok");
+    assert_eq!(ready["gallery_embeddings"], 0);
+    assert!(ready["embedder"]
+        .as_str()
+        .unwrap()
+        .starts_with("mobilefacenet@"));
+
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop within 15 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
