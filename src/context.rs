@@ -34,12 +34,7 @@ impl Context {
             .with_context(|| format!("connecting to the database at {}", redact_url(&url)))?;
         let gallery = load_gallery(&store, &pipeline).await?;
         tracing::info!(embeddings = gallery.len(), model = %gallery.model(), "gallery loaded");
-        Ok(Context {
-            settings,
-            pipeline,
-            store,
-            gallery: Arc::new(RwLock::new(gallery)),
-        })
+        Ok(Context { settings, pipeline, store, gallery: Arc::new(RwLock::new(gallery)) })
     }
 }
 
@@ -63,10 +58,7 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact_url("postgresql://u:secret@h:5432/db"),
-            "postgresql://u:***@h:5432/db"
-        );
+        assert_eq!(redact_url("postgresql://u:secret@h:5432/db"), "postgresql://u:***@h:5432/db");
         assert_eq!(redact_url("postgresql://u@h/db"), "postgresql://u@h/db");
         assert_eq!(redact_url("host=/tmp"), "host=/tmp");
     }

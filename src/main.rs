@@ -14,11 +14,7 @@ use crate::context::Context;
 use crate::settings::Settings;
 
 #[derive(Parser)]
-#[command(
-    name = "panoptes",
-    version,
-    about = "Multi-camera face recognition engine"
-)]
+#[command(name = "panoptes", version, about = "Multi-camera face recognition engine")]
 struct Cli {
     /// Configuration file (default: $PANOPTES_CONFIG, else config/panoptes.toml).
     #[arg(long, global = true)]
@@ -96,27 +92,18 @@ fn run(cli: Cli) -> Result<()> {
         return actix_web::rt::System::new()
             .block_on(async move { commands::serve::run(Context::open(settings).await?).await });
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async move {
         match cli.command {
             Command::Serve => unreachable!("handled above"),
-            Command::Enroll {
-                name,
-                person_id,
-                photos,
-            } => {
-                commands::enroll::run(Context::open(settings).await?, &name, person_id, &photos)
-                    .await
+            Command::Enroll { name, person_id, photos } => {
+                commands::enroll::run(Context::open(settings).await?, &name, person_id, &photos).await
             }
             Command::Identify { photo, json } => {
                 commands::identify::run(Context::open(settings).await?, &photo, json).await
             }
             Command::Persons { action } => {
-                let store =
-                    panoptes_engine::storage::Store::connect(&settings.database_url()?, 2).await?;
+                let store = panoptes_engine::storage::Store::connect(&settings.database_url()?, 2).await?;
                 match action {
                     PersonsAction::List { search, json } => {
                         commands::persons::list(&store, search.as_deref(), json).await
@@ -126,10 +113,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Command::Migrate => {
                 panoptes_engine::storage::Store::connect(&settings.database_url()?, 1).await?;
-                println!(
-                    "database schema is at version {}",
-                    panoptes_engine::storage::migrations::latest_version()
-                );
+                println!("database schema is at version {}", panoptes_engine::storage::migrations::latest_version());
                 Ok(())
             }
         }

@@ -27,10 +27,7 @@ pub struct DatabaseSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self {
-            url: String::new(),
-            pool_size: 16,
-        }
+        Self { url: String::new(), pool_size: 16 }
     }
 }
 
@@ -43,10 +40,7 @@ pub struct ModelSettings {
 
 impl Default for ModelSettings {
     fn default() -> Self {
-        Self {
-            dir: "models/onnx".into(),
-            onnxruntime: ".local/onnxruntime/libonnxruntime.so".into(),
-        }
+        Self { dir: "models/onnx".into(), onnxruntime: ".local/onnxruntime/libonnxruntime.so".into() }
     }
 }
 
@@ -60,10 +54,7 @@ pub struct GallerySettings {
 
 impl Default for GallerySettings {
     fn default() -> Self {
-        Self {
-            match_threshold: 0.55,
-            top_k: 5,
-        }
+        Self { match_threshold: 0.55, top_k: 5 }
     }
 }
 
@@ -75,9 +66,7 @@ pub struct ApiSettings {
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:8080".into(),
-        }
+        Self { listen: "127.0.0.1:8080".into() }
     }
 }
 
@@ -88,15 +77,12 @@ impl Settings {
     /// Reads the file (explicit path, else $PANOPTES_CONFIG, else config/panoptes.toml when present,
     /// else built-in defaults), then applies environment overrides.
     pub fn load(explicit: Option<&Path>) -> Result<Settings> {
-        let path = explicit
-            .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os("PANOPTES_CONFIG").map(PathBuf::from));
+        let path = explicit.map(Path::to_path_buf).or_else(|| std::env::var_os("PANOPTES_CONFIG").map(PathBuf::from));
         let mut doc: toml::Table = match &path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading config file {}", p.display()))?;
-                text.parse()
-                    .with_context(|| format!("parsing config file {}", p.display()))?
+                let text =
+                    std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+                text.parse().with_context(|| format!("parsing config file {}", p.display()))?
             }
             None if Path::new(DEFAULT_FILE).is_file() => std::fs::read_to_string(DEFAULT_FILE)?
                 .parse()
@@ -113,10 +99,7 @@ impl Settings {
 
     fn validate(&self) -> Result<()> {
         if !(-1.0..=1.0).contains(&self.gallery.match_threshold) {
-            bail!(
-                "gallery.match_threshold must be between -1 and 1, got {}",
-                self.gallery.match_threshold
-            );
+            bail!("gallery.match_threshold must be between -1 and 1, got {}", self.gallery.match_threshold);
         }
         if self.gallery.top_k == 0 {
             bail!("gallery.top_k must be at least 1");
@@ -157,9 +140,7 @@ fn apply_env(doc: &mut toml::Table, vars: impl Iterator<Item = (String, String)>
         let (last, parents) = path.split_last().context("empty override")?;
         let mut table = &mut *doc;
         for p in parents {
-            let entry = table
-                .entry(p.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = table.entry(p.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
             table = match entry {
                 toml::Value::Table(t) => t,
                 _ => bail!("environment override {key}: {p} is not a section"),
@@ -178,44 +159,27 @@ mod tests {
     fn env_overrides_reach_nested_keys_with_typed_values() {
         let mut doc: toml::Table = "[gallery]\nmatch_threshold = 0.55\n".parse().unwrap();
         let vars = [
-            (
-                "PANOPTES_GALLERY__MATCH_THRESHOLD".to_string(),
-                "0.6".to_string(),
-            ),
-            (
-                "PANOPTES_PIPELINE__DETECTOR__MODEL".to_string(),
-                "back".to_string(),
-            ),
-            (
-                "PANOPTES_DATABASE_URL".to_string(),
-                "postgresql://x@h/db".to_string(),
-            ),
+            ("PANOPTES_GALLERY__MATCH_THRESHOLD".to_string(), "0.6".to_string()),
+            ("PANOPTES_PIPELINE__DETECTOR__MODEL".to_string(), "back".to_string()),
+            ("PANOPTES_DATABASE_URL".to_string(), "postgresql://x@h/db".to_string()),
             ("PANOPTES_PG_DIR".to_string(), "/tmp".to_string()),
             ("HOME".to_string(), "/root".to_string()),
         ];
         apply_env(&mut doc, vars.into_iter()).unwrap();
         let s: Settings = toml::Value::Table(doc).try_into().unwrap();
         assert_eq!(s.gallery.match_threshold, 0.6);
-        assert_eq!(
-            s.pipeline.detector.model,
-            panoptes_engine::detect::DetectorModel::Back
-        );
+        assert_eq!(s.pipeline.detector.model, panoptes_engine::detect::DetectorModel::Back);
         assert_eq!(s.database.url, "postgresql://x@h/db");
     }
 
     #[test]
     fn the_shipped_config_file_parses_and_matches_the_defaults() {
-        let text =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/panoptes.toml"))
-                .unwrap();
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/panoptes.toml")).unwrap();
         let s: Settings = toml::from_str(&text).unwrap();
         let d = Settings::default();
         assert_eq!(s.gallery.match_threshold, d.gallery.match_threshold);
         assert_eq!(s.api.listen, d.api.listen);
-        assert_eq!(
-            s.pipeline.detector.tiling.tile_size,
-            d.pipeline.detector.tiling.tile_size
-        );
+        assert_eq!(s.pipeline.detector.tiling.tile_size, d.pipeline.detector.tiling.tile_size);
     }
 
     #[test]

@@ -36,10 +36,7 @@ fn a_zero_byte_file_is_empty() {
 #[test]
 fn a_truncated_jpeg_is_reported_as_truncated() {
     let full = common::photo_bytes("obama.jpg");
-    assert_eq!(
-        image_error(&full[..full.len() / 2]),
-        ImageError::TruncatedJpeg
-    );
+    assert_eq!(image_error(&full[..full.len() / 2]), ImageError::TruncatedJpeg);
 }
 
 #[test]
@@ -55,21 +52,13 @@ fn a_20000_pixel_png_header_is_refused_before_decoding() {
 #[test]
 fn a_png_cut_after_its_header_is_corrupt() {
     // A plausible size passes the size check and then fails on the missing pixel data.
-    assert!(matches!(
-        image_error(&png_header(64, 64)),
-        ImageError::Corrupt { format: "PNG", .. }
-    ));
+    assert!(matches!(image_error(&png_header(64, 64)), ImageError::Corrupt { format: "PNG", .. }));
 }
 
 #[test]
 fn random_bytes_and_other_formats_are_unsupported() {
-    assert_eq!(
-        image_error(b"GIF89a\x01\x00\x01\x00"),
-        ImageError::UnsupportedFormat
-    );
-    let noise: Vec<u8> = (0..4096u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    assert_eq!(image_error(b"GIF89a\x01\x00\x01\x00"), ImageError::UnsupportedFormat);
+    let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     assert_eq!(image_error(&noise), ImageError::UnsupportedFormat);
 }
 
@@ -81,38 +70,20 @@ fn an_image_with_no_face_finds_none_and_enrollment_says_so() {
         image::Rgb([(x / 3) as u8, (y / 2) as u8, if inside { 200 } else { 40 }])
     });
     let mut jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
-        .encode_image(&img)
-        .unwrap();
+    image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode_image(&img).unwrap();
     let mut p = common::pipeline();
     let faces = p.analyze_bytes(&jpeg).expect("a valid image");
-    assert!(
-        faces.is_empty(),
-        "found {} faces in a gradient",
-        faces.len()
-    );
-    assert!(matches!(
-        select_face(&faces, &EnrollmentPolicy::default()),
-        Err(EnrollError::NoFace)
-    ));
+    assert!(faces.is_empty(), "found {} faces in a gradient", faces.len());
+    assert!(matches!(select_face(&faces, &EnrollmentPolicy::default()), Err(EnrollError::NoFace)));
 }
 
 #[test]
 fn enrollment_refuses_group_photos_and_small_faces() {
     let mut p = common::pipeline();
     let group = p.analyze_bytes(&common::photo_bytes("t1.jpg")).unwrap();
-    assert!(matches!(
-        select_face(&group, &EnrollmentPolicy::default()),
-        Err(EnrollError::SeveralFaces(6))
-    ));
+    assert!(matches!(select_face(&group, &EnrollmentPolicy::default()), Err(EnrollError::SeveralFaces(6))));
     let one = p.analyze_bytes(&common::photo_bytes("obama.jpg")).unwrap();
-    let strict = EnrollmentPolicy {
-        min_face_px: 10_000.0,
-        ..Default::default()
-    };
-    assert!(matches!(
-        select_face(&one, &strict),
-        Err(EnrollError::FaceTooSmall { .. })
-    ));
+    let strict = EnrollmentPolicy { min_face_px: 10_000.0, ..Default::default() };
+    assert!(matches!(select_face(&one, &strict), Err(EnrollError::FaceTooSmall { .. })));
     assert!(select_face(&one, &EnrollmentPolicy::default()).is_ok());
 }

@@ -15,11 +15,7 @@ fn panoptes(db: &str, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 #[tokio::test]
@@ -27,16 +23,7 @@ async fn enroll_identify_list_and_delete_from_the_command_line() {
     let db = common::fresh_database().await;
     let photo = |n: &str| common::path_str(&common::photo(n));
 
-    let o = panoptes(
-        &db,
-        &[
-            "enroll",
-            "--name",
-            "Barack Obama",
-            &photo("obama.jpg"),
-            &photo("obama3.jpg"),
-        ],
-    );
+    let o = panoptes(&db, &["enroll", "--name", "Barack Obama", &photo("obama.jpg"), &photo("obama3.jpg")]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("2 face(s) enrolled"), "{}", text(&o));
 
@@ -55,11 +42,7 @@ async fn enroll_identify_list_and_delete_from_the_command_line() {
 
     let o = panoptes(&db, &["identify", &photo("biden.jpg")]);
     assert!(o.status.success());
-    assert!(
-        !text(&o).contains("MATCH"),
-        "biden must not match: {}",
-        text(&o)
-    );
+    assert!(!text(&o).contains("MATCH"), "biden must not match: {}", text(&o));
 
     let o = panoptes(&db, &["persons", "list", "--json"]);
     let persons: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -92,11 +75,7 @@ async fn bad_files_and_missing_models_fail_with_one_clear_message() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(
-        text(&o).contains("is missing: run models/fetch.sh"),
-        "{}",
-        text(&o)
-    );
+    assert!(text(&o).contains("is missing: run models/fetch.sh"), "{}", text(&o));
 
     let corrupt = dir.join("face_detection_full_range.onnx");
     std::fs::write(&corrupt, b"this is not a model").unwrap();

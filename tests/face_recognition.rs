@@ -8,32 +8,20 @@ use panoptes_engine::pipeline::FacePipeline;
 const THRESHOLD: f32 = 0.55;
 
 fn single_embedding(p: &mut FacePipeline, name: &str) -> Vec<f32> {
-    let faces = p
-        .analyze_bytes(&common::photo_bytes(name))
-        .expect("analyze");
-    assert_eq!(
-        faces.len(),
-        1,
-        "{name}: expected one face, found {}",
-        faces.len()
-    );
+    let faces = p.analyze_bytes(&common::photo_bytes(name)).expect("analyze");
+    assert_eq!(faces.len(), 1, "{name}: expected one face, found {}", faces.len());
     faces[0].embedding.clone()
 }
 
 #[test]
 fn the_three_obama_photos_match_each_other_above_the_threshold() {
     let mut p = common::pipeline();
-    let e: Vec<Vec<f32>> = ["obama.jpg", "obama2.jpg", "obama3.jpg"]
-        .iter()
-        .map(|n| single_embedding(&mut p, n))
-        .collect();
+    let e: Vec<Vec<f32>> =
+        ["obama.jpg", "obama2.jpg", "obama3.jpg"].iter().map(|n| single_embedding(&mut p, n)).collect();
     for i in 0..3 {
         for j in i + 1..3 {
             let s = cosine(&e[i], &e[j]);
-            assert!(
-                s >= THRESHOLD,
-                "obama photos {i} and {j}: cosine {s:.3} below {THRESHOLD}"
-            );
+            assert!(s >= THRESHOLD, "obama photos {i} and {j}: cosine {s:.3} below {THRESHOLD}");
         }
     }
 }
@@ -44,23 +32,15 @@ fn biden_and_tom_hanks_do_not_match_obama() {
     let obama = single_embedding(&mut p, "obama.jpg");
     let biden = single_embedding(&mut p, "biden.jpg");
     let s = cosine(&obama, &biden);
-    assert!(
-        s < THRESHOLD,
-        "biden vs obama: cosine {s:.3} reaches the threshold"
-    );
+    assert!(s < THRESHOLD, "biden vs obama: cosine {s:.3} reaches the threshold");
 
     // InsightFace's Tom Hanks photo is already an aligned 112×112 ArcFace crop (the face fills the
     // frame, so no detector sees a face in it): it goes straight to the embedder.
-    let hanks = p
-        .decode(&common::photo_bytes("Tom_Hanks_54745.png"))
-        .unwrap();
+    let hanks = p.decode(&common::photo_bytes("Tom_Hanks_54745.png")).unwrap();
     assert_eq!(hanks.dimensions(), (112, 112));
     let e = p.embedder().embed(&[&hanks]).unwrap().remove(0);
     let s = cosine(&obama, &e);
-    assert!(
-        s < THRESHOLD,
-        "tom hanks vs obama: cosine {s:.3} reaches the threshold"
-    );
+    assert!(s < THRESHOLD, "tom hanks vs obama: cosine {s:.3} reaches the threshold");
     // and he does match himself after a round trip through a padded frame and the full pipeline
     let mut canvas = image::RgbImage::from_pixel(448, 448, image::Rgb([128, 128, 128]));
     image::imageops::overlay(
@@ -72,18 +52,13 @@ fn biden_and_tom_hanks_do_not_match_obama() {
     let faces = p.analyze(&canvas).unwrap();
     assert_eq!(faces.len(), 1, "the padded crop should show one face");
     let again = cosine(&e, &faces[0].embedding);
-    assert!(
-        again >= THRESHOLD,
-        "tom hanks re-detected: cosine {again:.3} to his crop"
-    );
+    assert!(again >= THRESHOLD, "tom hanks re-detected: cosine {again:.3} to his crop");
 }
 
 #[test]
 fn t1_yields_six_faces_with_the_full_range_model() {
     let mut p = common::pipeline();
-    let faces = p
-        .analyze_bytes(&common::photo_bytes("t1.jpg"))
-        .expect("analyze");
+    let faces = p.analyze_bytes(&common::photo_bytes("t1.jpg")).expect("analyze");
     assert_eq!(faces.len(), 6);
     for f in &faces {
         assert!(f.face.score >= 0.5);
@@ -103,23 +78,15 @@ fn t1_yields_six_faces_with_the_full_range_model() {
 fn mesh_refinement_and_detector_keypoints_agree_on_identity() {
     let mut refined = common::pipeline();
     let mut plain = common::pipeline_with(&panoptes_engine::pipeline::PipelineConfig {
-        align: panoptes_engine::align::AlignConfig {
-            mesh_refinement: false,
-        },
+        align: panoptes_engine::align::AlignConfig { mesh_refinement: false },
         ..Default::default()
     });
     for name in ["obama.jpg", "obama2.jpg", "obama3.jpg"] {
         let a = refined.analyze_bytes(&common::photo_bytes(name)).unwrap();
         let b = plain.analyze_bytes(&common::photo_bytes(name)).unwrap();
-        assert!(
-            a[0].aligned.refined,
-            "{name}: the mesh should refine a frontal face"
-        );
+        assert!(a[0].aligned.refined, "{name}: the mesh should refine a frontal face");
         assert!(!b[0].aligned.refined);
         let s = cosine(&a[0].embedding, &b[0].embedding);
-        assert!(
-            s > 0.8,
-            "{name}: refined and keypoint-only alignment disagree (cosine {s:.3})"
-        );
+        assert!(s > 0.8, "{name}: refined and keypoint-only alignment disagree (cosine {s:.3})");
     }
 }

@@ -8,20 +8,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let status = buf.split(' ').nth(1)?.parse().ok()?;
@@ -67,27 +60,17 @@ async fn serve_reports_health_and_readiness_and_stops_on_sigterm() {
     let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(ready["database"], "ok");
     assert_eq!(ready["gallery_embeddings"], 0);
-    assert!(ready["embedder"]
-        .as_str()
-        .unwrap()
-        .starts_with("mobilefacenet@"));
+    assert!(ready["embedder"].as_str().unwrap().starts_with("mobilefacenet@"));
 
     let pid = server.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(status) = server.0.try_wait().unwrap() {
             assert!(status.success(), "exit status {status}");
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "serve did not stop within 15 s of SIGTERM"
-        );
+        assert!(Instant::now() < deadline, "serve did not stop within 15 s of SIGTERM");
         std::thread::sleep(Duration::from_millis(100));
     }
 }

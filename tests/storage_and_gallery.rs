@@ -11,43 +11,21 @@ async fn migrations_are_versioned_and_idempotent() {
     let store = Store::connect(&url, 2).await.unwrap();
     // a second engine starting on the same database applies nothing
     let again = Store::connect(&url, 2).await.unwrap();
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
-    let versions: Vec<i32> = client
-        .query("SELECT version FROM schema_migrations", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let versions: Vec<i32> =
+        client.query("SELECT version FROM schema_migrations", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
     assert_eq!(versions, vec![migrations::latest_version()]);
     let tables: Vec<String> = client
-        .query(
-            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
-            &[],
-        )
+        .query("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", &[])
         .await
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(
-        tables,
-        [
-            "cameras",
-            "detections",
-            "face_embeddings",
-            "persons",
-            "schema_migrations"
-        ]
-    );
+    assert_eq!(tables, ["cameras", "detections", "face_embeddings", "persons", "schema_migrations"]);
     let indexes: Vec<String> = client
-        .query(
-            "SELECT indexname::text FROM pg_indexes WHERE tablename = 'detections'",
-            &[],
-        )
+        .query("SELECT indexname::text FROM pg_indexes WHERE tablename = 'detections'", &[])
         .await
         .unwrap()
         .iter()
@@ -65,46 +43,18 @@ async fn enrolled_faces_survive_a_restart_and_deletion_empties_the_gallery() {
     let mut p = common::pipeline();
     let gallery = common::gallery_for(&store, &p).await;
     let policy = EnrollmentPolicy::default();
-    let obama = store
-        .create_person("Barack Obama", &serde_json::json!({"team": "demo"}))
-        .await
-        .unwrap();
+    let obama = store.create_person("Barack Obama", &serde_json::json!({"team": "demo"})).await.unwrap();
     for photo in ["obama.jpg", "obama3.jpg"] {
-        let e = enroll_photo(
-            &mut p,
-            &store,
-            &gallery,
-            &policy,
-            obama.id,
-            &common::photo_bytes(photo),
-        )
-        .await
-        .unwrap();
+        let e = enroll_photo(&mut p, &store, &gallery, &policy, obama.id, &common::photo_bytes(photo)).await.unwrap();
         assert!(e.embedding_id.is_some());
     }
     // the same photo twice is recognised, not stored again
-    let dup = enroll_photo(
-        &mut p,
-        &store,
-        &gallery,
-        &policy,
-        obama.id,
-        &common::photo_bytes("obama.jpg"),
-    )
-    .await
-    .unwrap();
+    let dup =
+        enroll_photo(&mut p, &store, &gallery, &policy, obama.id, &common::photo_bytes("obama.jpg")).await.unwrap();
     assert!(dup.embedding_id.is_none());
     // refusals store nothing
-    let err = enroll_photo(
-        &mut p,
-        &store,
-        &gallery,
-        &policy,
-        obama.id,
-        &common::photo_bytes("t1.jpg"),
-    )
-    .await
-    .unwrap_err();
+    let err =
+        enroll_photo(&mut p, &store, &gallery, &policy, obama.id, &common::photo_bytes("t1.jpg")).await.unwrap_err();
     assert!(matches!(err, EnrollError::SeveralFaces(6)));
     assert_eq!(gallery.read().unwrap().len(), 2);
 
@@ -112,11 +62,7 @@ async fn enrolled_faces_survive_a_restart_and_deletion_empties_the_gallery() {
     let store2 = Store::connect(&url, 2).await.unwrap();
     let reloaded = load_gallery(&store2, &p).await.unwrap();
     assert_eq!(reloaded.len(), 2);
-    let probe = p
-        .analyze_bytes(&common::photo_bytes("obama2.jpg"))
-        .unwrap()
-        .remove(0)
-        .embedding;
+    let probe = p.analyze_bytes(&common::photo_bytes("obama2.jpg")).unwrap().remove(0).embedding;
     let live = gallery.read().unwrap().search(&probe, 5).unwrap();
     let cold = reloaded.search(&probe, 5).unwrap();
     assert_eq!(live, cold);
@@ -128,14 +74,7 @@ async fn enrolled_faces_survive_a_restart_and_deletion_empties_the_gallery() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].faces, 2);
     assert_eq!(listed[0].metadata["team"], "demo");
-    assert!(
-        store2
-            .list_persons(Some("%"), 10, 0)
-            .await
-            .unwrap()
-            .is_empty(),
-        "LIKE wildcards are escaped"
-    );
+    assert!(store2.list_persons(Some("%"), 10, 0).await.unwrap().is_empty(), "LIKE wildcards are escaped");
 
     assert!(store2.delete_person(obama.id).await.unwrap());
     assert!(!store2.delete_person(obama.id).await.unwrap());
@@ -146,13 +85,8 @@ async fn enrolled_faces_survive_a_restart_and_deletion_empties_the_gallery() {
 #[tokio::test]
 async fn an_unreachable_database_is_a_clear_error() {
     // Port 1 on loopback: nothing listens there.
-    let err = Store::connect("postgresql://postgres@127.0.0.1:1/panoptes", 1)
-        .await
-        .err()
-        .expect("must fail");
+    let err = Store::connect("postgresql://postgres@127.0.0.1:1/panoptes", 1).await.err().expect("must fail");
     assert!(err.to_string().contains("database unavailable"), "{err}");
-    let bad = Store::new("postgresql://[not a url", 1)
-        .err()
-        .expect("must fail");
+    let bad = Store::new("postgresql://[not a url", 1).err().expect("must fail");
     assert!(bad.to_string().contains("invalid database URL"), "{bad}");
 }

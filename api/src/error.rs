@@ -32,8 +32,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(
-            serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } }),
-        )
+        HttpResponse::build(self.status_code())
+            .json(serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } }))
     }
 }

@@ -7,9 +7,7 @@ use panoptes_engine::gallery::Gallery;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 fn random_unit(rng: &mut StdRng) -> Vec<f32> {
-    let v: Vec<f32> = (0..EMBEDDING_DIM)
-        .map(|_| rng.gen_range(-1.0f32..1.0))
-        .collect();
+    let v: Vec<f32> = (0..EMBEDDING_DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
     l2_normalized(&v)
 }
 
@@ -19,24 +17,23 @@ fn search(c: &mut Criterion) {
     let mut rng = StdRng::seed_from_u64(7);
     let queries: Vec<Vec<f32>> = (0..16).map(|_| random_unit(&mut rng)).collect();
     for n in [10_000usize, 100_000, 1_000_000] {
-        let mut g = Gallery::new(
-            ModelId {
-                name: "bench".into(),
-                version: "0".into(),
-            },
-            EMBEDDING_DIM,
-        );
+        let mut g = Gallery::new(ModelId { name: "bench".into(), version: "0".into() }, EMBEDDING_DIM);
         for i in 0..n {
             // ~4 faces per person, as after a typical enrollment
-            g.insert(i as i64, (i / 4) as i64, &random_unit(&mut rng))
-                .expect("insert");
+            g.insert(i as i64, (i / 4) as i64, &random_unit(&mut rng)).expect("insert");
         }
         group.throughput(Throughput::Elements(n as u64));
         let mut q = 0;
-        group.bench_with_input(BenchmarkId::from_parameter(n), &g, |b, g| {
+        group.bench_with_input(BenchmarkId::new("int8_prefilter_exact", n), &g, |b, g| {
             b.iter(|| {
                 q = (q + 1) % queries.len();
                 g.search(&queries[q], 5).expect("search")
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("f32_exhaustive", n), &g, |b, g| {
+            b.iter(|| {
+                q = (q + 1) % queries.len();
+                g.search_exhaustive(&queries[q], 5).expect("search")
             })
         });
     }

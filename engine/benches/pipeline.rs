@@ -16,8 +16,7 @@ fn root() -> PathBuf {
 }
 
 fn photo(name: &str) -> image::RgbImage {
-    let bytes = std::fs::read(root().join("tests/data/photos").join(name))
-        .expect("test photos: run scripts/setup.sh");
+    let bytes = std::fs::read(root().join("tests/data/photos").join(name)).expect("test photos: run scripts/setup.sh");
     decode_rgb(&bytes, &ImageLimits::default()).expect("decode")
 }
 
@@ -37,46 +36,24 @@ fn stages(c: &mut Criterion) {
     });
 
     for model in [DetectorModel::FullRange, DetectorModel::Back] {
-        let mut det = FaceDetector::load(
-            &rt,
-            &models,
-            DetectorConfig {
-                model,
-                ..Default::default()
-            },
-            &settings,
-        )
-        .expect("detector");
-        g.bench_function(format!("detect_{model:?}_t1_1280x886"), |b| {
-            b.iter(|| det.detect(&t1).expect("detect"))
-        });
+        let mut det = FaceDetector::load(&rt, &models, DetectorConfig { model, ..Default::default() }, &settings)
+            .expect("detector");
+        g.bench_function(format!("detect_{model:?}_t1_1280x886"), |b| b.iter(|| det.detect(&t1).expect("detect")));
     }
-    let mut batched =
-        FaceDetector::load(&rt, &models, DetectorConfig::default(), &settings).expect("detector");
+    let mut batched = FaceDetector::load(&rt, &models, DetectorConfig::default(), &settings).expect("detector");
     g.bench_function("detect_FullRange_batch4_per_batch", |b| {
-        b.iter(|| {
-            batched
-                .detect_batch(&[&t1, &obama, &t1, &obama])
-                .expect("detect")
-        })
+        b.iter(|| batched.detect_batch(&[&t1, &obama, &t1, &obama]).expect("detect"))
     });
 
-    let mut det =
-        FaceDetector::load(&rt, &models, DetectorConfig::default(), &settings).expect("detector");
+    let mut det = FaceDetector::load(&rt, &models, DetectorConfig::default(), &settings).expect("detector");
     let face = det.detect(&obama).expect("detect")[0];
-    g.bench_function("align_keypoints_112", |b| {
-        b.iter(|| align_with_keypoints(&obama, &face).expect("align"))
-    });
+    g.bench_function("align_keypoints_112", |b| b.iter(|| align_with_keypoints(&obama, &face).expect("align")));
     let mut mesh = MeshRefiner::load(&rt, &models, &settings).expect("mesh");
-    g.bench_function("align_mesh_refine", |b| {
-        b.iter(|| mesh.refine(&obama, &face).expect("mesh"))
-    });
+    g.bench_function("align_mesh_refine", |b| b.iter(|| mesh.refine(&obama, &face).expect("mesh")));
 
     let crop = align_with_keypoints(&obama, &face).expect("align").image;
     let mut emb = Embedder::load(&rt, &models, &settings).expect("embedder");
-    g.bench_function("embed_mobilefacenet_1", |b| {
-        b.iter(|| emb.embed(&[&crop]).expect("embed"))
-    });
+    g.bench_function("embed_mobilefacenet_1", |b| b.iter(|| emb.embed(&[&crop]).expect("embed")));
     g.finish();
 }
 

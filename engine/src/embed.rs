@@ -40,31 +40,16 @@ pub struct Embedder {
 }
 
 impl Embedder {
-    pub fn load(
-        runtime: &Runtime,
-        models_dir: &Path,
-        settings: &SessionSettings,
-    ) -> Result<Self, ModelError> {
+    pub fn load(runtime: &Runtime, models_dir: &Path, settings: &SessionSettings) -> Result<Self, ModelError> {
         let path = models_dir.join(EMBEDDER_FILE);
         let session = runtime.session(&path, settings)?;
-        let bytes = std::fs::read(&path).map_err(|e| ModelError::ModelLoad {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let bytes =
+            std::fs::read(&path).map_err(|e| ModelError::ModelLoad { path: path.clone(), message: e.to_string() })?;
         let digest = Sha256::digest(&bytes);
         let version: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
         let input = io_name(&session, false, 0, MODEL)?;
         let output = io_name(&session, true, 0, MODEL)?;
-        Ok(Self {
-            session,
-            input,
-            output,
-            model: ModelId {
-                name: EMBEDDER_NAME.into(),
-                version,
-            },
-            tensor: Vec::new(),
-        })
+        Ok(Self { session, input, output, model: ModelId { name: EMBEDDER_NAME.into(), version }, tensor: Vec::new() })
     }
 
     pub fn model(&self) -> &ModelId {
@@ -83,11 +68,7 @@ impl Embedder {
             if crop.width() != ALIGNED_SIDE || crop.height() != ALIGNED_SIDE {
                 return Err(ModelError::Inference {
                     model: MODEL,
-                    message: format!(
-                        "crop is {}×{}, expected 112×112",
-                        crop.width(),
-                        crop.height()
-                    ),
+                    message: format!("crop is {}×{}, expected 112×112", crop.width(), crop.height()),
                 });
             }
             let t = &mut self.tensor[k * 3 * plane..(k + 1) * 3 * plane];
@@ -97,32 +78,17 @@ impl Embedder {
                 t[2 * plane + i] = (p[2] as f32 - 127.5) / 128.0;
             }
         }
-        let err = |e: ort::Error| ModelError::Inference {
-            model: MODEL,
-            message: e.to_string(),
-        };
-        let input = TensorRef::from_array_view(([crops.len(), 3, side, side], &self.tensor[..]))
-            .map_err(err)?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.input.as_str() => input])
-            .map_err(err)?;
-        let (_, data) = outputs[self.output.as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(err)?;
+        let err = |e: ort::Error| ModelError::Inference { model: MODEL, message: e.to_string() };
+        let input = TensorRef::from_array_view(([crops.len(), 3, side, side], &self.tensor[..])).map_err(err)?;
+        let outputs = self.session.run(ort::inputs![self.input.as_str() => input]).map_err(err)?;
+        let (_, data) = outputs[self.output.as_str()].try_extract_tensor::<f32>().map_err(err)?;
         if data.len() != crops.len() * EMBEDDING_DIM {
             return Err(ModelError::Interface {
                 model: MODEL.into(),
-                message: format!(
-                    "expected {EMBEDDING_DIM}-d embeddings, got {} values",
-                    data.len()
-                ),
+                message: format!("expected {EMBEDDING_DIM}-d embeddings, got {} values", data.len()),
             });
         }
-        Ok(data
-            .chunks_exact(EMBEDDING_DIM)
-            .map(l2_normalized)
-            .collect())
+        Ok(data.chunks_exact(EMBEDDING_DIM).map(l2_normalized).collect())
     }
 }
 

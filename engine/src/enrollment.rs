@@ -18,10 +18,7 @@ pub struct EnrollmentPolicy {
 
 impl Default for EnrollmentPolicy {
     fn default() -> Self {
-        Self {
-            min_face_px: 80.0,
-            min_score: 0.75,
-        }
+        Self { min_face_px: 80.0, min_score: 0.75 }
     }
 }
 
@@ -56,26 +53,17 @@ impl EnrollError {
 }
 
 /// The one face to enroll, or why the photo is refused.
-pub fn select_face<'a>(
-    faces: &'a [AnalyzedFace],
-    policy: &EnrollmentPolicy,
-) -> Result<&'a AnalyzedFace, EnrollError> {
+pub fn select_face<'a>(faces: &'a [AnalyzedFace], policy: &EnrollmentPolicy) -> Result<&'a AnalyzedFace, EnrollError> {
     let face = match faces {
         [] => return Err(EnrollError::NoFace),
         [one] => one,
         many => return Err(EnrollError::SeveralFaces(many.len())),
     };
     if face.face.bbox.width < policy.min_face_px {
-        return Err(EnrollError::FaceTooSmall {
-            width: face.face.bbox.width,
-            min: policy.min_face_px,
-        });
+        return Err(EnrollError::FaceTooSmall { width: face.face.bbox.width, min: policy.min_face_px });
     }
     if face.face.score < policy.min_score {
-        return Err(EnrollError::LowScore {
-            score: face.face.score,
-            min: policy.min_score,
-        });
+        return Err(EnrollError::LowScore { score: face.face.score, min: policy.min_score });
     }
     Ok(face)
 }
@@ -100,10 +88,7 @@ pub async fn enroll_photo(
 ) -> Result<Enrolled, EnrollError> {
     let faces = pipeline.analyze_bytes(bytes)?;
     let face = select_face(&faces, policy)?;
-    let sha: String = Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
     let id = store
         .add_embedding(&NewEmbedding {
             person_id,
@@ -121,11 +106,7 @@ pub async fn enroll_photo(
             tracing::error!(embedding_id = id, error = %e, "stored embedding rejected by the gallery");
         }
     }
-    Ok(Enrolled {
-        embedding_id: id,
-        source_sha256: sha,
-        det_score: face.face.score,
-    })
+    Ok(Enrolled { embedding_id: id, source_sha256: sha, det_score: face.face.score })
 }
 
 /// Builds the gallery for the pipeline's model from the database.

@@ -1,6 +1,13 @@
 //! The in-memory gallery index: every enrolled embedding of the current model in one contiguous
 //! row-major f32 matrix, searched exhaustively (exact cosine, vectors are unit length) for the top-k
 //! distinct persons. PostgreSQL remains the source of truth; this is rebuilt from it at start.
+//!
+//! A scan of f32 rows is bound by memory bandwidth (100k × 192-d is 77 MB per query), so the search
+//! first scores an int8 copy of the matrix (a quarter of the bytes), then rescores in f32 every row
+//! that the int8 error bound cannot rule out. The result is the exact top-k, not an approximation:
+//! with ε bounding |int8 score − f32 score| for every row, and A_k the k-th best int8 score over
+//! distinct persons, k distinct persons score at least A_k − ε exactly, so a row with an int8 score
+//! below A_k − 2ε can never enter the exact top-k.
 
 use std::collections::HashMap;
 
@@ -31,6 +38,13 @@ pub struct Gallery {
     model: ModelId,
     dim: usize,
     data: Vec<f32>,
+    /// Row r quantised: data[r][i] ≈ q8[r][i] × scale[r], with scale[r] = max|data[r]| / 127.
+    q8: Vec<i8>,
+    scale: Vec<f32>,
+    /// Upper bounds over all rows ever inserted (still bounds after removals): the largest
+    /// quantisation step and the largest L1 norm of a dequantised row.
+    max_scale: f32,
+    max_l1: f32,
     entries: Vec<Entry>,
     row_of: HashMap<i64, usize>,
 }
@@ -44,6 +58,10 @@ impl Gallery {
             model,
             dim,
             data: Vec::new(),
+            q8: Vec::new(),
+            scale: Vec::new(),
+            max_scale: 0.0,
+            max_l1: 0.0,
             entries: Vec::new(),
             row_of: HashMap::new(),
         }
@@ -67,32 +85,30 @@ impl Gallery {
     }
 
     /// Adds (or replaces) an embedding.
-    pub fn insert(
-        &mut self,
-        embedding_id: i64,
-        person_id: i64,
-        vector: &[f32],
-    ) -> Result<(), GalleryError> {
+    pub fn insert(&mut self, embedding_id: i64, person_id: i64, vector: &[f32]) -> Result<(), GalleryError> {
         if vector.len() != self.dim {
-            return Err(GalleryError::Dimension {
-                expected: self.dim,
-                got: vector.len(),
-            });
+            return Err(GalleryError::Dimension { expected: self.dim, got: vector.len() });
         }
         if vector.iter().any(|v| !v.is_finite()) {
             return Err(GalleryError::NonFinite);
         }
+        let (q, scale) = quantize(vector);
+        let l1: f32 = q.iter().map(|&v| (v as f32).abs()).sum::<f32>() * scale;
+        self.max_scale = self.max_scale.max(scale);
+        self.max_l1 = self.max_l1.max(l1);
+        let d = self.dim;
         if let Some(&row) = self.row_of.get(&embedding_id) {
-            self.data[row * self.dim..(row + 1) * self.dim].copy_from_slice(vector);
+            self.data[row * d..(row + 1) * d].copy_from_slice(vector);
+            self.q8[row * d..(row + 1) * d].copy_from_slice(&q);
+            self.scale[row] = scale;
             self.entries[row].person_id = person_id;
             return Ok(());
         }
         self.row_of.insert(embedding_id, self.entries.len());
-        self.entries.push(Entry {
-            embedding_id,
-            person_id,
-        });
+        self.entries.push(Entry { embedding_id, person_id });
         self.data.extend_from_slice(vector);
+        self.q8.extend_from_slice(&q);
+        self.scale.push(scale);
         Ok(())
     }
 
@@ -101,12 +117,15 @@ impl Gallery {
         let last = self.entries.len() - 1;
         let removed = self.entries.swap_remove(row);
         self.row_of.remove(&removed.embedding_id);
+        let d = self.dim;
         if row != last {
-            self.data
-                .copy_within(last * self.dim..(last + 1) * self.dim, row * self.dim);
+            self.data.copy_within(last * d..(last + 1) * d, row * d);
+            self.q8.copy_within(last * d..(last + 1) * d, row * d);
             self.row_of.insert(self.entries[row].embedding_id, row);
         }
-        self.data.truncate(last * self.dim);
+        self.scale.swap_remove(row);
+        self.data.truncate(last * d);
+        self.q8.truncate(last * d);
     }
 
     pub fn remove_embedding(&mut self, embedding_id: i64) -> bool {
@@ -134,14 +153,51 @@ impl Gallery {
         removed
     }
 
-    /// The `k` best-scoring distinct persons for a unit-length query, best first.
+    /// The `k` best-scoring distinct persons for a query, best first (exact; see the module notes).
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Match>, GalleryError> {
-        if query.len() != self.dim {
-            return Err(GalleryError::Dimension {
-                expected: self.dim,
-                got: query.len(),
-            });
+        self.check_query(query)?;
+        let d = self.dim;
+        let (q, q_scale) = quantize(query);
+        let q16: Vec<i16> = q.iter().map(|&v| v as i16).collect();
+        let q_l1: f32 = query.iter().map(|v| v.abs()).sum();
+        // |x·y − x̂·ŷ| ≤ ‖x̂‖₁·step_y/2 + step_x/2·‖y‖₁, plus slack for f32 rounding.
+        let eps = self.max_l1 * q_scale / 2.0 + self.max_scale / 2.0 * q_l1 + 1e-4;
+
+        // Pass 1: int8 scores of every row, and the k-th best over distinct persons.
+        let mut approx = vec![0.0f32; self.entries.len()];
+        let mut approx_top = TopK::new(k);
+        for (b, rows) in self.q8.chunks(BLOCK * d).enumerate() {
+            let base = b * BLOCK;
+            let out = &mut approx[base..base + rows.len() / d];
+            dots_i8(&q16, rows, d, out);
+            for (i, a) in out.iter_mut().enumerate() {
+                *a *= self.scale[base + i] * q_scale;
+                if *a > approx_top.floor() {
+                    let e = self.entries[base + i];
+                    approx_top.offer(Match { person_id: e.person_id, embedding_id: e.embedding_id, score: *a });
+                }
+            }
         }
+        let cutoff = approx_top.floor() - 2.0 * eps;
+
+        // Pass 2: exact f32 scores of the rows that could still be in the top-k.
+        let mut top = TopK::new(k);
+        let mut score = [0.0f32];
+        for (row, &a) in approx.iter().enumerate() {
+            if a >= cutoff {
+                dots(query, &self.data[row * d..(row + 1) * d], d, &mut score);
+                if score[0] > top.floor() {
+                    let e = self.entries[row];
+                    top.offer(Match { person_id: e.person_id, embedding_id: e.embedding_id, score: score[0] });
+                }
+            }
+        }
+        Ok(top.into_vec())
+    }
+
+    /// The same result by scoring every row in f32 (the reference the fast path is tested against).
+    pub fn search_exhaustive(&self, query: &[f32], k: usize) -> Result<Vec<Match>, GalleryError> {
+        self.check_query(query)?;
         let mut top = TopK::new(k);
         let mut scores = [0.0f32; BLOCK];
         for (b, rows) in self.data.chunks(BLOCK * self.dim).enumerate() {
@@ -150,16 +206,32 @@ impl Gallery {
             for (i, &score) in scores[..n].iter().enumerate() {
                 if score > top.floor() {
                     let e = self.entries[b * BLOCK + i];
-                    top.offer(Match {
-                        person_id: e.person_id,
-                        embedding_id: e.embedding_id,
-                        score,
-                    });
+                    top.offer(Match { person_id: e.person_id, embedding_id: e.embedding_id, score });
                 }
             }
         }
         Ok(top.into_vec())
     }
+
+    fn check_query(&self, query: &[f32]) -> Result<(), GalleryError> {
+        if query.len() != self.dim {
+            return Err(GalleryError::Dimension { expected: self.dim, got: query.len() });
+        }
+        if query.iter().any(|v| !v.is_finite()) {
+            return Err(GalleryError::NonFinite);
+        }
+        Ok(())
+    }
+}
+
+/// Symmetric per-vector int8 quantisation: v ≈ q × scale.
+fn quantize(v: &[f32]) -> (Vec<i8>, f32) {
+    let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    if max == 0.0 {
+        return (vec![0; v.len()], 0.0);
+    }
+    let scale = max / 127.0;
+    (v.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8).collect(), scale)
 }
 
 /// The best `k` matches with at most one per person, kept sorted best first.
@@ -170,10 +242,7 @@ struct TopK {
 
 impl TopK {
     fn new(k: usize) -> Self {
-        Self {
-            k,
-            items: Vec::with_capacity(k + 1),
-        }
+        Self { k, items: Vec::with_capacity(k + 1) }
     }
 
     /// Score a candidate must beat to change the result.
@@ -222,36 +291,63 @@ fn dots(query: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
     }
 }
 
+/// out[i] = Σ query[j] × rows[i][j] in integers (as f32), for the int8 rows packed in `rows`.
+fn dots_i8(query: &[i16], rows: &[i8], dim: usize, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if dim.is_multiple_of(16) && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked above); slices bound every access.
+            unsafe { dots_i8_avx2(query, rows, dim, out) };
+            return;
+        }
+    }
+    for (row, o) in rows.chunks_exact(dim).zip(out.iter_mut()) {
+        *o = row.iter().zip(query).map(|(&a, &b)| a as i32 * b as i32).sum::<i32>() as f32;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dots_i8_avx2(query: &[i16], rows: &[i8], dim: usize, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    for (row, o) in rows.chunks_exact(dim).zip(out.iter_mut()) {
+        let (mut a0, mut a1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        let (r, q) = (row.as_ptr(), query.as_ptr());
+        let mut i = 0;
+        while i + 32 <= dim {
+            let r0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(r.add(i) as *const __m128i));
+            let r1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(r.add(i + 16) as *const __m128i));
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(r0, _mm256_loadu_si256(q.add(i) as *const __m256i)));
+            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(r1, _mm256_loadu_si256(q.add(i + 16) as *const __m256i)));
+            i += 32;
+        }
+        while i + 16 <= dim {
+            let r0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(r.add(i) as *const __m128i));
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(r0, _mm256_loadu_si256(q.add(i) as *const __m256i)));
+            i += 16;
+        }
+        let s = _mm256_add_epi32(a0, a1);
+        let s4 = _mm_add_epi32(_mm256_extracti128_si256(s, 1), _mm256_castsi256_si128(s));
+        let s2 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0b01_00_11_10));
+        let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32(s2, 0b10_11_00_01));
+        *o = _mm_cvtsi128_si32(s1) as f32;
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dots_avx2(query: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
     use std::arch::x86_64::*;
     for (row, o) in rows.chunks_exact(dim).zip(out.iter_mut()) {
-        let (mut a0, mut a1, mut a2, mut a3) = (
-            _mm256_setzero_ps(),
-            _mm256_setzero_ps(),
-            _mm256_setzero_ps(),
-            _mm256_setzero_ps(),
-        );
+        let (mut a0, mut a1, mut a2, mut a3) =
+            (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
         let (r, q) = (row.as_ptr(), query.as_ptr());
         let mut i = 0;
         while i + 32 <= dim {
             a0 = _mm256_fmadd_ps(_mm256_loadu_ps(r.add(i)), _mm256_loadu_ps(q.add(i)), a0);
-            a1 = _mm256_fmadd_ps(
-                _mm256_loadu_ps(r.add(i + 8)),
-                _mm256_loadu_ps(q.add(i + 8)),
-                a1,
-            );
-            a2 = _mm256_fmadd_ps(
-                _mm256_loadu_ps(r.add(i + 16)),
-                _mm256_loadu_ps(q.add(i + 16)),
-                a2,
-            );
-            a3 = _mm256_fmadd_ps(
-                _mm256_loadu_ps(r.add(i + 24)),
-                _mm256_loadu_ps(q.add(i + 24)),
-                a3,
-            );
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(r.add(i + 8)), _mm256_loadu_ps(q.add(i + 8)), a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(r.add(i + 16)), _mm256_loadu_ps(q.add(i + 16)), a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(r.add(i + 24)), _mm256_loadu_ps(q.add(i + 24)), a3);
             i += 32;
         }
         while i + 8 <= dim {
@@ -273,10 +369,7 @@ mod tests {
     use super::*;
 
     fn model() -> ModelId {
-        ModelId {
-            name: "test".into(),
-            version: "0".into(),
-        }
+        ModelId { name: "test".into(), version: "0".into() }
     }
 
     fn unit(dim: usize, hot: usize) -> Vec<f32> {
@@ -296,10 +389,7 @@ mod tests {
         g.insert(3, 200, &mixed).unwrap();
         let m = g.search(&unit(16, 0), 5).unwrap();
         assert_eq!(m.len(), 2);
-        assert_eq!(
-            (m[0].person_id, m[0].embedding_id, m[0].score),
-            (100, 1, 1.0)
-        );
+        assert_eq!((m[0].person_id, m[0].embedding_id, m[0].score), (100, 1, 1.0));
         assert_eq!(m[1].person_id, 200);
         assert!((m[1].score - 0.6).abs() < 1e-6);
     }
@@ -307,17 +397,61 @@ mod tests {
     #[test]
     fn simd_and_scalar_agree_on_random_vectors() {
         let dim = 192;
-        let rows: Vec<f32> = (0..dim * 37)
-            .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
-            .collect();
-        let q: Vec<f32> = (0..dim)
-            .map(|i| ((i * 104729 % 1000) as f32 / 500.0) - 1.0)
-            .collect();
+        let rows: Vec<f32> = (0..dim * 37).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+        let q: Vec<f32> = (0..dim).map(|i| ((i * 104729 % 1000) as f32 / 500.0) - 1.0).collect();
         let mut fast = vec![0.0; 37];
         dots(&q, &rows, dim, &mut fast);
         for (r, f) in rows.chunks_exact(dim).zip(&fast) {
             let slow: f32 = r.iter().zip(&q).map(|(a, b)| a * b).sum();
             assert!((slow - f).abs() < 1e-3, "{slow} vs {f}");
+        }
+    }
+
+    #[test]
+    fn int8_simd_matches_scalar_and_the_quantised_score_is_close() {
+        let dim = 192;
+        let rows: Vec<f32> = (0..dim * 9).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+        let q: Vec<f32> = (0..dim).map(|i| ((i * 104729 % 1000) as f32 / 500.0) - 1.0).collect();
+        let (qq, qs) = quantize(&q);
+        let q16: Vec<i16> = qq.iter().map(|&v| v as i16).collect();
+        for row in rows.chunks_exact(dim) {
+            let (rq, rs) = quantize(row);
+            let mut fast = [0.0f32];
+            dots_i8(&q16, &rq, dim, &mut fast);
+            let slow: i32 = rq.iter().zip(&q16).map(|(&a, &b)| a as i32 * b as i32).sum();
+            assert_eq!(fast[0], slow as f32);
+            let exact: f32 = row.iter().zip(&q).map(|(a, b)| a * b).sum();
+            assert!((fast[0] * rs * qs - exact).abs() < 0.05 * exact.abs().max(1.0));
+        }
+    }
+
+    #[test]
+    fn int8_prefilter_returns_exactly_the_exhaustive_top_k() {
+        // Random unit vectors plus clusters of near-duplicates (scores a hair apart) to stress the bound.
+        let dim = 192;
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        };
+        let unit_of = |v: Vec<f32>| crate::embed::l2_normalized(&v);
+        let mut g = Gallery::new(model(), dim);
+        let base: Vec<f32> = unit_of((0..dim).map(|_| next()).collect());
+        for i in 0..3000i64 {
+            let v: Vec<f32> = if i % 10 == 0 {
+                unit_of(base.iter().map(|x| x + next() * 0.01).collect())
+            } else {
+                unit_of((0..dim).map(|_| next()).collect())
+            };
+            g.insert(i, i / 3, &v).unwrap();
+        }
+        for trial in 0..40 {
+            let q: Vec<f32> = if trial % 2 == 0 { base.clone() } else { unit_of((0..dim).map(|_| next()).collect()) };
+            for k in [1, 5, 20] {
+                assert_eq!(g.search(&q, k).unwrap(), g.search_exhaustive(&q, k).unwrap(), "trial {trial} k {k}");
+            }
         }
     }
 
@@ -342,17 +476,8 @@ mod tests {
     #[test]
     fn wrong_dimension_and_non_finite_are_rejected() {
         let mut g = Gallery::new(model(), 4);
-        assert_eq!(
-            g.insert(1, 1, &[1.0; 3]),
-            Err(GalleryError::Dimension {
-                expected: 4,
-                got: 3
-            })
-        );
-        assert_eq!(
-            g.insert(1, 1, &[f32::NAN, 0.0, 0.0, 0.0]),
-            Err(GalleryError::NonFinite)
-        );
+        assert_eq!(g.insert(1, 1, &[1.0; 3]), Err(GalleryError::Dimension { expected: 4, got: 3 }));
+        assert_eq!(g.insert(1, 1, &[f32::NAN, 0.0, 0.0, 0.0]), Err(GalleryError::NonFinite));
         assert!(g.search(&[1.0; 5], 1).is_err());
         assert!(g.search(&[1.0; 4], 3).unwrap().is_empty());
     }

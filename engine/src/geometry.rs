@@ -29,12 +29,7 @@ pub struct BBox {
 
 impl BBox {
     pub fn from_corners(x1: f32, y1: f32, x2: f32, y2: f32) -> Self {
-        Self {
-            x: x1,
-            y: y1,
-            width: x2 - x1,
-            height: y2 - y1,
-        }
+        Self { x: x1, y: y1, width: x2 - x1, height: y2 - y1 }
     }
 
     pub fn right(&self) -> f32 {
@@ -73,12 +68,7 @@ mod tests {
 
     #[test]
     fn iou_of_identical_disjoint_and_half_overlapping_boxes() {
-        let a = BBox {
-            x: 0.0,
-            y: 0.0,
-            width: 10.0,
-            height: 10.0,
-        };
+        let a = BBox { x: 0.0, y: 0.0, width: 10.0, height: 10.0 };
         assert_eq!(a.iou(&a), 1.0);
         let far = BBox { x: 20.0, ..a };
         assert_eq!(a.iou(&far), 0.0);

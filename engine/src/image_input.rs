@@ -20,11 +20,7 @@ pub struct ImageLimits {
 
 impl Default for ImageLimits {
     fn default() -> Self {
-        Self {
-            max_bytes: 10 * 1024 * 1024,
-            max_side: 12_000,
-            max_pixels: 50_000_000,
-        }
+        Self { max_bytes: 10 * 1024 * 1024, max_side: 12_000, max_pixels: 50_000_000 }
     }
 }
 
@@ -36,20 +32,14 @@ pub enum ImageError {
     FileTooLarge { bytes: usize, max: usize },
     #[error("unsupported image format: only JPEG and PNG are accepted")]
     UnsupportedFormat,
-    #[error("the image is {width}×{height} pixels, more than the {max_side} px per side or {max_pixels} pixels allowed")]
-    DimensionsTooLarge {
-        width: u32,
-        height: u32,
-        max_side: u32,
-        max_pixels: u64,
-    },
+    #[error(
+        "the image is {width}×{height} pixels, more than the {max_side} px per side or {max_pixels} pixels allowed"
+    )]
+    DimensionsTooLarge { width: u32, height: u32, max_side: u32, max_pixels: u64 },
     #[error("the JPEG data is truncated (no end-of-image marker after the last scan)")]
     TruncatedJpeg,
     #[error("the {format} image is corrupt or truncated: {detail}")]
-    Corrupt {
-        format: &'static str,
-        detail: String,
-    },
+    Corrupt { format: &'static str, detail: String },
 }
 
 impl ImageError {
@@ -72,28 +62,18 @@ pub fn decode_rgb(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, ImageE
         return Err(ImageError::Empty);
     }
     if bytes.len() > limits.max_bytes {
-        return Err(ImageError::FileTooLarge {
-            bytes: bytes.len(),
-            max: limits.max_bytes,
-        });
+        return Err(ImageError::FileTooLarge { bytes: bytes.len(), max: limits.max_bytes });
     }
     let format = match image::guess_format(bytes) {
         Ok(f @ (ImageFormat::Jpeg | ImageFormat::Png)) => f,
         _ => return Err(ImageError::UnsupportedFormat),
     };
-    let format_name = if format == ImageFormat::Jpeg {
-        "JPEG"
-    } else {
-        "PNG"
-    };
+    let format_name = if format == ImageFormat::Jpeg { "JPEG" } else { "PNG" };
     // The JPEG decoder fills a cut-off scan with grey instead of failing: check the markers ourselves.
     if format == ImageFormat::Jpeg && !jpeg_has_end_after_last_scan(bytes) {
         return Err(ImageError::TruncatedJpeg);
     }
-    let corrupt = |e: image::ImageError| ImageError::Corrupt {
-        format: format_name,
-        detail: e.to_string(),
-    };
+    let corrupt = |e: image::ImageError| ImageError::Corrupt { format: format_name, detail: e.to_string() };
 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut decoder_limits = Limits::default();
@@ -169,26 +149,18 @@ mod tests {
     fn tiny_jpeg() -> Vec<u8> {
         let img = RgbImage::from_pixel(16, 16, image::Rgb([200, 100, 50]));
         let mut out = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new(&mut out)
-            .encode_image(&img)
-            .unwrap();
+        image::codecs::jpeg::JpegEncoder::new(&mut out).encode_image(&img).unwrap();
         out
     }
 
     #[test]
     fn empty_input_is_its_own_error() {
-        assert_eq!(
-            decode_rgb(&[], &ImageLimits::default()),
-            Err(ImageError::Empty)
-        );
+        assert_eq!(decode_rgb(&[], &ImageLimits::default()), Err(ImageError::Empty));
     }
 
     #[test]
     fn text_is_an_unsupported_format() {
-        assert_eq!(
-            decode_rgb(b"hello, not an image", &ImageLimits::default()),
-            Err(ImageError::UnsupportedFormat)
-        );
+        assert_eq!(decode_rgb(b"hello, not an image", &ImageLimits::default()), Err(ImageError::UnsupportedFormat));
     }
 
     #[test]
@@ -197,21 +169,12 @@ mod tests {
         let img = decode_rgb(&jpeg, &ImageLimits::default()).unwrap();
         assert_eq!(img.dimensions(), (16, 16));
         let cut = &jpeg[..jpeg.len() - 20];
-        assert_eq!(
-            decode_rgb(cut, &ImageLimits::default()),
-            Err(ImageError::TruncatedJpeg)
-        );
+        assert_eq!(decode_rgb(cut, &ImageLimits::default()), Err(ImageError::TruncatedJpeg));
     }
 
     #[test]
     fn file_size_limit_is_checked_first() {
-        let limits = ImageLimits {
-            max_bytes: 10,
-            ..Default::default()
-        };
-        assert!(matches!(
-            decode_rgb(&tiny_jpeg(), &limits),
-            Err(ImageError::FileTooLarge { max: 10, .. })
-        ));
+        let limits = ImageLimits { max_bytes: 10, ..Default::default() };
+        assert!(matches!(decode_rgb(&tiny_jpeg(), &limits), Err(ImageError::FileTooLarge { max: 10, .. })));
     }
 }

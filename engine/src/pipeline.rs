@@ -44,18 +44,9 @@ pub struct FacePipeline {
 }
 
 impl FacePipeline {
-    pub fn load(
-        runtime: &Runtime,
-        models_dir: &Path,
-        config: &PipelineConfig,
-    ) -> Result<Self, ModelError> {
+    pub fn load(runtime: &Runtime, models_dir: &Path, config: &PipelineConfig) -> Result<Self, ModelError> {
         Ok(Self {
-            detector: FaceDetector::load(
-                runtime,
-                models_dir,
-                config.detector.clone(),
-                &config.session,
-            )?,
+            detector: FaceDetector::load(runtime, models_dir, config.detector.clone(), &config.session)?,
             aligner: Aligner::load(runtime, models_dir, &config.align, &config.session)?,
             embedder: Embedder::load(runtime, models_dir, &config.session)?,
             limits: config.images.clone(),
@@ -92,11 +83,7 @@ impl FacePipeline {
         Ok(aligned
             .into_iter()
             .zip(embeddings)
-            .map(|((face, aligned), embedding)| AnalyzedFace {
-                face,
-                aligned,
-                embedding,
-            })
+            .map(|((face, aligned), embedding)| AnalyzedFace { face, aligned, embedding })
             .collect())
     }
 

@@ -22,10 +22,7 @@ pub enum ModelError {
     #[error("model {model} has an unexpected interface: {message}")]
     Interface { model: String, message: String },
     #[error("inference failed in {model}: {message}")]
-    Inference {
-        model: &'static str,
-        message: String,
-    },
+    Inference { model: &'static str, message: String },
 }
 
 /// Where inference runs. CUDA arrives with the streaming engine; only the CPU is wired here.
@@ -46,10 +43,7 @@ pub struct SessionSettings {
 
 impl Default for SessionSettings {
     fn default() -> Self {
-        Self {
-            intra_threads: 2,
-            provider: Provider::Cpu,
-        }
+        Self { intra_threads: 2, provider: Provider::Cpu }
     }
 }
 
@@ -65,9 +59,7 @@ impl Runtime {
     /// Loads ONNX Runtime from `library` (or from `ORT_DYLIB_PATH` when set). The library can be loaded
     /// once per process; later calls return the first result.
     pub fn load(library: &Path) -> Result<Runtime, ModelError> {
-        let path = std::env::var_os("ORT_DYLIB_PATH")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| library.to_path_buf());
+        let path = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|| library.to_path_buf());
         if !path.exists() {
             return Err(ModelError::RuntimeMissing { path });
         }
@@ -79,62 +71,35 @@ impl Runtime {
                     .build()
                     .map_err(|e| e.to_string())
             };
-            build()
-                .map(|env| Runtime { env })
-                .map_err(|m| (path.clone(), m))
+            build().map(|env| Runtime { env }).map_err(|m| (path.clone(), m))
         });
         match loaded {
             Ok(rt) => Ok(rt.clone()),
-            Err((path, message)) => Err(ModelError::RuntimeLoad {
-                path: path.clone(),
-                message: message.clone(),
-            }),
+            Err((path, message)) => Err(ModelError::RuntimeLoad { path: path.clone(), message: message.clone() }),
         }
     }
 
     /// Opens a model file as an inference session.
     pub fn session(&self, path: &Path, settings: &SessionSettings) -> Result<Session, ModelError> {
         if !path.is_file() {
-            return Err(ModelError::ModelMissing {
-                path: path.to_path_buf(),
-            });
+            return Err(ModelError::ModelMissing { path: path.to_path_buf() });
         }
-        let load_err = |message: String| ModelError::ModelLoad {
-            path: path.to_path_buf(),
-            message,
-        };
+        let load_err = |message: String| ModelError::ModelLoad { path: path.to_path_buf(), message };
         let builder = Session::builder(&self.env).map_err(|e| load_err(e.to_string()))?;
         let mut builder = builder
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| load_err(e.to_string()))?
             .with_intra_threads(settings.intra_threads.max(1))
             .map_err(|e| load_err(e.to_string()))?;
-        builder
-            .commit_from_file(path)
-            .map_err(|e| load_err(e.to_string()))
+        builder.commit_from_file(path).map_err(|e| load_err(e.to_string()))
     }
 }
 
 /// Name of the `index`-th input or output of a session, checked to exist.
-pub(crate) fn io_name(
-    session: &Session,
-    output: bool,
-    index: usize,
-    model: &str,
-) -> Result<String, ModelError> {
-    let list = if output {
-        session.outputs()
-    } else {
-        session.inputs()
-    };
-    list.get(index)
-        .map(|o| o.name().to_string())
-        .ok_or_else(|| ModelError::Interface {
-            model: model.to_string(),
-            message: format!(
-                "expected at least {} {}",
-                index + 1,
-                if output { "outputs" } else { "inputs" }
-            ),
-        })
+pub(crate) fn io_name(session: &Session, output: bool, index: usize, model: &str) -> Result<String, ModelError> {
+    let list = if output { session.outputs() } else { session.inputs() };
+    list.get(index).map(|o| o.name().to_string()).ok_or_else(|| ModelError::Interface {
+        model: model.to_string(),
+        message: format!("expected at least {} {}", index + 1, if output { "outputs" } else { "inputs" }),
+    })
 }

@@ -7,12 +7,7 @@ use panoptes_engine::enrollment::enroll_photo;
 
 use crate::context::Context;
 
-pub async fn run(
-    mut ctx: Context,
-    name: &str,
-    person_id: Option<i64>,
-    photos: &[PathBuf],
-) -> Result<()> {
+pub async fn run(mut ctx: Context, name: &str, person_id: Option<i64>, photos: &[PathBuf]) -> Result<()> {
     let name = name.trim();
     if person_id.is_none() && (name.is_empty() || name.chars().count() > 200) {
         bail!("--name must be 1 to 200 characters");
@@ -22,12 +17,7 @@ pub async fn run(
             Some(p) => (p, false),
             None => bail!("no person with id {id}"),
         },
-        None => (
-            ctx.store
-                .create_person(name, &serde_json::json!({}))
-                .await?,
-            true,
-        ),
+        None => (ctx.store.create_person(name, &serde_json::json!({})).await?, true),
     };
     let mut enrolled = 0;
     for photo in photos {
@@ -38,23 +28,12 @@ pub async fn run(
                 continue;
             }
         };
-        match enroll_photo(
-            &mut ctx.pipeline,
-            &ctx.store,
-            &ctx.gallery,
-            &ctx.settings.enrollment,
-            person.id,
-            &bytes,
-        )
-        .await
+        match enroll_photo(&mut ctx.pipeline, &ctx.store, &ctx.gallery, &ctx.settings.enrollment, person.id, &bytes)
+            .await
         {
             Ok(e) if e.embedding_id.is_some() => {
                 enrolled += 1;
-                println!(
-                    "{}: enrolled (detection score {:.2})",
-                    photo.display(),
-                    e.det_score
-                );
+                println!("{}: enrolled (detection score {:.2})", photo.display(), e.det_score);
             }
             Ok(_) => println!("{}: already enrolled for this person", photo.display()),
             Err(e) => eprintln!("{}: refused [{}]: {e}", photo.display(), e.code()),
@@ -62,14 +41,8 @@ pub async fn run(
     }
     if enrolled == 0 && created {
         ctx.store.delete_person(person.id).await?;
-        bail!(
-            "no photo could be enrolled; person {:?} was not created",
-            person.name
-        );
+        bail!("no photo could be enrolled; person {:?} was not created", person.name);
     }
-    println!(
-        "person {} {:?}: {} face(s) enrolled now",
-        person.id, person.name, enrolled
-    );
+    println!("person {} {:?}: {} face(s) enrolled now", person.id, person.name, enrolled);
     Ok(())
 }

@@ -11,13 +11,7 @@ pub async fn list(store: &Store, search: Option<&str>, json: bool) -> Result<()>
     }
     println!("{:>8}  {:>5}  {:<25}  name", "id", "faces", "created");
     for p in persons {
-        println!(
-            "{:>8}  {:>5}  {:<25}  {}",
-            p.id,
-            p.faces,
-            p.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
-            p.name
-        );
+        println!("{:>8}  {:>5}  {:<25}  {}", p.id, p.faces, p.created_at.format("%Y-%m-%d %H:%M:%S UTC"), p.name);
     }
     Ok(())
 }

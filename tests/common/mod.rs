@@ -29,11 +29,7 @@ pub fn models_dir() -> PathBuf {
 
 pub fn photo(name: &str) -> PathBuf {
     let p = root().join("tests/data/photos").join(name);
-    assert!(
-        p.is_file(),
-        "test photo {} missing: run models/fetch.sh",
-        p.display()
-    );
+    assert!(p.is_file(), "test photo {} missing: run models/fetch.sh", p.display());
     p
 }
 
@@ -63,19 +59,12 @@ pub fn admin_url() -> String {
 /// Creates an empty database for one test and returns its URL.
 pub async fn fresh_database() -> String {
     let admin = admin_url();
-    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .expect("connect to test PostgreSQL");
+    let (client, conn) =
+        tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.expect("connect to test PostgreSQL");
     tokio::spawn(conn);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let name = format!("panoptes_test_{}_{}", std::process::id(), nanos);
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create test database");
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
     match admin.rfind('/') {
         Some(i) => format!("{}/{}", &admin[..i], name),
         None => panic!("PANOPTES_TEST_DATABASE_URL must be a postgresql:// URL"),
@@ -84,23 +73,15 @@ pub async fn fresh_database() -> String {
 
 pub async fn fresh_store() -> (Store, String) {
     let url = fresh_database().await;
-    (
-        Store::connect(&url, 4).await.expect("connect and migrate"),
-        url,
-    )
+    (Store::connect(&url, 4).await.expect("connect and migrate"), url)
 }
 
 pub async fn gallery_for(store: &Store, pipeline: &FacePipeline) -> Arc<RwLock<Gallery>> {
-    Arc::new(RwLock::new(
-        load_gallery(store, pipeline).await.expect("load gallery"),
-    ))
+    Arc::new(RwLock::new(load_gallery(store, pipeline).await.expect("load gallery")))
 }
 
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let d = std::env::temp_dir().join(format!("panoptes-{tag}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&d).expect("temp dir");
     d

@@ -28,27 +28,15 @@ pub struct MeshRefiner {
 }
 
 impl MeshRefiner {
-    pub fn load(
-        runtime: &Runtime,
-        models_dir: &Path,
-        settings: &SessionSettings,
-    ) -> Result<Self, ModelError> {
+    pub fn load(runtime: &Runtime, models_dir: &Path, settings: &SessionSettings) -> Result<Self, ModelError> {
         let session = runtime.session(&models_dir.join(MESH_FILE), settings)?;
         let input = io_name(&session, false, 0, MODEL)?;
-        Ok(Self {
-            session,
-            input,
-            tensor: vec![0.0; (3 * SIDE * SIDE) as usize],
-        })
+        Ok(Self { session, input, tensor: vec![0.0; (3 * SIDE * SIDE) as usize] })
     }
 
     /// Five alignment points in template order (eye on the image's left, other eye, nose tip, mouth
     /// corner on the image's left, other corner), or `None` when the mesh sees no face in the crop.
-    pub fn refine(
-        &mut self,
-        image: &RgbImage,
-        face: &Face,
-    ) -> Result<Option<[Point; 5]>, ModelError> {
+    pub fn refine(&mut self, image: &RgbImage, face: &Face) -> Result<Option<[Point; 5]>, ModelError> {
         let (l, r) = (face.keypoints[0], face.keypoints[1]);
         let angle = (r.y - l.y).atan2(r.x - l.x);
         let size = face.bbox.width.max(face.bbox.height) * ROI_SCALE;
@@ -61,11 +49,7 @@ impl MeshRefiner {
         let half = SIDE as f32 / 2.0;
         let rot = Similarity::from_parts(s, angle, 0.0, 0.0);
         let off = rot.apply(Point::new(-half, -half));
-        let crop_to_image = Similarity {
-            tx: c.x + off.x,
-            ty: c.y + off.y,
-            ..rot
-        };
+        let crop_to_image = Similarity { tx: c.x + off.x, ty: c.y + off.y, ..rot };
         let crop = warp(image, &crop_to_image.inverse(), SIDE, SIDE);
 
         let plane = (SIDE * SIDE) as usize;
@@ -74,19 +58,10 @@ impl MeshRefiner {
             self.tensor[plane + i] = p[1] as f32 / 255.0;
             self.tensor[2 * plane + i] = p[2] as f32 / 255.0;
         }
-        let err = |e: ort::Error| ModelError::Inference {
-            model: MODEL,
-            message: e.to_string(),
-        };
-        let input = TensorRef::from_array_view((
-            [1usize, 3, SIDE as usize, SIDE as usize],
-            &self.tensor[..],
-        ))
-        .map_err(err)?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.input.as_str() => input])
-            .map_err(err)?;
+        let err = |e: ort::Error| ModelError::Inference { model: MODEL, message: e.to_string() };
+        let input =
+            TensorRef::from_array_view(([1usize, 3, SIDE as usize, SIDE as usize], &self.tensor[..])).map_err(err)?;
+        let outputs = self.session.run(ort::inputs![self.input.as_str() => input]).map_err(err)?;
         let mut mesh: Option<Vec<f32>> = None;
         let mut presence: Option<f32> = None;
         for (_, value) in outputs.iter() {
@@ -107,12 +82,6 @@ impl MeshRefiner {
             return Ok(None);
         }
         let at = |i: usize| crop_to_image.apply(Point::new(mesh[3 * i], mesh[3 * i + 1]));
-        Ok(Some([
-            at(33).midpoint(at(133)),
-            at(362).midpoint(at(263)),
-            at(1),
-            at(61),
-            at(291),
-        ]))
+        Ok(Some([at(33).midpoint(at(133)), at(362).midpoint(at(263)), at(1), at(61), at(291)]))
     }
 }

@@ -35,9 +35,7 @@ pub struct AlignConfig {
 
 impl Default for AlignConfig {
     fn default() -> Self {
-        Self {
-            mesh_refinement: true,
-        }
+        Self { mesh_refinement: true }
     }
 }
 
@@ -62,11 +60,7 @@ impl Aligner {
         config: &AlignConfig,
         settings: &SessionSettings,
     ) -> Result<Self, ModelError> {
-        let mesh = if config.mesh_refinement {
-            Some(MeshRefiner::load(runtime, models_dir, settings)?)
-        } else {
-            None
-        };
+        let mesh = if config.mesh_refinement { Some(MeshRefiner::load(runtime, models_dir, settings)?) } else { None };
         Ok(Self { mesh })
     }
 
@@ -75,11 +69,7 @@ impl Aligner {
         Self { mesh: None }
     }
 
-    pub fn align(
-        &mut self,
-        image: &RgbImage,
-        face: &Face,
-    ) -> Result<Option<AlignedFace>, ModelError> {
+    pub fn align(&mut self, image: &RgbImage, face: &Face) -> Result<Option<AlignedFace>, ModelError> {
         if let Some(mesh) = self.mesh.as_mut() {
             if let Some(points) = mesh.refine(image, face)? {
                 if let Some(t) = Similarity::fit(&points, &TEMPLATE) {
@@ -100,16 +90,7 @@ impl Aligner {
 pub fn align_with_keypoints(image: &RgbImage, face: &Face) -> Option<AlignedFace> {
     let k = &face.keypoints;
     let src = [k[0], k[1], k[2], k[3]];
-    let dst = [
-        TEMPLATE[0],
-        TEMPLATE[1],
-        TEMPLATE[2],
-        TEMPLATE[3].midpoint(TEMPLATE[4]),
-    ];
+    let dst = [TEMPLATE[0], TEMPLATE[1], TEMPLATE[2], TEMPLATE[3].midpoint(TEMPLATE[4])];
     let t = Similarity::fit(&src, &dst)?;
-    Some(AlignedFace {
-        image: warp::warp(image, &t, ALIGNED_SIDE, ALIGNED_SIDE),
-        transform: t,
-        refined: false,
-    })
+    Some(AlignedFace { image: warp::warp(image, &t, ALIGNED_SIDE, ALIGNED_SIDE), transform: t, refined: false })
 }

@@ -21,9 +21,7 @@ impl Similarity {
             return None;
         }
         let mean = |pts: &[Point]| {
-            let (sx, sy) = pts[..n].iter().fold((0.0f64, 0.0f64), |(x, y), p| {
-                (x + p.x as f64, y + p.y as f64)
-            });
+            let (sx, sy) = pts[..n].iter().fold((0.0f64, 0.0f64), |(x, y), p| (x + p.x as f64, y + p.y as f64));
             (sx / n as f64, sy / n as f64)
         };
         let (mx, my) = mean(src);
@@ -42,29 +40,16 @@ impl Similarity {
         let (a, b) = (dot / norm, cross / norm);
         let tx = nx - (a * mx - b * my);
         let ty = ny - (b * mx + a * my);
-        Some(Similarity {
-            a: a as f32,
-            b: b as f32,
-            tx: tx as f32,
-            ty: ty as f32,
-        })
+        Some(Similarity { a: a as f32, b: b as f32, tx: tx as f32, ty: ty as f32 })
     }
 
     /// Scale, rotation (radians) and translation.
     pub fn from_parts(scale: f32, angle: f32, tx: f32, ty: f32) -> Similarity {
-        Similarity {
-            a: scale * angle.cos(),
-            b: scale * angle.sin(),
-            tx,
-            ty,
-        }
+        Similarity { a: scale * angle.cos(), b: scale * angle.sin(), tx, ty }
     }
 
     pub fn apply(&self, p: Point) -> Point {
-        Point::new(
-            self.a * p.x - self.b * p.y + self.tx,
-            self.b * p.x + self.a * p.y + self.ty,
-        )
+        Point::new(self.a * p.x - self.b * p.y + self.tx, self.b * p.x + self.a * p.y + self.ty)
     }
 
     pub fn scale(&self) -> f32 {
@@ -74,12 +59,7 @@ impl Similarity {
     pub fn inverse(&self) -> Similarity {
         let d = self.a * self.a + self.b * self.b;
         let (a, b) = (self.a / d, -self.b / d);
-        Similarity {
-            a,
-            b,
-            tx: -(a * self.tx - b * self.ty),
-            ty: -(b * self.tx + a * self.ty),
-        }
+        Similarity { a, b, tx: -(a * self.tx - b * self.ty), ty: -(b * self.tx + a * self.ty) }
     }
 }
 
@@ -94,12 +74,7 @@ mod tests {
     #[test]
     fn recovers_a_known_transform_exactly() {
         let t = Similarity::from_parts(2.5, 0.3, 10.0, -4.0);
-        let src = [
-            Point::new(1.0, 2.0),
-            Point::new(30.0, 5.0),
-            Point::new(12.0, 40.0),
-            Point::new(-7.0, 9.0),
-        ];
+        let src = [Point::new(1.0, 2.0), Point::new(30.0, 5.0), Point::new(12.0, 40.0), Point::new(-7.0, 9.0)];
         let dst: Vec<Point> = src.iter().map(|p| t.apply(*p)).collect();
         let fit = Similarity::fit(&src, &dst).unwrap();
         for p in src {

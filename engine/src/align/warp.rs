@@ -25,12 +25,7 @@ pub fn warp(src: &RgbImage, src_to_dst: &Similarity, width: u32, height: u32) ->
             let (x0, y0) = (s.x.floor(), s.y.floor());
             let (fx, fy) = (s.x - x0, s.y - y0);
             let (x0, y0) = (x0 as i64, y0 as i64);
-            let (p00, p10, p01, p11) = (
-                px(x0, y0),
-                px(x0 + 1, y0),
-                px(x0, y0 + 1),
-                px(x0 + 1, y0 + 1),
-            );
+            let (p00, p10, p01, p11) = (px(x0, y0), px(x0 + 1, y0), px(x0, y0 + 1), px(x0 + 1, y0 + 1));
             let mut c = [0u8; 3];
             for k in 0..3 {
                 let top = p00[k] + (p10[k] - p00[k]) * fx;
@@ -51,19 +46,9 @@ mod tests {
     fn identity_copies_and_translation_shifts() {
         let mut src = RgbImage::new(8, 8);
         src.put_pixel(3, 4, Rgb([10, 20, 30]));
-        let id = Similarity {
-            a: 1.0,
-            b: 0.0,
-            tx: 0.0,
-            ty: 0.0,
-        };
+        let id = Similarity { a: 1.0, b: 0.0, tx: 0.0, ty: 0.0 };
         assert_eq!(warp(&src, &id, 8, 8), src);
-        let shift = Similarity {
-            a: 1.0,
-            b: 0.0,
-            tx: 2.0,
-            ty: 1.0,
-        };
+        let shift = Similarity { a: 1.0, b: 0.0, tx: 2.0, ty: 1.0 };
         let out = warp(&src, &shift, 8, 8);
         assert_eq!(out.get_pixel(5, 5), &Rgb([10, 20, 30]));
         assert_eq!(out.get_pixel(0, 0), &Rgb([0, 0, 0]));

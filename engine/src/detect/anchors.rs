@@ -32,10 +32,7 @@ mod tests {
 
     #[test]
     fn full_range_has_2304_anchors_in_row_major_order() {
-        let a = anchor_centres(&[AnchorLayer {
-            grid: 48,
-            per_cell: 1,
-        }]);
+        let a = anchor_centres(&[AnchorLayer { grid: 48, per_cell: 1 }]);
         assert_eq!(a.len(), 2304);
         assert_eq!(a[0], Point::new(0.5 / 48.0, 0.5 / 48.0));
         assert_eq!(a[1], Point::new(1.5 / 48.0, 0.5 / 48.0));
@@ -44,16 +41,7 @@ mod tests {
 
     #[test]
     fn back_and_short_range_have_896_anchors() {
-        let a = anchor_centres(&[
-            AnchorLayer {
-                grid: 16,
-                per_cell: 2,
-            },
-            AnchorLayer {
-                grid: 8,
-                per_cell: 6,
-            },
-        ]);
+        let a = anchor_centres(&[AnchorLayer { grid: 16, per_cell: 2 }, AnchorLayer { grid: 8, per_cell: 6 }]);
         assert_eq!(a.len(), 896);
         // two anchors per cell share a centre; the second layer starts after 512
         assert_eq!(a[0], a[1]);

@@ -22,13 +22,7 @@ impl Placement {
     pub fn new(view: View, side: u32) -> Placement {
         let scale = side as f32 / view.width.max(view.height) as f32;
         let (w, h) = scaled_size(view, scale);
-        Placement {
-            view,
-            scale,
-            pad_x: ((side - w) / 2) as f32,
-            pad_y: ((side - h) / 2) as f32,
-            side: side as f32,
-        }
+        Placement { view, scale, pad_x: ((side - w) / 2) as f32, pad_y: ((side - h) / 2) as f32, side: side as f32 }
     }
 
     /// Normalised input coordinates → source image pixels.
@@ -41,10 +35,7 @@ impl Placement {
 }
 
 fn scaled_size(view: View, scale: f32) -> (u32, u32) {
-    (
-        ((view.width as f32 * scale).round() as u32).max(1),
-        ((view.height as f32 * scale).round() as u32).max(1),
-    )
+    (((view.width as f32 * scale).round() as u32).max(1), ((view.height as f32 * scale).round() as u32).max(1))
 }
 
 /// Writes one view into `out` (3 × side × side floats, NCHW plane order) and returns its placement.
@@ -57,25 +48,16 @@ pub fn letterbox_into(
 ) -> Result<Placement, String> {
     let placement = Placement::new(view, side);
     let (w, h) = scaled_size(view, placement.scale);
-    let src = ImageRef::new(
-        image.width(),
-        image.height(),
-        image.as_raw(),
-        PixelType::U8x3,
-    )
-    .map_err(|e| e.to_string())?;
+    let src =
+        ImageRef::new(image.width(), image.height(), image.as_raw(), PixelType::U8x3).map_err(|e| e.to_string())?;
     let mut dst = Image::new(w, h, PixelType::U8x3);
-    let options = ResizeOptions::new()
-        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
-        .crop(
-            view.x as f64,
-            view.y as f64,
-            view.width as f64,
-            view.height as f64,
-        );
-    resizer
-        .resize(&src, &mut dst, &options)
-        .map_err(|e| e.to_string())?;
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)).crop(
+        view.x as f64,
+        view.y as f64,
+        view.width as f64,
+        view.height as f64,
+    );
+    resizer.resize(&src, &mut dst, &options).map_err(|e| e.to_string())?;
 
     // Padding is black, i.e. −1 after normalisation.
     out.fill(-1.0);
@@ -100,12 +82,7 @@ mod tests {
 
     #[test]
     fn a_wide_view_is_padded_top_and_bottom_and_maps_back() {
-        let view = View {
-            x: 100,
-            y: 50,
-            width: 400,
-            height: 200,
-        };
+        let view = View { x: 100, y: 50, width: 400, height: 200 };
         let p = Placement::new(view, 192);
         assert_eq!(p.scale, 192.0 / 400.0);
         assert_eq!(p.pad_x, 0.0);
@@ -119,19 +96,7 @@ mod tests {
         let img = RgbImage::from_pixel(40, 20, image::Rgb([255, 0, 127]));
         let mut out = vec![0.0; 3 * 16 * 16];
         let mut r = Resizer::new();
-        let p = letterbox_into(
-            &mut r,
-            &img,
-            View {
-                x: 0,
-                y: 0,
-                width: 40,
-                height: 20,
-            },
-            16,
-            &mut out,
-        )
-        .unwrap();
+        let p = letterbox_into(&mut r, &img, View { x: 0, y: 0, width: 40, height: 20 }, 16, &mut out).unwrap();
         assert_eq!(p.pad_y, 4.0);
         assert_eq!(out[0], -1.0); // padding row
         let inside = 8 * 16 + 8;

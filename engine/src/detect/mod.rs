@@ -52,20 +52,10 @@ impl DetectorModel {
 
     fn anchor_layers(self) -> &'static [AnchorLayer] {
         match self {
-            DetectorModel::FullRange => &[AnchorLayer {
-                grid: 48,
-                per_cell: 1,
-            }],
-            DetectorModel::Back | DetectorModel::ShortRange => &[
-                AnchorLayer {
-                    grid: 16,
-                    per_cell: 2,
-                },
-                AnchorLayer {
-                    grid: 8,
-                    per_cell: 6,
-                },
-            ],
+            DetectorModel::FullRange => &[AnchorLayer { grid: 48, per_cell: 1 }],
+            DetectorModel::Back | DetectorModel::ShortRange => {
+                &[AnchorLayer { grid: 16, per_cell: 2 }, AnchorLayer { grid: 8, per_cell: 6 }]
+            }
         }
     }
 }
@@ -128,10 +118,7 @@ impl FaceDetector {
         let session = runtime.session(&path, settings)?;
         let input = io_name(&session, false, 0, MODEL)?;
         // The converted models name their outputs differently; the regressor output is the 16-wide one.
-        let (a, b) = (
-            io_name(&session, true, 0, MODEL)?,
-            io_name(&session, true, 1, MODEL)?,
-        );
+        let (a, b) = (io_name(&session, true, 0, MODEL)?, io_name(&session, true, 1, MODEL)?);
         let (regressors, classifiers) = if a.contains("class") { (b, a) } else { (a, b) };
         let anchors = anchor_centres(config.model.anchor_layers());
         Ok(Self {
@@ -162,20 +149,13 @@ impl FaceDetector {
             if img.width() == 0 || img.height() == 0 {
                 continue;
             }
-            jobs.extend(
-                views(img.width(), img.height(), &self.config.tiling)
-                    .into_iter()
-                    .map(|v| (i, v)),
-            );
+            jobs.extend(views(img.width(), img.height(), &self.config.tiling).into_iter().map(|v| (i, v)));
         }
         let mut candidates: Vec<Vec<Face>> = vec![Vec::new(); images.len()];
         for chunk in jobs.chunks(self.config.max_batch.max(1)) {
             self.run_chunk(images, chunk, &mut candidates)?;
         }
-        Ok(candidates
-            .into_iter()
-            .map(|c| nms::weighted_nms(c, self.config.nms_iou))
-            .collect())
+        Ok(candidates.into_iter().map(|c| nms::weighted_nms(c, self.config.nms_iou)).collect())
     }
 
     fn run_chunk(
@@ -189,38 +169,17 @@ impl FaceDetector {
         self.tensor.resize(per * chunk.len(), 0.0);
         let mut placements = Vec::with_capacity(chunk.len());
         for (k, (i, view)) in chunk.iter().enumerate() {
-            let p = letterbox_into(
-                &mut self.resizer,
-                images[*i],
-                *view,
-                side,
-                &mut self.tensor[k * per..(k + 1) * per],
-            )
-            .map_err(|message| ModelError::Inference {
-                model: MODEL,
-                message,
-            })?;
+            let p =
+                letterbox_into(&mut self.resizer, images[*i], *view, side, &mut self.tensor[k * per..(k + 1) * per])
+                    .map_err(|message| ModelError::Inference { model: MODEL, message })?;
             placements.push(p);
         }
-        let infer_err = |e: ort::Error| ModelError::Inference {
-            model: MODEL,
-            message: e.to_string(),
-        };
-        let input = TensorRef::from_array_view((
-            [chunk.len(), 3, side as usize, side as usize],
-            &self.tensor[..],
-        ))
-        .map_err(infer_err)?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.input.as_str() => input])
+        let infer_err = |e: ort::Error| ModelError::Inference { model: MODEL, message: e.to_string() };
+        let input = TensorRef::from_array_view(([chunk.len(), 3, side as usize, side as usize], &self.tensor[..]))
             .map_err(infer_err)?;
-        let (_, reg) = outputs[self.regressors.as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(infer_err)?;
-        let (_, cls) = outputs[self.classifiers.as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(infer_err)?;
+        let outputs = self.session.run(ort::inputs![self.input.as_str() => input]).map_err(infer_err)?;
+        let (_, reg) = outputs[self.regressors.as_str()].try_extract_tensor::<f32>().map_err(infer_err)?;
+        let (_, cls) = outputs[self.classifiers.as_str()].try_extract_tensor::<f32>().map_err(infer_err)?;
         let n = self.anchors.len();
         if reg.len() != chunk.len() * n * 16 || cls.len() != chunk.len() * n {
             return Err(ModelError::Interface {
@@ -266,21 +225,9 @@ pub fn decode(reg: &[f32], cls: &[f32], anchors: &[Point], side: f32, threshold:
         let (w, h) = (r[2] / side, r[3] / side);
         let mut keypoints = [Point::default(); 6];
         for (k, kp) in keypoints.iter_mut().enumerate() {
-            *kp = Point::new(
-                r[4 + 2 * k] / side + anchor.x,
-                r[5 + 2 * k] / side + anchor.y,
-            );
+            *kp = Point::new(r[4 + 2 * k] / side + anchor.x, r[5 + 2 * k] / side + anchor.y);
         }
-        out.push(Face {
-            bbox: BBox {
-                x: cx - w / 2.0,
-                y: cy - h / 2.0,
-                width: w,
-                height: h,
-            },
-            score,
-            keypoints,
-        });
+        out.push(Face { bbox: BBox { x: cx - w / 2.0, y: cy - h / 2.0, width: w, height: h }, score, keypoints });
     }
     out
 }
@@ -341,33 +288,13 @@ mod tests {
 
     #[test]
     fn faces_cut_by_inner_tile_edges_are_dropped() {
-        let tile = View {
-            x: 100,
-            y: 0,
-            width: 200,
-            height: 200,
-        };
-        let inside = BBox {
-            x: 150.0,
-            y: 50.0,
-            width: 40.0,
-            height: 40.0,
-        };
+        let tile = View { x: 100, y: 0, width: 200, height: 200 };
+        let inside = BBox { x: 150.0, y: 50.0, width: 40.0, height: 40.0 };
         let cut = BBox { x: 280.0, ..inside };
         assert!(!is_tile_edge_cut(&inside, tile, 1000, 200));
         assert!(is_tile_edge_cut(&cut, tile, 1000, 200));
         // the image's own border is not a cut
         let edge = BBox { x: 0.0, ..inside };
-        assert!(!is_tile_edge_cut(
-            &edge,
-            View {
-                x: 0,
-                y: 0,
-                width: 200,
-                height: 200
-            },
-            1000,
-            200
-        ));
+        assert!(!is_tile_edge_cut(&edge, View { x: 0, y: 0, width: 200, height: 200 }, 1000, 200));
     }
 }

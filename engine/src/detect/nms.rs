@@ -8,9 +8,8 @@ pub fn weighted_nms(mut candidates: Vec<Face>, iou_threshold: f32) -> Vec<Face> 
     candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut out = Vec::new();
     while let Some(top) = candidates.first().copied() {
-        let (cluster, rest): (Vec<Face>, Vec<Face>) = candidates
-            .into_iter()
-            .partition(|c| top.bbox.iou(&c.bbox) > iou_threshold || *c == top);
+        let (cluster, rest): (Vec<Face>, Vec<Face>) =
+            candidates.into_iter().partition(|c| top.bbox.iou(&c.bbox) > iou_threshold || *c == top);
         candidates = rest;
         let total: f32 = cluster.iter().map(|c| c.score).sum();
         let (mut x1, mut y1, mut x2, mut y2) = (0.0, 0.0, 0.0, 0.0);
@@ -26,11 +25,7 @@ pub fn weighted_nms(mut candidates: Vec<Face>, iou_threshold: f32) -> Vec<Face> 
                 k.y += p.y * w;
             }
         }
-        out.push(Face {
-            bbox: BBox::from_corners(x1, y1, x2, y2),
-            score: top.score,
-            keypoints,
-        });
+        out.push(Face { bbox: BBox::from_corners(x1, y1, x2, y2), score: top.score, keypoints });
     }
     out
 }
@@ -40,16 +35,7 @@ mod tests {
     use super::*;
 
     fn face(x: f32, score: f32) -> Face {
-        Face {
-            bbox: BBox {
-                x,
-                y: 0.0,
-                width: 10.0,
-                height: 10.0,
-            },
-            score,
-            keypoints: [Point::new(x, 0.0); 6],
-        }
+        Face { bbox: BBox { x, y: 0.0, width: 10.0, height: 10.0 }, score, keypoints: [Point::new(x, 0.0); 6] }
     }
 
     #[test]

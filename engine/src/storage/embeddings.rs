@@ -23,12 +23,7 @@ impl Store {
     /// Stores an embedding; `None` when this person already has one from the same photo and model.
     pub async fn add_embedding(&self, e: &NewEmbedding<'_>) -> Result<Option<i64>, StorageError> {
         let c = self.client().await?;
-        let b = [
-            e.face_box.x,
-            e.face_box.y,
-            e.face_box.width,
-            e.face_box.height,
-        ];
+        let b = [e.face_box.x, e.face_box.y, e.face_box.width, e.face_box.height];
         let row = c
             .query_opt(
                 "INSERT INTO face_embeddings (person_id, model_name, model_version, vector, source_sha256, face_box, det_score)
@@ -43,10 +38,7 @@ impl Store {
     }
 
     /// Every embedding of one model, for the gallery index.
-    pub async fn embeddings_for_model(
-        &self,
-        model: &ModelId,
-    ) -> Result<Vec<EmbeddingRow>, StorageError> {
+    pub async fn embeddings_for_model(&self, model: &ModelId) -> Result<Vec<EmbeddingRow>, StorageError> {
         let c = self.client().await?;
         let rows = c
             .query(
@@ -55,14 +47,7 @@ impl Store {
             )
             .await
             .map_err(|source| StorageError::Query { context: "load embeddings", source })?;
-        Ok(rows
-            .iter()
-            .map(|r| EmbeddingRow {
-                id: r.get(0),
-                person_id: r.get(1),
-                vector: r.get(2),
-            })
-            .collect())
+        Ok(rows.iter().map(|r| EmbeddingRow { id: r.get(0), person_id: r.get(1), vector: r.get(2) }).collect())
     }
 
     /// Embeddings stored under other models than `model` (they need re-enrollment after a model change).

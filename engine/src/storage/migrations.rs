@@ -6,8 +6,7 @@ use tokio_postgres::Client;
 use super::StorageError;
 
 /// (version, name, SQL). Append only: an applied migration is never edited.
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
 
 /// Arbitrary constant key for `pg_advisory_xact_lock`, unique to Panoptes' migrations.
 const LOCK_KEY: i64 = 0x5041_4e4f_5054_4553; // "PANOPTES"
@@ -16,9 +15,7 @@ const LOCK_KEY: i64 = 0x5041_4e4f_5054_4553; // "PANOPTES"
 pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, StorageError> {
     let q = |context: &'static str| move |source| StorageError::Query { context, source };
     let tx = client.transaction().await.map_err(q("begin migration"))?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
-        .await
-        .map_err(q("lock migrations"))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await.map_err(q("lock migrations"))?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
@@ -38,12 +35,9 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, StorageError> {
             continue;
         }
         tx.batch_execute(sql).await.map_err(q("apply migration"))?;
-        tx.execute(
-            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-            &[version, name],
-        )
-        .await
-        .map_err(q("record migration"))?;
+        tx.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", &[version, name])
+            .await
+            .map_err(q("record migration"))?;
         now.push(*version);
     }
     tx.commit().await.map_err(q("commit migration"))?;

@@ -36,15 +36,8 @@ pub struct Store {
 impl Store {
     /// Builds the pool (no connection is made yet).
     pub fn new(url: &str, pool_size: usize) -> Result<Store, StorageError> {
-        let config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| StorageError::BadUrl(e.to_string()))?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let config = tokio_postgres::Config::from_str(url).map_err(|e| StorageError::BadUrl(e.to_string()))?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(1))
             .runtime(Runtime::Tokio1)
@@ -68,21 +61,13 @@ impl Store {
     }
 
     pub(crate) async fn client(&self) -> Result<Object, StorageError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| StorageError::Unavailable(e.to_string()))
+        self.pool.get().await.map_err(|e| StorageError::Unavailable(e.to_string()))
     }
 
     /// Cheap round trip, for readiness checks.
     pub async fn ping(&self) -> Result<(), StorageError> {
         let c = self.client().await?;
-        c.simple_query("SELECT 1")
-            .await
-            .map_err(|source| StorageError::Query {
-                context: "ping",
-                source,
-            })?;
+        c.simple_query("SELECT 1").await.map_err(|source| StorageError::Query { context: "ping", source })?;
         Ok(())
     }
 }

@@ -20,21 +20,11 @@ const SELECT: &str = "SELECT p.id, p.name, p.metadata, p.created_at,
     FROM persons p";
 
 fn from_row(r: &Row) -> Person {
-    Person {
-        id: r.get(0),
-        name: r.get(1),
-        metadata: r.get(2),
-        created_at: r.get(3),
-        faces: r.get(4),
-    }
+    Person { id: r.get(0), name: r.get(1), metadata: r.get(2), created_at: r.get(3), faces: r.get(4) }
 }
 
 impl Store {
-    pub async fn create_person(
-        &self,
-        name: &str,
-        metadata: &serde_json::Value,
-    ) -> Result<Person, StorageError> {
+    pub async fn create_person(&self, name: &str, metadata: &serde_json::Value) -> Result<Person, StorageError> {
         let c = self.client().await?;
         let row = c
             .query_one(
@@ -51,10 +41,7 @@ impl Store {
         let row = c
             .query_opt(&format!("{SELECT} WHERE p.id = $1"), &[&id])
             .await
-            .map_err(|source| StorageError::Query {
-                context: "read person",
-                source,
-            })?;
+            .map_err(|source| StorageError::Query { context: "read person", source })?;
         Ok(row.as_ref().map(from_row))
     }
 
@@ -66,15 +53,8 @@ impl Store {
         offset: i64,
     ) -> Result<Vec<Person>, StorageError> {
         let c = self.client().await?;
-        let pattern = search.map(|s| {
-            format!(
-                "%{}%",
-                s.to_lowercase()
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            )
-        });
+        let pattern = search
+            .map(|s| format!("%{}%", s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
         let rows = c
             .query(
                 &format!("{SELECT} WHERE ($1::text IS NULL OR lower(p.name) LIKE $1) ORDER BY p.id LIMIT $2 OFFSET $3"),
@@ -91,10 +71,7 @@ impl Store {
         let n = c
             .execute("DELETE FROM persons WHERE id = $1", &[&id])
             .await
-            .map_err(|source| StorageError::Query {
-                context: "delete person",
-                source,
-            })?;
+            .map_err(|source| StorageError::Query { context: "delete person", source })?;
         Ok(n > 0)
     }
 
@@ -104,10 +81,7 @@ impl Store {
         let rows = c
             .query("SELECT id, name FROM persons WHERE id = ANY($1)", &[&ids])
             .await
-            .map_err(|source| StorageError::Query {
-                context: "read person names",
-                source,
-            })?;
+            .map_err(|source| StorageError::Query { context: "read person names", source })?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 }
