@@ -87,7 +87,7 @@ impl Runtime {
         let load_err = |message: String| ModelError::ModelLoad { path: path.to_path_buf(), message };
         let builder = Session::builder(&self.env).map_err(|e| load_err(e.to_string()))?;
         let mut builder = builder
-            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(|e| load_err(e.to_string()))?
             .with_intra_threads(settings.intra_threads.max(1))
             .map_err(|e| load_err(e.to_string()))?;
