@@ -1,7 +1,8 @@
-//! The pure pipeline parts of Panoptes: image input, face detection, alignment, embedding, the
-//! in-memory gallery index and PostgreSQL storage. Nothing here knows about actors or HTTP.
+//! The pure pipeline parts of Panoptes: video sources and decoding, image input, face detection,
+//! alignment, embedding, the in-memory gallery index and PostgreSQL storage. Nothing here knows about actors or HTTP.
 
 pub mod align;
+pub mod decode;
 pub mod detect;
 pub mod embed;
 pub mod enrollment;
@@ -10,4 +11,5 @@ pub mod geometry;
 pub mod image_input;
 pub mod pipeline;
 pub mod runtime;
+pub mod source;
 pub mod storage;

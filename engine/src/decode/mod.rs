@@ -1,0 +1,3 @@
+//! Video decoding.
+
+pub mod h264;

@@ -1,0 +1,119 @@
+//! Annex-B H.264 byte streams (as written by `ffmpeg -f h264` and by cameras' raw dumps): splitting
+//! into NAL units and grouping them into access units (one picture each, with any parameter sets and
+//! SEI that precede it).
+
+/// NAL unit types this module cares about (ITU-T H.264 table 7-1).
+pub mod nal_type {
+    pub const NON_IDR_SLICE: u8 = 1;
+    pub const IDR_SLICE: u8 = 5;
+    pub const SEI: u8 = 6;
+    pub const SPS: u8 = 7;
+    pub const PPS: u8 = 8;
+    pub const AUD: u8 = 9;
+}
+
+/// Offsets of the NAL units in `data`, without their start codes.
+pub fn nal_units(data: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new(); // (start of start code, start of payload)
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            let code_start = if i > 0 && data[i - 1] == 0 { i - 1 } else { i };
+            starts.push((code_start, i + 3));
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(starts.len());
+    for (k, &(_, payload)) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).map(|s| s.0).unwrap_or(data.len());
+        if end > payload {
+            out.push(&data[payload..end]);
+        }
+    }
+    out
+}
+
+pub fn kind(nal: &[u8]) -> u8 {
+    nal.first().map(|b| b & 0x1f).unwrap_or(0)
+}
+
+fn is_slice(t: u8) -> bool {
+    t == nal_type::NON_IDR_SLICE || t == nal_type::IDR_SLICE
+}
+
+/// A slice whose `first_mb_in_slice` is 0 starts a new picture. That field is the first ue(v) of the
+/// slice header; ue(v) of 0 is the single bit 1, so the test is the top bit after the NAL header.
+fn starts_picture(nal: &[u8]) -> bool {
+    is_slice(kind(nal)) && nal.get(1).is_some_and(|b| b & 0x80 != 0)
+}
+
+/// One picture's NAL units, re-joined with 4-byte start codes (the form decoders take).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessUnit {
+    pub data: Vec<u8>,
+    /// Contains an IDR slice: decoding can start here.
+    pub is_keyframe: bool,
+}
+
+/// Groups a whole Annex-B stream into access units. Bytes before the first start code are ignored.
+pub fn access_units(data: &[u8]) -> Vec<AccessUnit> {
+    let mut out = Vec::new();
+    let mut current = AccessUnit { data: Vec::new(), is_keyframe: false };
+    let mut has_slice = false;
+    for nal in nal_units(data) {
+        let t = kind(nal);
+        // A new picture begins at its first slice, or at a non-slice NAL (AUD, SPS, PPS, SEI) that
+        // follows the previous picture's slices.
+        let boundary = has_slice
+            && (starts_picture(nal) || matches!(t, nal_type::AUD | nal_type::SPS | nal_type::PPS | nal_type::SEI));
+        if boundary {
+            out.push(std::mem::replace(&mut current, AccessUnit { data: Vec::new(), is_keyframe: false }));
+            has_slice = false;
+        }
+        current.data.extend_from_slice(&[0, 0, 0, 1]);
+        current.data.extend_from_slice(nal);
+        if is_slice(t) {
+            has_slice = true;
+            current.is_keyframe |= t == nal_type::IDR_SLICE;
+        }
+    }
+    if has_slice {
+        out.push(current);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_on_three_and_four_byte_start_codes() {
+        let data = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 0x88, 4];
+        let n = nal_units(&data);
+        assert_eq!(n, vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 0x88, 4][..]]);
+        assert_eq!(kind(n[2]), nal_type::IDR_SLICE);
+    }
+
+    #[test]
+    fn groups_parameter_sets_with_the_following_picture() {
+        // SPS, PPS, IDR (first_mb=0), P (first_mb=0), P slice 2 of that picture (first_mb≠0), P
+        let data = [
+            0, 0, 0, 1, 0x67, 0xAA, 0, 0, 0, 1, 0x68, 0xBB, 0, 0, 0, 1, 0x65, 0x88, 0, 0, 0, 1, 0x41, 0x9A, 0, 0, 0, 1,
+            0x41, 0x40, 0, 0, 0, 1, 0x41, 0x9B,
+        ];
+        let aus = access_units(&data);
+        assert_eq!(aus.len(), 3);
+        assert!(aus[0].is_keyframe && !aus[1].is_keyframe);
+        assert_eq!(nal_units(&aus[0].data).len(), 3);
+        assert_eq!(nal_units(&aus[1].data).len(), 2);
+    }
+
+    #[test]
+    fn garbage_without_start_codes_yields_nothing() {
+        assert!(access_units(b"random bytes, no start code").is_empty());
+        assert!(access_units(&[]).is_empty());
+    }
+}

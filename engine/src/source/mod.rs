@@ -1,0 +1,3 @@
+//! Where video comes from. Today: Annex-B H.264 byte streams (files, camera dumps).
+
+pub mod annexb;
