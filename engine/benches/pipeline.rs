@@ -57,5 +57,45 @@ fn stages(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, stages);
+/// openh264 decode of a 720p clip (ffmpeg/x264 from a real photo), per frame.
+fn decode(c: &mut Criterion) {
+    use panoptes_engine::decode::h264::H264Decoder;
+    use panoptes_engine::source::annexb::access_units;
+    let dir = std::env::temp_dir().join(format!("panoptes-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut g = c.benchmark_group("decode_h264_720p");
+    g.sample_size(20);
+    for (name, opts) in [
+        ("baseline", &["-profile:v", "baseline", "-g", "20"][..]),
+        ("high_bframes", &["-profile:v", "high", "-bf", "3", "-g", "20"][..]),
+    ] {
+        let clip = dir.join(format!("{name}.h264"));
+        let ok = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-loop", "1", "-i"])
+            .arg(root().join("tests/data/photos/t1.jpg"))
+            .args(["-t", "3", "-r", "10", "-vf", "scale=1280:720", "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+            .args(opts)
+            .arg(&clip)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "ffmpeg is needed for the decode benchmark (scripts/setup.sh installs it)");
+        let aus = access_units(&std::fs::read(&clip).expect("clip"));
+        g.throughput(criterion::Throughput::Elements(aus.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut d = H264Decoder::new().expect("decoder");
+                let mut n = 0;
+                for au in &aus {
+                    n += d.decode(&au.data, au.is_keyframe).expect("decode").is_some() as usize;
+                }
+                n + d.flush().expect("flush").len()
+            })
+        });
+    }
+    g.finish();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+criterion_group!(benches, stages, decode);
 criterion_main!(benches);
