@@ -2,34 +2,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use panoptes_engine::decode::h264::H264Decoder;
 use panoptes_engine::source::annexb::access_units;
-
-/// Encodes `photo` as `seconds` of 10 fps 1280×720 H.264 with the given x264 options.
-fn clip(photo: &Path, seconds: u32, x264: &[&str], tag: &str) -> PathBuf {
-    let out = common::temp_dir("h264").join(format!("{tag}.h264"));
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-loop", "1", "-i"])
-        .arg(photo)
-        .args([
-            "-t",
-            &seconds.to_string(),
-            "-r",
-            "10",
-            "-vf",
-            "scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2",
-        ])
-        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
-        .args(x264)
-        .arg(&out)
-        .status()
-        .expect("ffmpeg (installed by scripts/setup.sh)");
-    assert!(status.success(), "ffmpeg failed for {tag}");
-    out
-}
 
 fn decode_all(data: &[u8]) -> (Vec<image::RgbImage>, H264Decoder) {
     let mut dec = H264Decoder::new().unwrap();
@@ -45,7 +19,7 @@ fn decode_all(data: &[u8]) -> (Vec<image::RgbImage>, H264Decoder) {
 
 #[test]
 fn a_baseline_clip_decodes_every_frame_and_its_face_is_recognised() {
-    let path = clip(&common::photo("obama2.jpg"), 3, &["-profile:v", "baseline", "-g", "10"], "baseline");
+    let path = common::h264_clip(&common::photo("obama2.jpg"), 3, &["-profile:v", "baseline", "-g", "10"], "baseline");
     let data = std::fs::read(&path).unwrap();
     let aus = access_units(&data);
     assert_eq!(aus.len(), 30);
@@ -65,7 +39,8 @@ fn a_baseline_clip_decodes_every_frame_and_its_face_is_recognised() {
 
 #[test]
 fn high_profile_b_frames_decode_completely_with_no_flush() {
-    let path = clip(&common::photo("t1.jpg"), 2, &["-profile:v", "high", "-bf", "3", "-g", "20"], "bframes");
+    let path =
+        common::h264_clip(&common::photo("t1.jpg"), 2, &["-profile:v", "high", "-bf", "3", "-g", "20"], "bframes");
     let (frames, dec) = decode_all(&std::fs::read(&path).unwrap());
     assert_eq!(frames.len(), 20, "{:?}", dec.stats());
     assert_eq!(dec.stats().corrupt, 0);
@@ -73,7 +48,7 @@ fn high_profile_b_frames_decode_completely_with_no_flush() {
 
 #[test]
 fn joining_mid_gop_skips_to_the_next_keyframe() {
-    let path = clip(&common::photo("obama.jpg"), 2, &["-profile:v", "baseline", "-g", "10"], "midgop");
+    let path = common::h264_clip(&common::photo("obama.jpg"), 2, &["-profile:v", "baseline", "-g", "10"], "midgop");
     let data = std::fs::read(&path).unwrap();
     let aus = access_units(&data);
     let mut dec = H264Decoder::new().unwrap();
@@ -101,7 +76,7 @@ fn random_bytes_and_damaged_frames_are_errors_not_crashes() {
         let _ = dec.decode(&au.data, true);
     }
     // a real clip with its P-frames garbled after the keyframe
-    let path = clip(&common::photo("obama.jpg"), 1, &["-profile:v", "baseline", "-g", "10"], "damaged");
+    let path = common::h264_clip(&common::photo("obama.jpg"), 1, &["-profile:v", "baseline", "-g", "10"], "damaged");
     let data = std::fs::read(&path).unwrap();
     let mut dec = H264Decoder::new().unwrap();
     for (i, mut au) in access_units(&data).into_iter().enumerate() {

@@ -96,3 +96,66 @@ pub fn venv_python() -> PathBuf {
 pub fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
+
+/// Encodes `photo` as `seconds` of 10 fps 1280×720 H.264 (Annex-B) with the given x264 options.
+pub fn h264_clip(photo: &Path, seconds: u32, x264: &[&str], tag: &str) -> PathBuf {
+    let out = temp_dir("h264").join(format!("{tag}.h264"));
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-loop", "1", "-i"])
+        .arg(photo)
+        .args(["-t", &seconds.to_string(), "-r", "10"])
+        .args(["-vf", "scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2"])
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .args(x264)
+        .arg(&out)
+        .status()
+        .expect("ffmpeg (installed by scripts/setup.sh)");
+    assert!(status.success(), "ffmpeg failed for {tag}");
+    out
+}
+
+/// GStreamer's RTSP server (Debian packages, started by the test) looping an H.264 file at
+/// rtsp://127.0.0.1:PORT/cam1. Killed on drop.
+pub struct RtspServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl RtspServer {
+    pub fn start(clip: &Path, fps: u32) -> RtspServer {
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
+        Self::start_on(clip, fps, port)
+    }
+
+    pub fn start_on(clip: &Path, fps: u32, port: u16) -> RtspServer {
+        let child = std::process::Command::new("/usr/bin/python3")
+            .arg(root().join("tests/rtsp/rtsp_server.py"))
+            .arg(clip)
+            .arg(fps.to_string())
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the GStreamer RTSP server (/usr/bin/python3 with python3-gi; scripts/setup.sh)");
+        let mut server = RtspServer { child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(server.child.try_wait().ok().flatten().is_none(), "the RTSP server exited at start");
+            assert!(std::time::Instant::now() < deadline, "the RTSP server did not listen within 20 s");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/cam1", self.port)
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,79 @@
+//! The RTSP source against a real GStreamer RTSP server streaming a clip of a real face.
+
+mod common;
+
+use std::time::Duration;
+
+use panoptes_engine::decode::h264::H264Decoder;
+use panoptes_engine::embed::cosine;
+use panoptes_engine::source::rtsp::{RtspSource, RtspTransport};
+use panoptes_engine::source::SourceError;
+
+const STEP: Duration = Duration::from_secs(10);
+
+/// Reads access units until `n` frames are decoded (bounded by a generous guard against hangs).
+async fn frames(src: &mut RtspSource, n: usize) -> Vec<image::RgbImage> {
+    let mut dec = H264Decoder::new().unwrap();
+    let mut out = Vec::new();
+    let guard = tokio::time::timeout(Duration::from_secs(30), async {
+        while out.len() < n {
+            let au = src.next_access_unit().await.expect("stream").expect("stream ended early");
+            if let Ok(Some(f)) = dec.decode(&au.data, au.is_keyframe) {
+                out.push(f);
+            }
+        }
+    });
+    guard.await.expect("no frames from the RTSP server within 30 s");
+    out
+}
+
+#[tokio::test]
+async fn tcp_and_udp_deliver_decodable_frames_whose_face_is_recognised() {
+    let clip = common::h264_clip(&common::photo("obama2.jpg"), 4, &["-profile:v", "baseline", "-g", "10"], "rtsp");
+    let server = common::RtspServer::start(&clip, 10);
+    let mut p = common::pipeline();
+    let still = p.analyze_bytes(&common::photo_bytes("obama2.jpg")).unwrap().remove(0).embedding;
+    for transport in [RtspTransport::Tcp, RtspTransport::Udp] {
+        let mut src = RtspSource::connect(&server.url(), transport, STEP).await.expect("connect");
+        let got = frames(&mut src, 12).await;
+        assert_eq!(got[0].dimensions(), (1280, 720));
+        let faces = p.analyze(got.last().unwrap()).unwrap();
+        assert_eq!(faces.len(), 1, "{transport:?}");
+        let s = cosine(&still, &faces[0].embedding);
+        assert!(s >= 0.55, "{transport:?}: cosine {s:.3} between the streamed face and the photo");
+    }
+}
+
+#[tokio::test]
+async fn unknown_paths_refused_connections_and_bad_urls_are_specific_errors() {
+    let clip = common::h264_clip(&common::photo("obama.jpg"), 1, &["-profile:v", "baseline"], "rtsp-errors");
+    let server = common::RtspServer::start(&clip, 10);
+    let missing = format!("rtsp://viewer:hunter2@127.0.0.1:{}/nope", server.port);
+    let e = RtspSource::connect(&missing, RtspTransport::Tcp, STEP).await.err().expect("404");
+    let msg = e.to_string();
+    assert!(matches!(e, SourceError::Rtsp { stage: "describe", .. }), "{msg}");
+    assert!(!msg.contains("hunter2") && !msg.contains("viewer"), "credentials leaked: {msg}");
+    assert!(msg.contains("/nope"), "{msg}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let e = RtspSource::connect(&format!("rtsp://127.0.0.1:{closed}/cam1"), RtspTransport::Tcp, STEP)
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(e, SourceError::Rtsp { .. }), "{e}");
+
+    let e = RtspSource::connect("http://127.0.0.1/cam1", RtspTransport::Tcp, STEP).await.err().expect("scheme");
+    assert!(matches!(e, SourceError::BadUrl { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn a_server_that_accepts_but_never_answers_times_out() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let e = RtspSource::connect(&format!("rtsp://127.0.0.1:{port}/cam1"), RtspTransport::Tcp, Duration::from_secs(1))
+        .await
+        .err()
+        .expect("timeout");
+    assert!(matches!(e, SourceError::Timeout { stage: "describe", .. }), "{e}");
+    drop(silent);
+}
