@@ -1,3 +1,6 @@
-//! Supervised actix actors that wire the engine into the streaming pipeline (cameras, decoders,
-//! inference workers, matcher, scheduler). Empty until the streaming engine lands: the still-image
-//! pipeline is driven directly by the binary.
+//! Supervised actix actors that wire the engine into the streaming pipeline. Today: the camera actor
+//! (connect, stream, detect stalls, reconnect with backoff). Decoder, inference, matcher and
+//! scheduler actors build on the same messages.
+
+pub mod camera;
+pub mod messages;

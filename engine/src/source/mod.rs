@@ -1,7 +1,9 @@
 //! Where video comes from: RTSP cameras and Annex-B H.264 byte streams.
 
 pub mod annexb;
+pub mod backoff;
 pub mod camera_url;
+pub mod file;
 pub mod rtsp;
 
 use std::time::Duration;
@@ -17,4 +19,6 @@ pub enum SourceError {
     Timeout { camera: String, stage: &'static str, after: Duration },
     #[error("camera {camera}: the stream offers no H.264 video")]
     NoH264 { camera: String },
+    #[error("video file {path}: {detail}")]
+    File { path: String, detail: String },
 }

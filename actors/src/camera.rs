@@ -1,0 +1,215 @@
+//! The camera actor: owns one source (RTSP or file), waits for the first keyframe, forwards access
+//! units to its consumer with `try_send` (a full consumer mailbox drops the frame and counts it; the
+//! camera never blocks), and on any failure — refused, timeout, teardown, or no frame for
+//! `stall_timeout` — reconnects after an exponential, jittered backoff. Its state is visible through
+//! `GetStatus`. Each camera runs its own task: one camera down never affects another.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use panoptes_engine::source::annexb::AccessUnit;
+use panoptes_engine::source::backoff::Backoff;
+use panoptes_engine::source::camera_url::redact;
+use panoptes_engine::source::file::FileSource;
+use panoptes_engine::source::rtsp::{RtspSource, RtspTransport};
+use panoptes_engine::source::SourceError;
+use serde::Serialize;
+use tracing::{info, warn, Instrument};
+
+use crate::messages::EncodedFrame;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraState {
+    Connecting,
+    Streaming,
+    Backoff,
+    Stopped,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CameraStatus {
+    pub state: CameraState,
+    pub last_error: Option<String>,
+    pub reconnects: u64,
+    pub frames_received: u64,
+    /// Frames dropped because the consumer's mailbox was full.
+    pub frames_dropped: u64,
+    /// Measured over the last few seconds.
+    pub fps: f32,
+}
+
+#[derive(Clone, Debug)]
+pub struct CameraConfig {
+    pub id: i64,
+    /// rtsp://, rtsps://, or a path to an Annex-B H.264 file (played in a loop at `file_fps`).
+    pub url: String,
+    pub transport: RtspTransport,
+    pub connect_timeout: Duration,
+    pub stall_timeout: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    pub file_fps: f32,
+}
+
+impl CameraConfig {
+    pub fn new(id: i64, url: impl Into<String>) -> Self {
+        Self {
+            id,
+            url: url.into(),
+            transport: RtspTransport::Tcp,
+            connect_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(10),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(30),
+            file_fps: 10.0,
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "CameraStatus")]
+pub struct GetStatus;
+
+pub struct CameraActor {
+    config: CameraConfig,
+    consumer: Recipient<EncodedFrame>,
+    status: Arc<Mutex<CameraStatus>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl CameraActor {
+    pub fn new(config: CameraConfig, consumer: Recipient<EncodedFrame>) -> Self {
+        let status = CameraStatus {
+            state: CameraState::Connecting,
+            last_error: None,
+            reconnects: 0,
+            frames_received: 0,
+            frames_dropped: 0,
+            fps: 0.0,
+        };
+        Self { config, consumer, status: Arc::new(Mutex::new(status)), task: None }
+    }
+}
+
+impl Actor for CameraActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Self::Context) {
+        let span = tracing::info_span!("camera", camera_id = self.config.id, url = %redact(&self.config.url));
+        let run = run_camera(self.config.clone(), self.consumer.clone(), self.status.clone()).instrument(span);
+        self.task = Some(actix::spawn(run));
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        update(&self.status, |s| s.state = CameraState::Stopped);
+    }
+}
+
+impl Handler<GetStatus> for CameraActor {
+    type Result = MessageResult<GetStatus>;
+
+    fn handle(&mut self, _: GetStatus, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.status.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
+fn update(status: &Mutex<CameraStatus>, f: impl FnOnce(&mut CameraStatus)) {
+    f(&mut status.lock().unwrap_or_else(|p| p.into_inner()));
+}
+
+enum Source {
+    Rtsp(RtspSource),
+    File(FileSource),
+}
+
+impl Source {
+    async fn open(c: &CameraConfig) -> Result<Source, SourceError> {
+        if c.url.contains("://") {
+            Ok(Source::Rtsp(RtspSource::connect(&c.url, c.transport, c.connect_timeout).await?))
+        } else {
+            Ok(Source::File(FileSource::open(&PathBuf::from(&c.url), c.file_fps, true)?))
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<AccessUnit>, SourceError> {
+        match self {
+            Source::Rtsp(s) => s.next_access_unit().await,
+            Source::File(f) => Ok(f.next_access_unit().await),
+        }
+    }
+}
+
+/// Connect → stream → (failure) → backoff → connect …, until the actor stops and aborts the task.
+async fn run_camera(config: CameraConfig, consumer: Recipient<EncodedFrame>, status: Arc<Mutex<CameraStatus>>) {
+    let mut backoff = Backoff::new(config.backoff_initial, config.backoff_max, config.id as u64);
+    loop {
+        update(&status, |s| s.state = CameraState::Connecting);
+        let error = match Source::open(&config).await {
+            Ok(source) => stream(&config, source, &consumer, &status, &mut backoff).await,
+            Err(e) => e.to_string(),
+        };
+        let delay = backoff.next_delay();
+        warn!(error = %error, retry_in = ?delay, "camera failed; reconnecting");
+        update(&status, |s| {
+            s.state = CameraState::Backoff;
+            s.last_error = Some(error);
+            s.reconnects += 1;
+            s.fps = 0.0;
+        });
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Forwards frames until the source fails; returns why.
+async fn stream(
+    config: &CameraConfig,
+    mut source: Source,
+    consumer: &Recipient<EncodedFrame>,
+    status: &Mutex<CameraStatus>,
+    backoff: &mut Backoff,
+) -> String {
+    let mut keyframe_seen = false;
+    let mut window = (Instant::now(), 0u32);
+    loop {
+        let unit = match tokio::time::timeout(config.stall_timeout, source.next()).await {
+            Ok(Ok(Some(u))) => u,
+            Ok(Ok(None)) => return "the server ended the stream".into(),
+            Ok(Err(e)) => return e.to_string(),
+            Err(_) => return format!("no frame for {:?} (stalled)", config.stall_timeout),
+        };
+        if !keyframe_seen {
+            if !unit.is_keyframe {
+                continue;
+            }
+            keyframe_seen = true;
+            backoff.reset();
+            info!("streaming");
+            update(status, |s| s.state = CameraState::Streaming);
+        }
+        window.1 += 1;
+        let elapsed = window.0.elapsed();
+        let fps = if elapsed >= Duration::from_secs(2) {
+            let f = window.1 as f32 / elapsed.as_secs_f32();
+            window = (Instant::now(), 0);
+            Some(f)
+        } else {
+            None
+        };
+        let sent = consumer.try_send(EncodedFrame { camera_id: config.id, unit, received_at: Instant::now() });
+        update(status, |s| {
+            s.frames_received += 1;
+            if sent.is_err() {
+                s.frames_dropped += 1;
+            }
+            if let Some(f) = fps {
+                s.fps = f;
+            }
+        });
+    }
+}
