@@ -1,0 +1,142 @@
+//! The decoder actor: decodes one camera's access units with openh264 (every frame, as H.264
+//! requires), samples decoded pictures at the camera's analysis rate, and hands the sample to
+//! inference through a latest-wins slot. Corrupt data is counted and skipped; a panic inside the
+//! decoder is caught, counted as a restart, and decoding resumes with a fresh decoder.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use image::RgbImage;
+use panoptes_engine::decode::h264::H264Decoder;
+use tracing::{error, warn};
+
+use crate::latest::LatestSlot;
+use crate::messages::EncodedFrame;
+
+/// A sampled picture waiting for analysis.
+pub struct DecodedFrame {
+    pub camera_id: i64,
+    pub image: RgbImage,
+    /// When its access unit arrived from the camera (the start of capture→decision latency).
+    pub received_at: Instant,
+}
+
+/// "A frame of this camera is waiting in its slot."
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FrameReady {
+    pub camera_id: i64,
+    pub slot: Arc<LatestSlot<DecodedFrame>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DecoderStats {
+    pub decoded: u64,
+    pub sampled: u64,
+    pub corrupt: u64,
+    pub restarts: u64,
+    /// Sampled frames replaced before inference took them.
+    pub dropped_for_inference: u64,
+}
+
+#[derive(Message)]
+#[rtype(result = "DecoderStats")]
+pub struct GetDecoderStats;
+
+pub struct DecoderActor {
+    camera_id: i64,
+    decoder: Option<H264Decoder>,
+    interval: Duration,
+    next_due: Option<Instant>,
+    slot: Arc<LatestSlot<DecodedFrame>>,
+    consumer: Recipient<FrameReady>,
+    /// A wake-up could not be delivered (consumer mailbox full): retry with the next frame.
+    owe_wake: bool,
+    stats: DecoderStats,
+}
+
+impl DecoderActor {
+    pub fn new(camera_id: i64, analysis_fps: f32, consumer: Recipient<FrameReady>) -> Self {
+        let fps = if analysis_fps.is_finite() && analysis_fps > 0.0 { analysis_fps } else { 5.0 };
+        Self {
+            camera_id,
+            decoder: None,
+            interval: Duration::from_secs_f32(1.0 / fps),
+            next_due: None,
+            slot: Arc::new(LatestSlot::default()),
+            consumer,
+            owe_wake: false,
+            stats: DecoderStats::default(),
+        }
+    }
+
+    fn sample(&mut self, image: RgbImage, received_at: Instant) {
+        let now = Instant::now();
+        if self.next_due.is_some_and(|due| now < due) {
+            return;
+        }
+        // Schedule from the due time, not from now, so the average rate holds; a late frame does not
+        // create a debt of frames to sample in a burst.
+        let next = self.next_due.unwrap_or(now) + self.interval;
+        self.next_due = Some(if next > now { next } else { now + self.interval });
+        self.stats.sampled += 1;
+        let was_empty = self.slot.put(DecodedFrame { camera_id: self.camera_id, image, received_at });
+        if was_empty || self.owe_wake {
+            let wake = FrameReady { camera_id: self.camera_id, slot: self.slot.clone() };
+            self.owe_wake = self.consumer.try_send(wake).is_err();
+        }
+    }
+}
+
+impl Actor for DecoderActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(64);
+    }
+}
+
+impl Handler<EncodedFrame> for DecoderActor {
+    type Result = ();
+
+    fn handle(&mut self, frame: EncodedFrame, _: &mut Self::Context) {
+        if self.decoder.is_none() {
+            match H264Decoder::new() {
+                Ok(d) => self.decoder = Some(d),
+                Err(e) => {
+                    error!(camera_id = self.camera_id, error = %e, "cannot create a decoder");
+                    return;
+                }
+            }
+        }
+        let Some(decoder) = self.decoder.as_mut() else { return };
+        let result = catch_unwind(AssertUnwindSafe(|| decoder.decode(&frame.unit.data, frame.unit.is_keyframe)));
+        match result {
+            Ok(Ok(Some(image))) => {
+                self.stats.decoded += 1;
+                self.sample(image, frame.received_at);
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                self.stats.corrupt += 1;
+                warn!(camera_id = self.camera_id, error = %e, "skipping corrupt H.264 data");
+            }
+            Err(_) => {
+                // The decoder's state is unknown after a panic: start again at the next keyframe.
+                self.stats.restarts += 1;
+                self.decoder = None;
+                error!(camera_id = self.camera_id, "the H.264 decoder panicked; restarting it");
+            }
+        }
+    }
+}
+
+impl Handler<GetDecoderStats> for DecoderActor {
+    type Result = MessageResult<GetDecoderStats>;
+
+    fn handle(&mut self, _: GetDecoderStats, _: &mut Self::Context) -> Self::Result {
+        MessageResult(DecoderStats { dropped_for_inference: self.slot.dropped(), ..self.stats })
+    }
+}

@@ -1,0 +1,105 @@
+//! Camera → decoder → a deliberately slow consumer: frames are sampled at the analysis rate, the
+//! slow consumer always gets the newest frame, the backlog is counted as drops, and garbage input
+//! never stops the decoder.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use panoptes_actors::camera::{CameraActor, CameraConfig};
+use panoptes_actors::decoder::{DecoderActor, DecoderStats, FrameReady, GetDecoderStats};
+use panoptes_actors::messages::EncodedFrame;
+use panoptes_engine::source::annexb::AccessUnit;
+
+/// Takes each ready frame and then blocks its thread for `work`, like an overloaded inference worker.
+struct SlowConsumer {
+    work: Duration,
+    taken: Arc<AtomicUsize>,
+}
+
+impl Actor for SlowConsumer {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4);
+    }
+}
+
+impl Handler<FrameReady> for SlowConsumer {
+    type Result = ();
+    fn handle(&mut self, msg: FrameReady, _: &mut Self::Context) {
+        if let Some(f) = msg.slot.take() {
+            assert_eq!(f.image.dimensions(), (1280, 720));
+            self.taken.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(self.work);
+        }
+    }
+}
+
+async fn stats_after(dec: &Addr<DecoderActor>, limit: Duration, pred: impl Fn(&DecoderStats) -> bool) -> DecoderStats {
+    let start = Instant::now();
+    loop {
+        let s = dec.send(GetDecoderStats).await.expect("decoder alive");
+        if pred(&s) {
+            return s;
+        }
+        assert!(start.elapsed() < limit, "decoder stats never satisfied the condition: {s:?}");
+        actix::clock::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_slow_consumer_gets_the_latest_frames_and_the_rest_are_counted_as_dropped() {
+    let clip = common::h264_clip(&common::photo("obama.jpg"), 2, &["-profile:v", "baseline", "-g", "10"], "decoder");
+    let taken = Arc::new(AtomicUsize::new(0));
+    // The consumer runs on its own thread so its blocking work stalls nobody else.
+    let arbiter = Arbiter::new();
+    let t = taken.clone();
+    let consumer = SlowConsumer::start_in_arbiter(&arbiter.handle(), move |_| SlowConsumer {
+        work: Duration::from_millis(400),
+        taken: t,
+    });
+    let decoder = DecoderActor::new(1, 10.0, consumer.recipient()).start();
+    let mut cam_cfg = CameraConfig::new(1, common::path_str(&clip));
+    cam_cfg.file_fps = 10.0;
+    let _cam = CameraActor::new(cam_cfg, decoder.clone().recipient()).start();
+
+    let s = stats_after(&decoder, Duration::from_secs(30), |s| s.sampled >= 20).await;
+    assert!(s.decoded >= s.sampled, "{s:?}");
+    assert!(s.dropped_for_inference > 0, "a consumer 4× slower than the sample rate must cause drops: {s:?}");
+    assert_eq!(s.corrupt, 0);
+    let consumed = taken.load(Ordering::SeqCst) as u64;
+    // every sampled frame was either analysed, dropped, or is the one still waiting
+    assert!(consumed + s.dropped_for_inference + 1 >= s.sampled, "consumed {consumed}, {s:?}");
+    arbiter.stop();
+}
+
+#[actix_web::test]
+async fn random_bytes_do_not_stop_the_decoder() {
+    let taken = Arc::new(AtomicUsize::new(0));
+    let consumer = SlowConsumer { work: Duration::ZERO, taken: taken.clone() }.start();
+    let decoder = DecoderActor::new(9, 5.0, consumer.recipient()).start();
+    let mut seed = 7u32;
+    for i in 0..200 {
+        let mut data = vec![0, 0, 0, 1, if i % 10 == 0 { 0x65 } else { 0x41 }];
+        data.extend((0..3000).map(|_| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 24) as u8
+        }));
+        let unit = AccessUnit { data, is_keyframe: i % 10 == 0 };
+        // send (not do_send): waits for mailbox room instead of ignoring the bound
+        decoder.send(EncodedFrame { camera_id: 9, unit, received_at: Instant::now() }).await.expect("decoder alive");
+    }
+    let s = decoder.send(GetDecoderStats).await.expect("decoder survived garbage");
+    assert!(s.corrupt + s.restarts > 0, "{s:?}");
+    // and it still decodes a real clip afterwards
+    let clip =
+        common::h264_clip(&common::photo("obama.jpg"), 1, &["-profile:v", "baseline", "-g", "10"], "after-garbage");
+    for unit in panoptes_engine::source::annexb::access_units(&std::fs::read(&clip).unwrap()) {
+        decoder.send(EncodedFrame { camera_id: 9, unit, received_at: Instant::now() }).await.unwrap();
+    }
+    let after = decoder.send(GetDecoderStats).await.unwrap();
+    assert!(after.decoded > s.decoded, "{after:?}");
+}
