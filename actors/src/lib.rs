@@ -5,5 +5,8 @@
 
 pub mod camera;
 pub mod decoder;
+pub mod inference;
 pub mod latest;
+pub mod matcher;
 pub mod messages;
+pub mod sink;

@@ -1,5 +1,7 @@
 //! PostgreSQL storage, the source of truth for persons, embeddings, cameras and detections.
 
+pub mod cameras;
+pub mod detections;
 pub mod embeddings;
 pub mod migrations;
 pub mod persons;
@@ -10,6 +12,8 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
+pub use cameras::Camera;
+pub use detections::NewDetection;
 pub use embeddings::{EmbeddingRow, NewEmbedding};
 pub use persons::Person;
 
