@@ -30,7 +30,16 @@ scripts/onnxruntime.sh
 # ---- 3. models and test photos (pinned, converted, sha256-verified) ------------------------------
 models/fetch.sh
 
-# ---- 4. database ---------------------------------------------------------------------------------
+# ---- 4. demo clip for the demo camera (a looped enrollment-test photo) -----------------------------
+if [ ! -s .local/demo/lobby.h264 ]; then
+  mkdir -p .local/demo
+  ffmpeg -v error -y -loop 1 -i tests/data/photos/obama2.jpg -t 20 -r 10 \
+    -vf "scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2" \
+    -c:v libx264 -profile:v baseline -g 20 -pix_fmt yuv420p .local/demo/lobby.h264.tmp.h264
+  mv .local/demo/lobby.h264.tmp.h264 .local/demo/lobby.h264
+fi
+
+# ---- 5. database ---------------------------------------------------------------------------------
 if [ -z "${PANOPTES_DATABASE_URL:-}" ]; then
   echo "setup: private PostgreSQL at $(scripts/pg start)"
 fi

@@ -16,6 +16,34 @@ pub struct Settings {
     pub gallery: GallerySettings,
     pub enrollment: EnrollmentPolicy,
     pub api: ApiSettings,
+    pub streaming: StreamingSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamingSettings {
+    /// Inference workers, each with its own models and thread.
+    pub inference_workers: usize,
+    /// A person seen again on a camera within this many seconds is the same appearance.
+    pub cooldown_secs: u64,
+    /// Store detections of faces that match nobody.
+    pub record_unknown: bool,
+    /// Bounded buffer of detections waiting for the database.
+    pub sink_capacity: usize,
+    /// When this H.264 file exists and no camera is named "demo", one is added that plays it.
+    pub demo_clip: String,
+}
+
+impl Default for StreamingSettings {
+    fn default() -> Self {
+        Self {
+            inference_workers: 1,
+            cooldown_secs: 30,
+            record_unknown: false,
+            sink_capacity: 100_000,
+            demo_clip: ".local/demo/lobby.h264".into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

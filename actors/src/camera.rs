@@ -73,6 +73,11 @@ impl CameraConfig {
 #[rtype(result = "CameraStatus")]
 pub struct GetStatus;
 
+/// Stops the camera (its task is aborted; the decoder behind it stops when its last address drops).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopCamera;
+
 pub struct CameraActor {
     config: CameraConfig,
     consumer: Recipient<EncodedFrame>,
@@ -108,6 +113,14 @@ impl Actor for CameraActor {
             t.abort();
         }
         update(&self.status, |s| s.state = CameraState::Stopped);
+    }
+}
+
+impl Handler<StopCamera> for CameraActor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopCamera, ctx: &mut Self::Context) {
+        ctx.stop();
     }
 }
 

@@ -9,4 +9,5 @@ pub mod inference;
 pub mod latest;
 pub mod matcher;
 pub mod messages;
+pub mod scheduler;
 pub mod sink;

@@ -14,7 +14,29 @@ pub struct Camera {
     pub enabled: bool,
 }
 
+fn from_row(r: &tokio_postgres::Row) -> Camera {
+    Camera { id: r.get(0), name: r.get(1), url: r.get(2), analysis_fps: r.get(3), enabled: r.get(4) }
+}
+
 impl Store {
+    pub async fn list_cameras(&self) -> Result<Vec<Camera>, StorageError> {
+        let c = self.client().await?;
+        let rows = c
+            .query("SELECT id, name, url, analysis_fps, enabled FROM cameras ORDER BY id", &[])
+            .await
+            .map_err(|source| StorageError::Query { context: "list cameras", source })?;
+        Ok(rows.iter().map(from_row).collect())
+    }
+
+    pub async fn delete_camera(&self, id: i64) -> Result<bool, StorageError> {
+        let c = self.client().await?;
+        let n = c
+            .execute("DELETE FROM cameras WHERE id = $1", &[&id])
+            .await
+            .map_err(|source| StorageError::Query { context: "delete camera", source })?;
+        Ok(n > 0)
+    }
+
     pub async fn create_camera(
         &self,
         name: &str,
@@ -31,6 +53,6 @@ impl Store {
             )
             .await
             .map_err(|source| StorageError::Query { context: "create camera", source })?;
-        Ok(Camera { id: r.get(0), name: r.get(1), url: r.get(2), analysis_fps: r.get(3), enabled: r.get(4) })
+        Ok(from_row(&r))
     }
 }
