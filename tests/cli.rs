@@ -5,10 +5,15 @@ mod common;
 use std::process::{Command, Output};
 
 fn panoptes(db: &str, args: &[&str]) -> Output {
+    panoptes_with(db, &[], args)
+}
+
+fn panoptes_with(db: &str, env: &[(&str, String)], args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_panoptes"))
         .current_dir(common::root())
         .env("PANOPTES_DATABASE_URL", db)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .args(args)
         .output()
         .expect("run panoptes")
@@ -67,25 +72,16 @@ async fn bad_files_and_missing_models_fail_with_one_clear_message() {
     assert!(!o.status.success());
     assert!(text(&o).contains("the image is empty"), "{}", text(&o));
 
-    let o = Command::new(env!("CARGO_BIN_EXE_panoptes"))
-        .current_dir(common::root())
-        .env("PANOPTES_DATABASE_URL", &db)
-        .env("PANOPTES_MODELS__DIR", common::path_str(&dir))
-        .args(["identify", &common::path_str(&common::photo("obama.jpg"))])
-        .output()
-        .unwrap();
+    let models_here = [("PANOPTES_MODELS__DIR", common::path_str(&dir))];
+    let obama = common::path_str(&common::photo("obama.jpg"));
+
+    let o = panoptes_with(&db, &models_here, &["identify", &obama]);
     assert!(!o.status.success());
     assert!(text(&o).contains("is missing: run models/fetch.sh"), "{}", text(&o));
 
     let corrupt = dir.join("face_detection_full_range.onnx");
     std::fs::write(&corrupt, b"this is not a model").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_panoptes"))
-        .current_dir(common::root())
-        .env("PANOPTES_DATABASE_URL", &db)
-        .env("PANOPTES_MODELS__DIR", common::path_str(&dir))
-        .args(["identify", &common::path_str(&common::photo("obama.jpg"))])
-        .output()
-        .unwrap();
+    let o = panoptes_with(&db, &models_here, &["identify", &obama]);
     assert!(!o.status.success());
     assert!(text(&o).contains("could not be loaded"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(dir);
