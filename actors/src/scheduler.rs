@@ -91,6 +91,19 @@ impl Actor for Scheduler {
     }
 }
 
+/// Stops every camera and the scheduler (shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopScheduler;
+
+impl Handler<StopScheduler> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, _: StopScheduler, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
 /// The live status of every running camera.
 #[derive(Message)]
 #[rtype(result = "Vec<CameraReport>")]

@@ -22,12 +22,19 @@ pub struct SinkStats {
 #[rtype(result = "SinkStats")]
 pub struct GetSinkStats;
 
+/// Writes everything buffered now (at shutdown); answers how many rows it wrote.
+#[derive(Message)]
+#[rtype(result = "Result<u64, String>")]
+pub struct Drain;
+
 pub struct DetectionSink {
     store: Store,
     buffer: VecDeque<NewDetection>,
     capacity: usize,
     batch: usize,
-    flushing: bool,
+    /// Events at the front of `buffer` that a background write is storing now.
+    in_flight: usize,
+    interval: Duration,
     stats: SinkStats,
 }
 
@@ -38,24 +45,31 @@ impl DetectionSink {
             buffer: VecDeque::new(),
             capacity: capacity.max(1),
             batch: 500,
-            flushing: false,
+            in_flight: 0,
+            interval: Duration::from_millis(200),
             stats: SinkStats::default(),
         }
     }
 
+    /// How often buffered events are written (default 200 ms).
+    pub fn with_flush_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing || self.buffer.is_empty() {
+        if self.in_flight > 0 || self.buffer.is_empty() {
             return;
         }
-        self.flushing = true;
         let batch: Vec<NewDetection> = self.buffer.iter().take(self.batch).cloned().collect();
+        self.in_flight = batch.len();
         let store = self.store.clone();
         let write = async move { store.insert_detections(&batch).await.map(|_| batch.len()) };
         ctx.spawn(write.into_actor(self).map(|result, act, _| {
-            act.flushing = false;
+            let n = std::mem::take(&mut act.in_flight);
             match result {
-                Ok(n) => {
-                    act.buffer.drain(..n);
+                Ok(_) => {
+                    act.buffer.drain(..n.min(act.buffer.len()));
                     act.stats.written += n as u64;
                 }
                 Err(e) => {
@@ -72,7 +86,7 @@ impl Actor for DetectionSink {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(1024);
-        ctx.run_interval(Duration::from_millis(200), |act, ctx| act.flush(ctx));
+        ctx.run_interval(self.interval, |act, ctx| act.flush(ctx));
     }
 }
 
@@ -80,12 +94,26 @@ impl Handler<DetectionEvent> for DetectionSink {
     type Result = ();
 
     fn handle(&mut self, DetectionEvent(d): DetectionEvent, _: &mut Self::Context) {
-        if self.buffer.len() >= self.capacity {
-            self.buffer.pop_front();
+        if self.buffer.len() >= self.capacity && self.buffer.len() > self.in_flight {
+            // the oldest event not already being written
+            self.buffer.remove(self.in_flight);
             self.stats.overflow += 1;
             tracing::error!(capacity = self.capacity, "detection buffer full; oldest event dropped");
         }
         self.buffer.push_back(d);
+    }
+}
+
+impl Handler<Drain> for DetectionSink {
+    type Result = ResponseFuture<Result<u64, String>>;
+
+    fn handle(&mut self, _: Drain, _: &mut Self::Context) -> Self::Result {
+        // Leave the in-flight front to its own write; store the rest here.
+        let rest: Vec<NewDetection> = self.buffer.split_off(self.in_flight.min(self.buffer.len())).into();
+        let n = rest.len() as u64;
+        self.stats.written += n;
+        let store = self.store.clone();
+        Box::pin(async move { store.insert_detections(&rest).await.map(|_| n).map_err(|e| e.to_string()) })
     }
 }
 

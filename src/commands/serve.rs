@@ -8,8 +8,8 @@ use actix_web::{web, App, HttpServer};
 use anyhow::{Context as _, Result};
 use panoptes_actors::inference::InferenceWorker;
 use panoptes_actors::matcher::MatcherActor;
-use panoptes_actors::scheduler::Scheduler;
-use panoptes_actors::sink::DetectionSink;
+use panoptes_actors::scheduler::{Scheduler, StopScheduler};
+use panoptes_actors::sink::{DetectionSink, Drain};
 use panoptes_api::AppState;
 
 use crate::context::{load_pipeline, Context};
@@ -20,7 +20,8 @@ pub async fn run(ctx: Context) -> Result<()> {
 
     let s = &settings.streaming;
     let sink = DetectionSink::new(store.clone(), s.sink_capacity).start();
-    let matcher = MatcherActor::new(Duration::from_secs(s.cooldown_secs), s.record_unknown, sink.recipient()).start();
+    let matcher =
+        MatcherActor::new(Duration::from_secs(s.cooldown_secs), s.record_unknown, sink.clone().recipient()).start();
     let mut pipelines = vec![pipeline];
     for _ in 1..s.inference_workers.max(1) {
         pipelines.push(load_pipeline(&settings)?);
@@ -35,7 +36,7 @@ pub async fn run(ctx: Context) -> Result<()> {
         }));
         arbiters.push(arbiter);
     }
-    let _scheduler = Scheduler::new(store.clone(), workers, Duration::from_secs(1)).start();
+    let scheduler = Scheduler::new(store.clone(), workers, Duration::from_secs(1)).start();
 
     let listen = settings.api.listen.clone();
     let state = web::Data::new(AppState { store: store.clone(), gallery: gallery.clone() });
@@ -46,8 +47,16 @@ pub async fn run(ctx: Context) -> Result<()> {
         .run();
     tracing::info!(%listen, "panoptes is serving; /healthz and /readyz are up");
     server.await.context("HTTP server")?;
+
+    // Shutdown (SIGINT/SIGTERM): stop the cameras, then write what the sink still holds.
+    let _ = scheduler.send(StopScheduler).await;
     for a in arbiters {
         a.stop();
+    }
+    match tokio::time::timeout(Duration::from_secs(5), sink.send(Drain)).await {
+        Ok(Ok(Ok(n))) => tracing::info!(written = n, "detections flushed at shutdown"),
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "could not flush detections at shutdown"),
+        _ => tracing::error!("the detection sink did not flush within 5 s"),
     }
     Ok(())
 }
