@@ -52,6 +52,24 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Measure the streaming pipeline on file-source cameras (no database, empty in-memory gallery).
+    Bench {
+        #[arg(long, default_value_t = 1)]
+        cameras: usize,
+        /// Frame rate each camera streams at.
+        #[arg(long, default_value_t = 10.0)]
+        fps: f32,
+        /// Frames per second analysed per camera.
+        #[arg(long, default_value_t = 5.0)]
+        analysis_fps: f32,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Annex-B H.264 clip every camera plays in a loop.
+        #[arg(long, default_value = ".local/demo/lobby.h264")]
+        video: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -88,14 +106,21 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
-    if let Command::Serve = cli.command {
-        return actix_web::rt::System::new()
-            .block_on(async move { commands::serve::run(Context::open(settings).await?).await });
+    match cli.command {
+        Command::Serve => {
+            return actix_web::rt::System::new()
+                .block_on(async move { commands::serve::run(Context::open(settings).await?).await });
+        }
+        Command::Bench { cameras, fps, analysis_fps, seconds, workers, video } => {
+            let args = commands::bench::BenchArgs { cameras, fps, analysis_fps, seconds, workers, video };
+            return actix_web::rt::System::new().block_on(commands::bench::run(settings, args));
+        }
+        _ => {}
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async move {
         match cli.command {
-            Command::Serve => unreachable!("handled above"),
+            Command::Serve | Command::Bench { .. } => Ok(()), // run in the actix system above
             Command::Enroll { name, person_id, photos } => {
                 commands::enroll::run(Context::open(settings).await?, &name, person_id, &photos).await
             }

@@ -1,3 +1,4 @@
+pub mod bench;
 pub mod enroll;
 pub mod identify;
 pub mod persons;
