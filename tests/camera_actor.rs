@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use panoptes_actors::camera::{CameraActor, CameraConfig, CameraState, CameraStatus, GetStatus};
@@ -28,22 +28,13 @@ impl Handler<EncodedFrame> for Counter {
     }
 }
 
-/// Polls the camera until `pred` holds; the limit only guards against a hang.
 async fn wait_for(
     cam: &Addr<CameraActor>,
     what: &str,
     limit: Duration,
     pred: impl Fn(&CameraStatus) -> bool,
 ) -> CameraStatus {
-    let start = Instant::now();
-    loop {
-        let s = cam.send(GetStatus).await.expect("camera actor alive");
-        if pred(&s) {
-            return s;
-        }
-        assert!(start.elapsed() < limit, "camera never reached: {what}; last status {s:?}");
-        actix::clock::sleep(Duration::from_millis(100)).await;
-    }
+    common::eventually(what, limit, || async { cam.send(GetStatus).await.expect("camera actor alive") }, pred).await
 }
 
 #[actix_web::test]

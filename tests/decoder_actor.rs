@@ -39,15 +39,13 @@ impl Handler<FrameReady> for SlowConsumer {
 }
 
 async fn stats_after(dec: &Addr<DecoderActor>, limit: Duration, pred: impl Fn(&DecoderStats) -> bool) -> DecoderStats {
-    let start = Instant::now();
-    loop {
-        let s = dec.send(GetDecoderStats).await.expect("decoder alive");
-        if pred(&s) {
-            return s;
-        }
-        assert!(start.elapsed() < limit, "decoder stats never satisfied the condition: {s:?}");
-        actix::clock::sleep(Duration::from_millis(100)).await;
-    }
+    common::eventually(
+        "decoder stats",
+        limit,
+        || async { dec.send(GetDecoderStats).await.expect("decoder alive") },
+        pred,
+    )
+    .await
 }
 
 #[actix_web::test]

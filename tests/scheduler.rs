@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use panoptes_actors::camera::CameraState;
@@ -12,15 +12,8 @@ use panoptes_actors::scheduler::{CameraReport, ListCameraStatus, Scheduler};
 use panoptes_actors::sink::DetectionSink;
 
 async fn until(s: &Addr<Scheduler>, what: &str, pred: impl Fn(&[CameraReport]) -> bool) -> Vec<CameraReport> {
-    let start = Instant::now();
-    loop {
-        let r = s.send(ListCameraStatus).await.unwrap();
-        if pred(&r) {
-            return r;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "scheduler never reached: {what}; {r:?}");
-        actix::clock::sleep(Duration::from_millis(100)).await;
-    }
+    common::eventually(what, Duration::from_secs(30), || async { s.send(ListCameraStatus).await.unwrap() }, |r| pred(r))
+        .await
 }
 
 #[actix_web::test]

@@ -159,3 +159,22 @@ impl Drop for RtspServer {
         let _ = self.child.wait();
     }
 }
+
+/// Polls `probe` until `pred` holds and returns that value; `limit` only guards against a hang (the
+/// failure message shows the last value seen).
+pub async fn eventually<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
+    what: &str,
+    limit: std::time::Duration,
+    mut probe: impl FnMut() -> F,
+    pred: impl Fn(&T) -> bool,
+) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        let value = probe().await;
+        if pred(&value) {
+            return value;
+        }
+        assert!(start.elapsed() < limit, "never reached: {what}; last seen {value:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
