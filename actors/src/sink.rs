@@ -105,15 +105,28 @@ impl Handler<DetectionEvent> for DetectionSink {
 }
 
 impl Handler<Drain> for DetectionSink {
-    type Result = ResponseFuture<Result<u64, String>>;
+    type Result = ResponseActFuture<Self, Result<u64, String>>;
 
     fn handle(&mut self, _: Drain, _: &mut Self::Context) -> Self::Result {
         // Leave the in-flight front to its own write; store the rest here.
         let rest: Vec<NewDetection> = self.buffer.split_off(self.in_flight.min(self.buffer.len())).into();
-        let n = rest.len() as u64;
-        self.stats.written += n;
         let store = self.store.clone();
-        Box::pin(async move { store.insert_detections(&rest).await.map(|_| n).map_err(|e| e.to_string()) })
+        let write = async move {
+            let result = store.insert_detections(&rest).await;
+            (rest, result)
+        };
+        Box::pin(write.into_actor(self).map(|(rest, result), act, _| match result {
+            Ok(()) => {
+                act.stats.written += rest.len() as u64;
+                Ok(rest.len() as u64)
+            }
+            Err(e) => {
+                // Nothing is lost here: the events go back to the buffer for the next write.
+                act.stats.write_failures += 1;
+                act.buffer.extend(rest);
+                Err(e.to_string())
+            }
+        }))
     }
 }
 
