@@ -69,6 +69,9 @@ enum Command {
         /// Annex-B H.264 clip every camera plays in a loop.
         #[arg(long, default_value = ".local/demo/lobby.h264")]
         video: PathBuf,
+        /// Execution provider for the workers (default: pipeline.session.provider from config).
+        #[arg(long)]
+        provider: Option<panoptes_engine::runtime::Provider>,
     },
 }
 
@@ -111,7 +114,11 @@ fn run(cli: Cli) -> Result<()> {
             return actix_web::rt::System::new()
                 .block_on(async move { commands::serve::run(Context::open(settings).await?).await });
         }
-        Command::Bench { cameras, fps, analysis_fps, seconds, workers, video } => {
+        Command::Bench { cameras, fps, analysis_fps, seconds, workers, video, provider } => {
+            let mut settings = settings;
+            if let Some(p) = provider {
+                settings.pipeline.session.provider = p;
+            }
             let args = commands::bench::BenchArgs { cameras, fps, analysis_fps, seconds, workers, video };
             return actix_web::rt::System::new().block_on(commands::bench::run(settings, args));
         }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use panoptes_engine::enrollment::EnrollmentPolicy;
 use panoptes_engine::pipeline::PipelineConfig;
+use panoptes_engine::snapshot::SnapshotConfig;
 use serde::Deserialize;
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -17,6 +18,7 @@ pub struct Settings {
     pub enrollment: EnrollmentPolicy,
     pub api: ApiSettings,
     pub streaming: StreamingSettings,
+    pub snapshots: SnapshotConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -32,6 +34,18 @@ pub struct StreamingSettings {
     pub sink_capacity: usize,
     /// When this H.264 file exists and no camera is named "demo", one is added that plays it.
     pub demo_clip: String,
+    /// Most frames (of different cameras) one worker analyses in one batch.
+    pub max_batch: usize,
+    /// Capture→decision latency target; analysis rates are shed before it is exceeded.
+    pub latency_budget_ms: u64,
+    /// Lower analysis rates of the busiest cameras when latency nears the budget.
+    pub shedding: bool,
+    /// Shedding never takes a camera below this analysis rate.
+    pub min_fps: f32,
+    /// This engine's name in the camera lease table; empty means `<hostname>-<pid>`.
+    pub node_id: String,
+    /// Another node takes a camera over when its lease has not been renewed for this long.
+    pub lease_ttl_secs: u64,
 }
 
 impl Default for StreamingSettings {
@@ -42,6 +56,12 @@ impl Default for StreamingSettings {
             record_unknown: false,
             sink_capacity: 100_000,
             demo_clip: ".local/demo/lobby.h264".into(),
+            max_batch: 8,
+            latency_budget_ms: 500,
+            shedding: true,
+            min_fps: 0.5,
+            node_id: String::new(),
+            lease_ttl_secs: 15,
         }
     }
 }
@@ -131,6 +151,15 @@ impl Settings {
         }
         if self.gallery.top_k == 0 {
             bail!("gallery.top_k must be at least 1");
+        }
+        if self.streaming.latency_budget_ms == 0 {
+            bail!("streaming.latency_budget_ms must be at least 1");
+        }
+        if self.streaming.lease_ttl_secs < 3 {
+            bail!("streaming.lease_ttl_secs must be at least 3 (leases are renewed every second)");
+        }
+        if !self.streaming.min_fps.is_finite() || self.streaming.min_fps <= 0.0 {
+            bail!("streaming.min_fps must be above 0, got {}", self.streaming.min_fps);
         }
         Ok(())
     }

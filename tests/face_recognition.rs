@@ -90,3 +90,31 @@ fn mesh_refinement_and_detector_keypoints_agree_on_identity() {
         assert!(s > 0.8, "{name}: refined and keypoint-only alignment disagree (cosine {s:.3})");
     }
 }
+
+#[test]
+fn a_batch_of_frames_gives_the_same_faces_as_one_frame_at_a_time() {
+    let mut p = common::pipeline();
+    let names = ["obama.jpg", "t1.jpg", "biden.jpg"];
+    let images: Vec<_> = names.iter().map(|n| p.decode(&common::photo_bytes(n)).unwrap()).collect();
+    let refs: Vec<&image::RgbImage> = images.iter().collect();
+    let batched = p.analyze_batch(&refs).unwrap();
+    assert_eq!(batched.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 6, 1]);
+    for (img, faces) in images.iter().zip(&batched) {
+        let single = p.analyze(img).unwrap();
+        assert_eq!(single.len(), faces.len());
+        for (a, b) in single.iter().zip(faces) {
+            assert!((a.face.bbox.x - b.face.bbox.x).abs() < 0.5 && (a.face.bbox.y - b.face.bbox.y).abs() < 0.5);
+            assert!(cosine(&a.embedding, &b.embedding) > 0.999);
+        }
+    }
+}
+
+#[test]
+fn cuda_requested_without_a_cuda_runtime_falls_back_to_the_cpu() {
+    let mut config = panoptes_engine::pipeline::PipelineConfig::default();
+    config.session.provider = panoptes_engine::runtime::Provider::Cuda;
+    let mut p = common::pipeline_with(&config);
+    // The project's ONNX Runtime is the CPU build: the session must still load and work.
+    assert_eq!(p.provider(), panoptes_engine::runtime::Provider::Cpu);
+    assert_eq!(p.analyze_bytes(&common::photo_bytes("obama.jpg")).unwrap().len(), 1);
+}

@@ -1,8 +1,9 @@
 //! The streaming pipeline end to end on real components: file-source cameras showing real faces →
-//! camera → decoder → inference (real models) → matcher → sink → PostgreSQL detections.
+//! camera → decoder → inference (real models) → matcher (+ encrypted snapshots) → sink → PostgreSQL.
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -12,6 +13,8 @@ use panoptes_actors::inference::InferenceWorker;
 use panoptes_actors::matcher::MatcherActor;
 use panoptes_actors::sink::{DetectionSink, GetSinkStats};
 use panoptes_engine::enrollment::{enroll_photo, EnrollmentPolicy};
+use panoptes_engine::snapshot::{SnapshotConfig, SnapshotKind, SnapshotStore};
+use panoptes_engine::storage::DetectionFilter;
 
 #[actix_web::test]
 async fn an_enrolled_person_on_camera_produces_one_detection_and_a_stranger_none() {
@@ -38,7 +41,18 @@ async fn an_enrolled_person_on_camera_produces_one_detection_and_a_stranger_none
     let cam_biden = store.create_camera("gate", &common::path_str(&biden_clip), 5.0, true).await.unwrap();
 
     let sink = DetectionSink::new(store.clone(), 10_000).start();
-    let matcher = MatcherActor::new(Duration::from_secs(30), false, sink.clone().recipient()).start();
+    let snapshot_dir = common::temp_dir("e2e-snapshots");
+    let snapshots = Arc::new(
+        SnapshotStore::new(&SnapshotConfig {
+            dir: common::path_str(&snapshot_dir),
+            encryption_key: "7f".repeat(32),
+            ..SnapshotConfig::default()
+        })
+        .unwrap(),
+    );
+    let matcher = MatcherActor::new(Duration::from_secs(30), false, sink.clone().recipient())
+        .with_snapshots(snapshots.clone())
+        .start();
     let worker_arbiter = Arbiter::new();
     let (g, m) = (gallery.clone(), matcher.recipient());
     let worker = InferenceWorker::start_in_arbiter(&worker_arbiter.handle(), move |_| {
@@ -69,5 +83,22 @@ async fn an_enrolled_person_on_camera_produces_one_detection_and_a_stranger_none
     assert!(store.detections_for_camera(cam_biden.id, 10).await.unwrap().is_empty());
     let stats = sink.send(GetSinkStats).await.unwrap();
     assert_eq!((stats.written, stats.overflow), (1, 0));
+
+    // The event carries its snapshot: encrypted on disk, and the decrypted face crop shows Obama.
+    let filter = DetectionFilter { camera_id: Some(cam_obama.id), ..DetectionFilter::default() };
+    let rows = store.list_detections(&filter, None, 10).await.unwrap();
+    let stem = rows[0].snapshot_path.clone().expect("the detection has a snapshot");
+    let on_disk = std::fs::read(snapshot_dir.join(format!("{stem}.face.jpg.enc"))).unwrap();
+    assert!(!on_disk.starts_with(&[0xFF, 0xD8]), "snapshot stored in the clear");
+    let face_jpeg = snapshots.read(&stem, SnapshotKind::Face).unwrap();
+    let frame_jpeg = snapshots.read(&stem, SnapshotKind::Frame).unwrap();
+    let mut p = common::pipeline();
+    let frame = p.decode(&frame_jpeg).unwrap();
+    assert!(frame.width().max(frame.height()) <= 640, "context frame downscaled: {}x{}", frame.width(), frame.height());
+    let faces = p.analyze_bytes(&face_jpeg).unwrap();
+    assert_eq!(faces.len(), 1, "the face crop holds one face");
+    let best = gallery.read().unwrap().search(&faces[0].embedding, 1).unwrap();
+    assert_eq!(best[0].person_id, obama.id);
+    assert!(best[0].score >= 0.55, "snapshot face matches at {}", best[0].score);
     worker_arbiter.stop();
 }

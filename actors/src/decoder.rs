@@ -18,7 +18,8 @@ use crate::messages::EncodedFrame;
 /// A sampled picture waiting for analysis.
 pub struct DecodedFrame {
     pub camera_id: i64,
-    pub image: RgbImage,
+    /// Shared with the observations made from it (snapshots are cut from it later).
+    pub image: Arc<RgbImage>,
     /// When its access unit arrived from the camera (the start of capture→decision latency).
     pub received_at: Instant,
 }
@@ -44,6 +45,11 @@ pub struct DecoderStats {
 #[derive(Message)]
 #[rtype(result = "DecoderStats")]
 pub struct GetDecoderStats;
+
+/// Changes the rate at which decoded pictures are sampled for analysis (load shedding).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetAnalysisFps(pub f32);
 
 pub struct DecoderActor {
     camera_id: i64,
@@ -82,7 +88,7 @@ impl DecoderActor {
         let next = self.next_due.unwrap_or(now) + self.interval;
         self.next_due = Some(if next > now { next } else { now + self.interval });
         self.stats.sampled += 1;
-        let was_empty = self.slot.put(DecodedFrame { camera_id: self.camera_id, image, received_at });
+        let was_empty = self.slot.put(DecodedFrame { camera_id: self.camera_id, image: Arc::new(image), received_at });
         if was_empty || self.owe_wake {
             let wake = FrameReady { camera_id: self.camera_id, slot: self.slot.clone() };
             self.owe_wake = self.consumer.try_send(wake).is_err();
@@ -129,6 +135,18 @@ impl Handler<EncodedFrame> for DecoderActor {
                 self.decoder = None;
                 error!(camera_id = self.camera_id, "the H.264 decoder panicked; restarting it");
             }
+        }
+    }
+}
+
+impl Handler<SetAnalysisFps> for DecoderActor {
+    type Result = ();
+
+    fn handle(&mut self, SetAnalysisFps(fps): SetAnalysisFps, _: &mut Self::Context) {
+        if fps.is_finite() && fps > 0.0 {
+            self.interval = Duration::from_secs_f32(1.0 / fps);
+            // Apply at once rather than after the old (possibly long) interval.
+            self.next_due = self.next_due.map(|due| due.min(Instant::now() + self.interval));
         }
     }
 }

@@ -1,25 +1,41 @@
 //! The inference worker: owns its ONNX Runtime sessions (one pipeline per worker), takes the newest
-//! waiting frame of a camera, finds and embeds every face, searches the gallery and reports each face
-//! to the matcher. Run each worker in its own arbiter: inference blocks its thread.
+//! waiting frame of each of its cameras, finds and embeds every face — frames of several cameras that
+//! are waiting together go through the detector as one batch — searches the gallery and reports each
+//! face to the matcher. Run each worker in its own arbiter: inference blocks its thread.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::Utc;
+use image::RgbImage;
 use panoptes_engine::gallery::Gallery;
 use panoptes_engine::pipeline::FacePipeline;
+use panoptes_engine::runtime::Provider;
+use serde::Serialize;
 use tracing::warn;
 
-use crate::decoder::FrameReady;
+use crate::decoder::{DecodedFrame, FrameReady};
+use crate::latest::LatestSlot;
+use crate::load::{LoadFigures, LoadWindow};
 use crate::messages::FaceObservation;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+/// The window over which latency and utilisation are measured for load decisions.
+const LOAD_WINDOW: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct WorkerStats {
+    pub provider: Option<Provider>,
     pub frames: u64,
+    pub batches: u64,
     pub faces: u64,
     pub errors: u64,
     /// Observations the matcher could not take (its mailbox was full).
     pub observations_dropped: u64,
+    /// Cameras whose frames this worker currently takes.
+    pub cameras: usize,
+    pub load: LoadFigures,
 }
 
 #[derive(Message)]
@@ -31,6 +47,11 @@ pub struct InferenceWorker {
     gallery: Arc<RwLock<Gallery>>,
     threshold: f32,
     matcher: Recipient<FaceObservation>,
+    /// Every camera slot this worker has been woken for; a slot only this map still holds belongs
+    /// to a stopped camera and is forgotten.
+    slots: HashMap<i64, Arc<LatestSlot<DecodedFrame>>>,
+    max_batch: usize,
+    load: LoadWindow,
     stats: WorkerStats,
 }
 
@@ -41,7 +62,88 @@ impl InferenceWorker {
         threshold: f32,
         matcher: Recipient<FaceObservation>,
     ) -> Self {
-        Self { pipeline, gallery, threshold, matcher, stats: WorkerStats::default() }
+        let stats = WorkerStats { provider: Some(pipeline.provider()), ..WorkerStats::default() };
+        Self {
+            pipeline,
+            gallery,
+            threshold,
+            matcher,
+            slots: HashMap::new(),
+            max_batch: 8,
+            load: LoadWindow::new(LOAD_WINDOW),
+            stats,
+        }
+    }
+
+    /// Most frames analysed together (default 8).
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    /// The waking camera's frame first, then whatever other cameras have waiting.
+    fn collect(&mut self, first: i64) -> Vec<DecodedFrame> {
+        self.slots.retain(|_, slot| Arc::strong_count(slot) > 1);
+        let mut frames = Vec::new();
+        if let Some(f) = self.slots.get(&first).and_then(|s| s.take()) {
+            frames.push(f);
+        }
+        for (id, slot) in &self.slots {
+            if frames.len() >= self.max_batch {
+                break;
+            }
+            if *id != first {
+                frames.extend(slot.take());
+            }
+        }
+        frames
+    }
+
+    fn analyse(&mut self, frames: Vec<DecodedFrame>) {
+        let started = Instant::now();
+        let images: Vec<Arc<RgbImage>> = frames.iter().map(|f| f.image.clone()).collect();
+        let refs: Vec<&RgbImage> = images.iter().map(|i| i.as_ref()).collect();
+        let result = self.pipeline.analyze_batch(&refs);
+        let done = Instant::now();
+        self.stats.batches += 1;
+        self.stats.frames += frames.len() as u64;
+        let analysed = match result {
+            Ok(a) => a,
+            Err(e) => {
+                self.stats.errors += 1;
+                let cameras: Vec<i64> = frames.iter().map(|f| f.camera_id).collect();
+                warn!(?cameras, error = %e, "inference failed on a batch of frames");
+                return;
+            }
+        };
+        let busy_each = done.duration_since(started) / frames.len().max(1) as u32;
+        let seen_at = Utc::now();
+        let gallery = self.gallery.read().unwrap_or_else(|p| p.into_inner());
+        for ((frame, image), faces) in frames.iter().zip(&images).zip(analysed) {
+            self.load.record(done, done.duration_since(frame.received_at), busy_each);
+            for face in faces {
+                self.stats.faces += 1;
+                let best = gallery.search(&face.embedding, 1);
+                let (person_id, score) = match best.ok().and_then(|m| m.into_iter().next()) {
+                    Some(m) if m.score >= self.threshold => (Some(m.person_id), m.score),
+                    Some(m) => (None, m.score),
+                    None => (None, 0.0),
+                };
+                let obs = FaceObservation {
+                    camera_id: frame.camera_id,
+                    person_id,
+                    score,
+                    det_score: face.face.score,
+                    bbox: face.face.bbox,
+                    seen_at,
+                    received_at: frame.received_at,
+                    frame: image.clone(),
+                };
+                if self.matcher.try_send(obs).is_err() {
+                    self.stats.observations_dropped += 1;
+                }
+            }
+        }
     }
 }
 
@@ -59,37 +161,11 @@ impl Handler<FrameReady> for InferenceWorker {
     type Result = ();
 
     fn handle(&mut self, msg: FrameReady, _: &mut Self::Context) {
-        let Some(frame) = msg.slot.take() else { return };
-        self.stats.frames += 1;
-        let faces = match self.pipeline.analyze(&frame.image) {
-            Ok(f) => f,
-            Err(e) => {
-                self.stats.errors += 1;
-                warn!(camera_id = frame.camera_id, error = %e, "inference failed on a frame");
-                return;
-            }
-        };
-        let seen_at = Utc::now();
-        for face in faces {
-            self.stats.faces += 1;
-            let best = self.gallery.read().unwrap_or_else(|p| p.into_inner()).search(&face.embedding, 1);
-            let (person_id, score) = match best.ok().and_then(|m| m.into_iter().next()) {
-                Some(m) if m.score >= self.threshold => (Some(m.person_id), m.score),
-                Some(m) => (None, m.score),
-                None => (None, 0.0),
-            };
-            let obs = FaceObservation {
-                camera_id: frame.camera_id,
-                person_id,
-                score,
-                det_score: face.face.score,
-                bbox: face.face.bbox,
-                seen_at,
-                received_at: frame.received_at,
-            };
-            if self.matcher.try_send(obs).is_err() {
-                self.stats.observations_dropped += 1;
-            }
+        // A restarted camera brings a new slot: the newest one is the live one.
+        self.slots.insert(msg.camera_id, msg.slot);
+        let frames = self.collect(msg.camera_id);
+        if !frames.is_empty() {
+            self.analyse(frames);
         }
     }
 }
@@ -98,6 +174,7 @@ impl Handler<GetWorkerStats> for InferenceWorker {
     type Result = MessageResult<GetWorkerStats>;
 
     fn handle(&mut self, _: GetWorkerStats, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.stats)
+        self.slots.retain(|_, slot| Arc::strong_count(slot) > 1);
+        MessageResult(WorkerStats { cameras: self.slots.len(), load: self.load.figures(Instant::now()), ..self.stats })
     }
 }

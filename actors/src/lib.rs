@@ -1,13 +1,16 @@
-//! Supervised actix actors that wire the engine into the streaming pipeline. Today: the camera actor
-//! (connect, stream, detect stalls, reconnect with backoff) and the decoder actor (decode, sample at
-//! the analysis rate, latest-wins hand-off to inference). Decoder, inference, matcher and
-//! scheduler actors build on the same messages.
+//! Actix actors that wire the engine into the streaming pipeline: camera (connect, stream, detect
+//! stalls, reconnect with backoff) → decoder (decode, sample at the analysis rate, latest-wins hand-off)
+//! → inference worker (batched detection and embedding, gallery search) → matcher (one event per
+//! appearance, snapshots) → detection sink (bounded buffer, batched inserts), all started and balanced
+//! by the scheduler, which also holds the node's camera leases.
 
 pub mod camera;
 pub mod decoder;
 pub mod inference;
 pub mod latest;
+pub mod load;
 pub mod matcher;
 pub mod messages;
 pub mod scheduler;
+pub mod shedding;
 pub mod sink;

@@ -23,6 +23,8 @@ pub struct FaceObservation {
     pub bbox: panoptes_engine::geometry::BBox,
     pub seen_at: chrono::DateTime<chrono::Utc>,
     pub received_at: std::time::Instant,
+    /// The analysed frame, for the snapshot of a detection.
+    pub frame: std::sync::Arc<image::RgbImage>,
 }
 
 /// A detection to store.

@@ -1,57 +1,170 @@
-//! The scheduler: keeps the running camera pipelines equal to the enabled cameras in PostgreSQL. It
-//! re-reads the table every `poll` (1 s by default), so a camera added, changed or removed there is
-//! started or stopped within about a second; new cameras go to the inference worker with the fewest
-//! cameras. (Load-based shedding and multi-node leases build on this.)
+//! The scheduler: keeps the running camera pipelines equal to the enabled cameras in PostgreSQL that
+//! this node holds a lease on, and keeps capture→decision latency under budget.
+//!
+//! Every `poll` (1 s) it re-reads the cameras table and synchronises leases (see
+//! `panoptes_engine::storage::leases`), so a camera added, changed or removed there starts or stops
+//! within about a second, and a dead node's cameras are taken over once its leases expire. New
+//! cameras go to the worker with the lowest projected load (measured seconds per frame × assigned
+//! frame rate), which favours faster (GPU) workers until they fill and then spills to the CPU.
+//!
+//! Load shedding: when a worker's p95 latency passes 80 % of the budget, or it is busy nearly all
+//! the time, the scheduler lowers the analysis rate of its busiest camera by 30 % (never below
+//! `min_fps`); when latency falls under 40 % of the budget with headroom it raises the most-shed
+//! camera back by 25 % towards its configured rate.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use panoptes_engine::runtime::Provider;
 use panoptes_engine::source::camera_url::redact;
 use panoptes_engine::storage::{Camera, Store};
 use serde::Serialize;
 
 use crate::camera::{CameraActor, CameraConfig, CameraStatus, GetStatus, StopCamera};
-use crate::decoder::DecoderActor;
-use crate::inference::InferenceWorker;
+use crate::decoder::{DecoderActor, DecoderStats, GetDecoderStats, SetAnalysisFps};
+use crate::inference::{GetWorkerStats, InferenceWorker, WorkerStats};
+use crate::shedding::{decide, CameraRate, RateChange};
+
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    pub poll: Duration,
+    /// Target for capture→decision latency; shedding starts at 80 % of it.
+    pub latency_budget: Duration,
+    /// This engine's identity in the lease table (unique per running process).
+    pub node_id: String,
+    /// A lease not renewed for this long is free to take.
+    pub lease_ttl: Duration,
+    /// Shedding never lowers a camera below this rate.
+    pub min_fps: f32,
+    pub shedding: bool,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_secs(1),
+            latency_budget: Duration::from_millis(500),
+            node_id: default_node_id(),
+            lease_ttl: Duration::from_secs(15),
+            min_fps: 0.5,
+            shedding: true,
+        }
+    }
+}
+
+/// `<hostname>-<pid>`: unique per process on one host, readable in the lease table.
+pub fn default_node_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()))
+        .unwrap_or_else(|| "panoptes".into());
+    format!("{host}-{}", std::process::id())
+}
 
 struct Pipeline {
     config: Camera,
     camera: Addr<CameraActor>,
+    decoder: Addr<DecoderActor>,
     worker: usize,
+    /// The analysis rate in force (the configured one unless shed).
+    fps: f32,
+}
+
+struct WorkerSlot {
+    addr: Addr<InferenceWorker>,
+    stats: WorkerStats,
+    /// Last shed or restore on this worker: changes wait for the latency window to see the last one.
+    last_change: Option<Instant>,
 }
 
 pub struct Scheduler {
     store: Store,
-    workers: Vec<Addr<InferenceWorker>>,
+    config: SchedulerConfig,
+    workers: Vec<WorkerSlot>,
     running: HashMap<i64, Pipeline>,
-    poll: Duration,
-    reconciling: bool,
+    ticking: bool,
+    /// Set by `StopScheduler`: no more ticks start cameras.
+    stopping: bool,
+    live_nodes: i64,
+    sheds: u64,
+    restores: u64,
 }
 
 impl Scheduler {
-    pub fn new(store: Store, workers: Vec<Addr<InferenceWorker>>, poll: Duration) -> Self {
-        Self { store, workers, running: HashMap::new(), poll, reconciling: false }
+    pub fn new(store: Store, workers: Vec<Addr<InferenceWorker>>, config: SchedulerConfig) -> Self {
+        let workers = workers
+            .into_iter()
+            .map(|addr| WorkerSlot { addr, stats: WorkerStats::default(), last_change: None })
+            .collect();
+        Self {
+            store,
+            config,
+            workers,
+            running: HashMap::new(),
+            ticking: false,
+            stopping: false,
+            live_nodes: 0,
+            sheds: 0,
+            restores: 0,
+        }
     }
 
-    fn reconcile(&mut self, ctx: &mut Context<Self>) {
-        if self.reconciling {
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.ticking || self.stopping {
             return;
         }
-        self.reconciling = true;
+        self.ticking = true;
         let store = self.store.clone();
-        ctx.spawn(async move { store.list_cameras().await }.into_actor(self).map(|result, act, _| {
-            act.reconciling = false;
-            match result {
-                Ok(cameras) => act.apply(cameras),
-                // The running cameras keep running while the database is away.
-                Err(e) => tracing::warn!(error = %e, "cannot read cameras; keeping the running set"),
+        let (node, ttl) = (self.config.node_id.clone(), self.config.lease_ttl);
+        let workers: Vec<Addr<InferenceWorker>> = self.workers.iter().map(|w| w.addr.clone()).collect();
+        let work = async move {
+            let cameras = store.list_cameras().await;
+            let leases = match &cameras {
+                Ok(cams) => {
+                    let enabled: Vec<i64> = cams.iter().filter(|c| c.enabled).map(|c| c.id).collect();
+                    Some(store.sync_leases(&node, ttl, &enabled).await)
+                }
+                Err(_) => None,
+            };
+            let mut stats = Vec::with_capacity(workers.len());
+            for w in &workers {
+                stats.push(w.send(GetWorkerStats).await.ok());
+            }
+            (cameras, leases, stats)
+        };
+        ctx.spawn(work.into_actor(self).map(|(cameras, leases, stats), act, _| {
+            act.ticking = false;
+            if act.stopping {
+                return;
+            }
+            for (slot, s) in act.workers.iter_mut().zip(stats) {
+                if let Some(s) = s {
+                    slot.stats = s;
+                }
+            }
+            match (cameras, leases) {
+                (Ok(cameras), Some(Ok(sync))) => {
+                    act.live_nodes = sync.live_nodes;
+                    act.apply(cameras, &sync.held);
+                }
+                // The running cameras keep running while the database is away: no other node can
+                // claim them either until it returns.
+                (Err(e), _) | (_, Some(Err(e))) => {
+                    tracing::warn!(error = %e, "cannot read cameras or leases; keeping the running set")
+                }
+                (Ok(_), None) => {}
+            }
+            if act.config.shedding {
+                act.balance();
             }
         }));
     }
 
-    fn apply(&mut self, cameras: Vec<Camera>) {
-        let wanted: HashMap<i64, Camera> = cameras.into_iter().filter(|c| c.enabled).map(|c| (c.id, c)).collect();
+    fn apply(&mut self, cameras: Vec<Camera>, held: &[i64]) {
+        let wanted: HashMap<i64, Camera> =
+            cameras.into_iter().filter(|c| c.enabled && held.binary_search(&c.id).is_ok()).map(|c| (c.id, c)).collect();
         let stale: Vec<i64> =
             self.running.iter().filter(|(id, r)| wanted.get(id) != Some(&r.config)).map(|(id, _)| *id).collect();
         for id in stale {
@@ -60,27 +173,90 @@ impl Scheduler {
                 let _ = r.camera.try_send(StopCamera);
             }
         }
-        for (id, cam) in wanted {
-            if self.running.contains_key(&id) || self.workers.is_empty() {
+        let mut new: Vec<Camera> = wanted.into_values().filter(|c| !self.running.contains_key(&c.id)).collect();
+        new.sort_by_key(|c| c.id);
+        for cam in new {
+            let Some(worker) = self.pick_worker(cam.analysis_fps) else { return };
+            let id = cam.id;
+            tracing::info!(camera_id = id, url = %redact(&cam.url), worker, "starting camera pipeline");
+            let decoder =
+                DecoderActor::new(id, cam.analysis_fps, self.workers[worker].addr.clone().recipient()).start();
+            let camera = CameraActor::new(CameraConfig::new(id, cam.url.clone()), decoder.clone().recipient()).start();
+            let fps = cam.analysis_fps;
+            self.running.insert(id, Pipeline { config: cam, camera, decoder, worker, fps });
+        }
+    }
+
+    /// The worker whose projected utilisation after taking `fps` more frames per second is lowest;
+    /// ties go to GPU workers.
+    fn pick_worker(&self, fps: f32) -> Option<usize> {
+        let projected = |w: usize| {
+            let slot = &self.workers[w];
+            // Before any measurement assume 50 ms per frame on CPU and 10 ms on GPU.
+            let prior = if slot.stats.provider == Some(Provider::Cuda) { 0.01 } else { 0.05 };
+            let per_frame = if slot.stats.load.frames > 0 { slot.stats.load.seconds_per_frame } else { prior };
+            let assigned: f32 = self.running.values().filter(|r| r.worker == w).map(|r| r.fps).sum();
+            f64::from(assigned + fps) * per_frame
+        };
+        (0..self.workers.len()).min_by(|a, b| {
+            let gpu = |w: usize| self.workers[w].stats.provider == Some(Provider::Cuda);
+            projected(*a).total_cmp(&projected(*b)).then(gpu(*b).cmp(&gpu(*a)))
+        })
+    }
+
+    /// One shedding or restoring step per worker whose figures call for it.
+    fn balance(&mut self) {
+        let now = Instant::now();
+        let budget_ms = self.config.latency_budget.as_secs_f64() * 1e3;
+        for w in 0..self.workers.len() {
+            if self.workers[w].last_change.is_some_and(|t| now.duration_since(t) < HOLD) {
                 continue;
             }
-            let worker = (0..self.workers.len())
-                .min_by_key(|w| self.running.values().filter(|r| r.worker == *w).count())
-                .unwrap_or(0);
-            tracing::info!(camera_id = id, url = %redact(&cam.url), worker, "starting camera pipeline");
-            let decoder = DecoderActor::new(id, cam.analysis_fps, self.workers[worker].clone().recipient()).start();
-            let camera = CameraActor::new(CameraConfig::new(id, cam.url.clone()), decoder.recipient()).start();
-            self.running.insert(id, Pipeline { config: cam, camera, worker });
+            let load = self.workers[w].stats.load;
+            let rates: Vec<CameraRate> = self
+                .running
+                .iter()
+                .filter(|(_, r)| r.worker == w)
+                .map(|(id, r)| CameraRate { camera_id: *id, fps: r.fps, target_fps: r.config.analysis_fps })
+                .collect();
+            let Some(change) = decide(&load, budget_ms, &rates, self.config.min_fps) else { continue };
+            let (camera_id, fps, verb) = match change {
+                RateChange::Shed { camera_id, fps } => {
+                    self.sheds += 1;
+                    (camera_id, fps, "shedding")
+                }
+                RateChange::Restore { camera_id, fps } => {
+                    self.restores += 1;
+                    (camera_id, fps, "restoring")
+                }
+            };
+            if let Some(pipeline) = self.running.get_mut(&camera_id) {
+                tracing::info!(
+                    camera_id,
+                    from = pipeline.fps,
+                    to = fps,
+                    p95_ms = load.latency_p95_ms,
+                    utilization = load.utilization,
+                    "{verb} analysis rate"
+                );
+                pipeline.fps = fps;
+                let _ = pipeline.decoder.try_send(SetAnalysisFps(fps));
+            }
+            self.workers[w].last_change = Some(now);
         }
     }
 }
+
+/// Time between two rate changes on one worker (the latency window must see the last change).
+const HOLD: Duration = Duration::from_secs(3);
 
 impl Actor for Scheduler {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.reconcile(ctx);
-        ctx.run_interval(self.poll, |act, ctx| act.reconcile(ctx));
+        ctx.set_mailbox_capacity(64);
+        self.tick(ctx);
+        ctx.run_interval(self.config.poll, |act, ctx| act.tick(ctx));
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
@@ -91,16 +267,36 @@ impl Actor for Scheduler {
     }
 }
 
-/// Stops every camera and the scheduler (shutdown).
+/// Stops every camera and the scheduler. With `release_leases` (a graceful shutdown) other nodes take
+/// the cameras over at once; without, they wait for the leases to expire (what a crash looks like).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct StopScheduler;
+pub struct StopScheduler {
+    pub release_leases: bool,
+}
 
 impl Handler<StopScheduler> for Scheduler {
-    type Result = ();
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _: StopScheduler, ctx: &mut Self::Context) {
-        ctx.stop();
+    fn handle(&mut self, msg: StopScheduler, _: &mut Self::Context) -> Self::Result {
+        for (_, r) in self.running.drain() {
+            let _ = r.camera.try_send(StopCamera);
+        }
+        self.stopping = true;
+        let store = self.store.clone();
+        let node = self.config.node_id.clone();
+        let release = msg.release_leases;
+        Box::pin(
+            async move {
+                if release {
+                    if let Err(e) = store.release_node(&node).await {
+                        tracing::warn!(error = %e, "could not release camera leases at shutdown");
+                    }
+                }
+            }
+            .into_actor(self)
+            .map(|_, _, ctx| ctx.stop()),
+        )
     }
 }
 
@@ -114,22 +310,78 @@ pub struct CameraReport {
     pub id: i64,
     pub name: String,
     pub worker: usize,
+    /// Configured analysis rate.
+    pub target_fps: f32,
+    /// Analysis rate in force (lower while shedding).
+    pub analysis_fps: f32,
     pub status: Option<CameraStatus>,
+    pub decoder: Option<DecoderStats>,
 }
 
 impl Handler<ListCameraStatus> for Scheduler {
     type Result = ResponseFuture<Vec<CameraReport>>;
 
     fn handle(&mut self, _: ListCameraStatus, _: &mut Self::Context) -> Self::Result {
-        let cams: Vec<(i64, String, usize, Addr<CameraActor>)> =
-            self.running.iter().map(|(id, r)| (*id, r.config.name.clone(), r.worker, r.camera.clone())).collect();
+        let cams: Vec<_> = self
+            .running
+            .iter()
+            .map(|(id, r)| {
+                (
+                    *id,
+                    r.config.name.clone(),
+                    r.worker,
+                    r.config.analysis_fps,
+                    r.fps,
+                    r.camera.clone(),
+                    r.decoder.clone(),
+                )
+            })
+            .collect();
         Box::pin(async move {
             let mut out = Vec::with_capacity(cams.len());
-            for (id, name, worker, addr) in cams {
-                out.push(CameraReport { id, name, worker, status: addr.send(GetStatus).await.ok() });
+            for (id, name, worker, target_fps, analysis_fps, camera, decoder) in cams {
+                out.push(CameraReport {
+                    id,
+                    name,
+                    worker,
+                    target_fps,
+                    analysis_fps,
+                    status: camera.send(GetStatus).await.ok(),
+                    decoder: decoder.send(GetDecoderStats).await.ok(),
+                });
             }
             out.sort_by_key(|c| c.id);
             out
+        })
+    }
+}
+
+/// Scheduler-wide figures.
+#[derive(Message)]
+#[rtype(result = "SchedulerStats")]
+pub struct GetSchedulerStats;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SchedulerStats {
+    pub node_id: String,
+    pub live_nodes: i64,
+    pub cameras: usize,
+    pub sheds: u64,
+    pub restores: u64,
+    pub workers: Vec<WorkerStats>,
+}
+
+impl Handler<GetSchedulerStats> for Scheduler {
+    type Result = MessageResult<GetSchedulerStats>;
+
+    fn handle(&mut self, _: GetSchedulerStats, _: &mut Self::Context) -> Self::Result {
+        MessageResult(SchedulerStats {
+            node_id: self.config.node_id.clone(),
+            live_nodes: self.live_nodes,
+            cameras: self.running.len(),
+            sheds: self.sheds,
+            restores: self.restores,
+            workers: self.workers.iter().map(|w| w.stats).collect(),
         })
     }
 }

@@ -11,5 +11,6 @@ pub mod geometry;
 pub mod image_input;
 pub mod pipeline;
 pub mod runtime;
+pub mod snapshot;
 pub mod source;
 pub mod storage;

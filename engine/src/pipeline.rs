@@ -9,7 +9,7 @@ use crate::align::{AlignConfig, AlignedFace, Aligner};
 use crate::detect::{DetectorConfig, Face, FaceDetector};
 use crate::embed::{Embedder, ModelId};
 use crate::image_input::{decode_rgb, ImageError, ImageLimits};
-use crate::runtime::{ModelError, Runtime, SessionSettings};
+use crate::runtime::{ModelError, Provider, Runtime, SessionSettings};
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -69,22 +69,35 @@ impl FacePipeline {
         decode_rgb(bytes, &self.limits)
     }
 
+    /// Where inference runs (after any CUDA fallback).
+    pub fn provider(&self) -> Provider {
+        self.detector.provider()
+    }
+
     /// Every face in the image, best detection score first.
     pub fn analyze(&mut self, image: &RgbImage) -> Result<Vec<AnalyzedFace>, ModelError> {
-        let faces = self.detector.detect(image)?;
-        let mut aligned = Vec::with_capacity(faces.len());
-        for face in faces {
-            if let Some(a) = self.aligner.align(image, &face)? {
-                aligned.push((face, a));
+        Ok(self.analyze_batch(&[image])?.pop().unwrap_or_default())
+    }
+
+    /// Every face in each of several images (frames of several cameras): detection runs as shared
+    /// batches and all faces are embedded together, which amortises per-call overhead.
+    pub fn analyze_batch(&mut self, images: &[&RgbImage]) -> Result<Vec<Vec<AnalyzedFace>>, ModelError> {
+        let detections = self.detector.detect_batch(images)?;
+        let mut aligned = Vec::new();
+        for (i, faces) in detections.into_iter().enumerate() {
+            for face in faces {
+                if let Some(a) = self.aligner.align(images[i], &face)? {
+                    aligned.push((i, face, a));
+                }
             }
         }
-        let crops: Vec<&RgbImage> = aligned.iter().map(|(_, a)| &a.image).collect();
+        let crops: Vec<&RgbImage> = aligned.iter().map(|(_, _, a)| &a.image).collect();
         let embeddings = self.embedder.embed(&crops)?;
-        Ok(aligned
-            .into_iter()
-            .zip(embeddings)
-            .map(|((face, aligned), embedding)| AnalyzedFace { face, aligned, embedding })
-            .collect())
+        let mut out: Vec<Vec<AnalyzedFace>> = (0..images.len()).map(|_| Vec::new()).collect();
+        for ((i, face, aligned), embedding) in aligned.into_iter().zip(embeddings) {
+            out[i].push(AnalyzedFace { face, aligned, embedding });
+        }
+        Ok(out)
     }
 
     pub fn analyze_bytes(&mut self, bytes: &[u8]) -> Result<Vec<AnalyzedFace>, PipelineError> {

@@ -25,13 +25,39 @@ pub enum ModelError {
     Inference { model: &'static str, message: String },
 }
 
-/// Where inference runs. CUDA arrives with the streaming engine; only the CPU is wired here.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+/// Where inference runs. `cuda` needs an ONNX Runtime built with the CUDA provider (the
+/// `onnxruntime-gpu` wheel) and a GPU; without them sessions fall back to the CPU with one warning.
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     #[default]
     Cpu,
+    Cuda,
 }
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Provider::Cpu => "cpu",
+            Provider::Cuda => "cuda",
+        })
+    }
+}
+
+impl std::str::FromStr for Provider {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cpu" => Ok(Provider::Cpu),
+            "cuda" => Ok(Provider::Cuda),
+            other => Err(format!("unknown execution provider {other:?} (expected cpu or cuda)")),
+        }
+    }
+}
+
+/// The CUDA fallback is announced once per process, not once per session.
+static CUDA_FALLBACK_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -84,6 +110,12 @@ impl Runtime {
 
     /// Opens a model file as an inference session.
     pub fn session(&self, path: &Path, settings: &SessionSettings) -> Result<Session, ModelError> {
+        self.session_on(path, settings).map(|(session, _)| session)
+    }
+
+    /// Opens a model file as an inference session and says which provider it runs on (`cuda` may
+    /// have fallen back to `cpu`).
+    pub fn session_on(&self, path: &Path, settings: &SessionSettings) -> Result<(Session, Provider), ModelError> {
         if !path.is_file() {
             return Err(ModelError::ModelMissing { path: path.to_path_buf() });
         }
@@ -96,7 +128,25 @@ impl Runtime {
             .map_err(|e| load_err(e.to_string()))?
             .with_intra_op_spinning(settings.spinning)
             .map_err(|e| load_err(e.to_string()))?;
-        builder.commit_from_file(path).map_err(|e| load_err(e.to_string()))
+        let mut provider = Provider::Cpu;
+        if settings.provider == Provider::Cuda {
+            use ort::ep::ExecutionProvider as _;
+            let outcome = match ort::ep::CUDA::is_available() {
+                Ok(true) => ort::ep::CUDA::default().register(&mut builder).map_err(|e| e.to_string()),
+                Ok(false) => Err("this ONNX Runtime library was built without the CUDA provider".to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match outcome {
+                Ok(()) => provider = Provider::Cuda,
+                Err(reason) => {
+                    if !CUDA_FALLBACK_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::warn!(%reason, "CUDA requested but unavailable; inference runs on the CPU");
+                    }
+                }
+            }
+        }
+        let session = builder.commit_from_file(path).map_err(|e| load_err(e.to_string()))?;
+        Ok((session, provider))
     }
 }
 

@@ -99,6 +99,7 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<()> {
         pipelines.push(load_pipeline(&settings)?);
     }
     let model = pipelines[0].model().clone();
+    let provider = pipelines[0].provider();
     let gallery = Arc::new(RwLock::new(Gallery::new(model, EMBEDDING_DIM)));
     let collector = Collector { latencies: Vec::new(), per_camera: HashMap::new() }.start();
     let mut arbiters = Vec::new();
@@ -153,7 +154,7 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<()> {
     let fps_per_cam: Vec<f64> =
         (1..=args.cameras as i64).map(|id| *per_camera.get(&id).unwrap_or(&0) as f64 / elapsed).collect();
     println!(
-        "panoptes bench: {} camera(s) × {} fps, analysis {} fps, {} worker(s), {:.1} s, {}",
+        "panoptes bench: {} camera(s) × {} fps, analysis {} fps, {} {provider} worker(s), {:.1} s, {}",
         args.cameras,
         args.fps,
         args.analysis_fps,

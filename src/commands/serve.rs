@@ -1,6 +1,7 @@
 //! `panoptes serve`: loads models, database and gallery, starts the streaming pipeline (scheduler,
 //! inference workers, matcher, detection sink) and serves the HTTP API until SIGINT/SIGTERM.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -8,9 +9,10 @@ use actix_web::{web, App, HttpServer};
 use anyhow::{Context as _, Result};
 use panoptes_actors::inference::InferenceWorker;
 use panoptes_actors::matcher::MatcherActor;
-use panoptes_actors::scheduler::{Scheduler, StopScheduler};
+use panoptes_actors::scheduler::{default_node_id, Scheduler, SchedulerConfig, StopScheduler};
 use panoptes_actors::sink::{DetectionSink, Drain};
 use panoptes_api::AppState;
+use panoptes_engine::snapshot::SnapshotStore;
 
 use crate::context::{load_pipeline, Context};
 
@@ -20,8 +22,15 @@ pub async fn run(ctx: Context) -> Result<()> {
 
     let s = &settings.streaming;
     let sink = DetectionSink::new(store.clone(), s.sink_capacity).start();
-    let matcher =
-        MatcherActor::new(Duration::from_secs(s.cooldown_secs), s.record_unknown, sink.clone().recipient()).start();
+    let mut matcher =
+        MatcherActor::new(Duration::from_secs(s.cooldown_secs), s.record_unknown, sink.clone().recipient());
+    if settings.snapshots.enabled {
+        let snapshots = Arc::new(SnapshotStore::new(&settings.snapshots).context("snapshot settings")?);
+        tracing::info!(dir = %snapshots.dir().display(), encrypted = snapshots.encrypted(), "writing detection snapshots");
+        spawn_snapshot_janitor(snapshots.clone());
+        matcher = matcher.with_snapshots(snapshots);
+    }
+    let matcher = matcher.start();
     let mut pipelines = vec![pipeline];
     for _ in 1..s.inference_workers.max(1) {
         pipelines.push(load_pipeline(&settings)?);
@@ -31,12 +40,22 @@ pub async fn run(ctx: Context) -> Result<()> {
     for p in pipelines {
         let arbiter = Arbiter::new();
         let (g, m, threshold) = (gallery.clone(), matcher.clone().recipient(), settings.gallery.match_threshold);
+        let max_batch = s.max_batch;
         workers.push(InferenceWorker::start_in_arbiter(&arbiter.handle(), move |_| {
-            InferenceWorker::new(p, g, threshold, m)
+            InferenceWorker::new(p, g, threshold, m).with_max_batch(max_batch)
         }));
         arbiters.push(arbiter);
     }
-    let scheduler = Scheduler::new(store.clone(), workers, Duration::from_secs(1)).start();
+    let scheduler_config = SchedulerConfig {
+        latency_budget: Duration::from_millis(s.latency_budget_ms),
+        node_id: if s.node_id.is_empty() { default_node_id() } else { s.node_id.clone() },
+        lease_ttl: Duration::from_secs(s.lease_ttl_secs),
+        min_fps: s.min_fps,
+        shedding: s.shedding,
+        ..SchedulerConfig::default()
+    };
+    tracing::info!(node_id = %scheduler_config.node_id, "camera leases are held under this node id");
+    let scheduler = Scheduler::new(store.clone(), workers, scheduler_config).start();
 
     let listen = settings.api.listen.clone();
     let state = web::Data::new(AppState { store: store.clone(), gallery: gallery.clone() });
@@ -49,7 +68,7 @@ pub async fn run(ctx: Context) -> Result<()> {
     server.await.context("HTTP server")?;
 
     // Shutdown (SIGINT/SIGTERM): stop the cameras, then write what the sink still holds.
-    let _ = scheduler.send(StopScheduler).await;
+    let _ = scheduler.send(StopScheduler { release_leases: true }).await;
     for a in arbiters {
         a.stop();
     }
@@ -59,6 +78,23 @@ pub async fn run(ctx: Context) -> Result<()> {
         _ => tracing::error!("the detection sink did not flush within 5 s"),
     }
     Ok(())
+}
+
+/// Deletes expired snapshot days at start and then hourly, on the blocking pool.
+fn spawn_snapshot_janitor(snapshots: Arc<SnapshotStore>) {
+    actix::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            let s = snapshots.clone();
+            match tokio::task::spawn_blocking(move || s.purge_expired(chrono::Utc::now().date_naive())).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(days = n, "deleted expired snapshot days"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not delete expired snapshots"),
+                Err(e) => tracing::error!(error = %e, "snapshot janitor panicked"),
+            }
+        }
+    });
 }
 
 /// The out-of-the-box demo: a looping clip as camera "demo", added once (the operator may delete it).

@@ -18,7 +18,7 @@ use self::anchors::{anchor_centres, AnchorLayer};
 use self::letterbox::{letterbox_into, Placement};
 use self::tiling::{views, TilingConfig, View};
 use crate::geometry::{BBox, Point};
-use crate::runtime::{io_name, ModelError, Runtime, SessionSettings};
+use crate::runtime::{io_name, ModelError, Provider, Runtime, SessionSettings};
 
 /// Which BlazeFace model to run.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -103,6 +103,7 @@ pub struct FaceDetector {
     classifiers: String,
     resizer: Resizer,
     tensor: Vec<f32>,
+    provider: Provider,
 }
 
 const MODEL: &str = "face detector";
@@ -115,7 +116,7 @@ impl FaceDetector {
         settings: &SessionSettings,
     ) -> Result<Self, ModelError> {
         let path = models_dir.join(config.model.file_name());
-        let session = runtime.session(&path, settings)?;
+        let (session, provider) = runtime.session_on(&path, settings)?;
         let input = io_name(&session, false, 0, MODEL)?;
         // The converted models name their outputs differently; the regressor output is the 16-wide one.
         let (a, b) = (io_name(&session, true, 0, MODEL)?, io_name(&session, true, 1, MODEL)?);
@@ -130,11 +131,17 @@ impl FaceDetector {
             classifiers,
             resizer: Resizer::new(),
             tensor: Vec::new(),
+            provider,
         })
     }
 
     pub fn config(&self) -> &DetectorConfig {
         &self.config
+    }
+
+    /// Where this detector's session runs (after any CUDA fallback).
+    pub fn provider(&self) -> Provider {
+        self.provider
     }
 
     /// Faces in one image, best first.

@@ -1,9 +1,58 @@
 //! Detection events: one row per appearance of a face on a camera.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio_postgres::types::ToSql;
 
 use super::{StorageError, Store};
 use crate::geometry::BBox;
+
+/// A stored detection.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Detection {
+    pub id: i64,
+    /// `None` once the camera has been deleted (history is kept).
+    pub camera_id: Option<i64>,
+    pub detected_at: DateTime<Utc>,
+    pub person_id: Option<i64>,
+    pub score: f32,
+    pub det_score: Option<f32>,
+    pub bbox: BBox,
+    /// Snapshot stem (see `crate::snapshot`), when one was written.
+    pub snapshot_path: Option<String>,
+}
+
+/// Which detections to list; every field narrows the result.
+#[derive(Clone, Debug, Default)]
+pub struct DetectionFilter {
+    pub camera_id: Option<i64>,
+    pub person_id: Option<i64>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Keyset position: list detections older than this one (newest-first order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DetectionCursor {
+    pub detected_at: DateTime<Utc>,
+    pub id: i64,
+}
+
+const COLUMNS: &str =
+    "id, camera_id, detected_at, person_id, score, det_score, box_x, box_y, box_w, box_h, snapshot_path";
+
+fn from_row(r: &tokio_postgres::Row) -> Detection {
+    Detection {
+        id: r.get(0),
+        camera_id: r.get(1),
+        detected_at: r.get(2),
+        person_id: r.get(3),
+        score: r.get(4),
+        det_score: r.get(5),
+        bbox: BBox { x: r.get(6), y: r.get(7), width: r.get(8), height: r.get(9) },
+        snapshot_path: r.get(10),
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewDetection {
@@ -50,6 +99,63 @@ impl Store {
             .map_err(q("insert detection"))?;
         }
         tx.commit().await.map_err(q("commit detections batch"))
+    }
+
+    /// Detections matching `filter`, newest first, after `cursor` when given (keyset pagination: the
+    /// cost of a page does not grow with how deep it is).
+    pub async fn list_detections(
+        &self,
+        filter: &DetectionFilter,
+        cursor: Option<DetectionCursor>,
+        limit: i64,
+    ) -> Result<Vec<Detection>, StorageError> {
+        // The statement names only the conditions in use, so each combination gets a plan that uses
+        // its index (a generic `$1 IS NULL OR …` plan would not).
+        let mut conditions: Vec<String> = Vec::new();
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+        fn param(params: &mut Vec<Box<dyn ToSql + Sync + Send>>, value: impl ToSql + Sync + Send + 'static) -> String {
+            params.push(Box::new(value));
+            format!("${}", params.len())
+        }
+        if let Some(c) = filter.camera_id {
+            conditions.push(format!("camera_id = {}", param(&mut params, c)));
+        }
+        if let Some(p) = filter.person_id {
+            conditions.push(format!("person_id = {}", param(&mut params, p)));
+        }
+        if let Some(t) = filter.since {
+            conditions.push(format!("detected_at >= {}", param(&mut params, t)));
+        }
+        if let Some(t) = filter.until {
+            conditions.push(format!("detected_at < {}", param(&mut params, t)));
+        }
+        if let Some(k) = cursor {
+            let (t, id) = (param(&mut params, k.detected_at), param(&mut params, k.id));
+            conditions.push(format!("(detected_at, id) < ({t}, {id})"));
+        }
+        let limit = param(&mut params, limit.clamp(1, 1000));
+        let filter_sql =
+            if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        let sql =
+            format!("SELECT {COLUMNS} FROM detections {filter_sql} ORDER BY detected_at DESC, id DESC LIMIT {limit}");
+        let c = self.client().await?;
+        let stmt = c
+            .prepare_cached(&sql)
+            .await
+            .map_err(|source| StorageError::Query { context: "prepare detections query", source })?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        let rows =
+            c.query(&stmt, &refs).await.map_err(|source| StorageError::Query { context: "list detections", source })?;
+        Ok(rows.iter().map(from_row).collect())
+    }
+
+    pub async fn get_detection(&self, id: i64) -> Result<Option<Detection>, StorageError> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(&format!("SELECT {COLUMNS} FROM detections WHERE id = $1"), &[&id])
+            .await
+            .map_err(|source| StorageError::Query { context: "read detection", source })?;
+        Ok(row.as_ref().map(from_row))
     }
 
     /// (person_id, score) of a camera's detections, newest first.

@@ -6,7 +6,10 @@ use tokio_postgres::Client;
 use super::StorageError;
 
 /// (version, name, SQL). Append only: an applied migration is never edited.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "initial", include_str!("migrations/0001_initial.sql")),
+    (2, "camera_leases", include_str!("migrations/0002_camera_leases.sql")),
+];
 
 /// Arbitrary constant key for `pg_advisory_xact_lock`, unique to Panoptes' migrations.
 const LOCK_KEY: i64 = 0x5041_4e4f_5054_4553; // "PANOPTES"

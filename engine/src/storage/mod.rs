@@ -3,6 +3,7 @@
 pub mod cameras;
 pub mod detections;
 pub mod embeddings;
+pub mod leases;
 pub mod migrations;
 pub mod persons;
 
@@ -13,7 +14,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio_postgres::NoTls;
 
 pub use cameras::Camera;
-pub use detections::NewDetection;
+pub use detections::{Detection, DetectionCursor, DetectionFilter, NewDetection};
 pub use embeddings::{EmbeddingRow, NewEmbedding};
 pub use persons::Person;
 

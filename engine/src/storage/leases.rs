@@ -1,0 +1,132 @@
+//! Camera leases: which engine node analyses which camera when several share one database.
+//!
+//! Every node calls [`Store::sync_leases`] about once a second. It heartbeats the node, renews the
+//! node's leases, and claims free or expired leases up to a fair share (enabled cameras divided by
+//! live nodes, rounded up), releasing any excess so a node that joins gets work. A node that dies
+//! stops renewing; its leases expire after the TTL and the others claim them. Claims go through
+//! `INSERT … ON CONFLICT … WHERE expires_at < now()`, so two nodes never both win one camera.
+
+use std::time::Duration;
+
+use super::{StorageError, Store};
+
+/// What one synchronisation decided.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaseSync {
+    /// Cameras this node holds now (ascending ids).
+    pub held: Vec<i64>,
+    /// Nodes with a recent heartbeat, this one included.
+    pub live_nodes: i64,
+}
+
+impl Store {
+    /// Heartbeats `node`, keeps its leases on `enabled` cameras fresh for `ttl`, and claims or
+    /// releases leases to hold its fair share.
+    pub async fn sync_leases(&self, node: &str, ttl: Duration, enabled: &[i64]) -> Result<LeaseSync, StorageError> {
+        let q = |context: &'static str| move |source| StorageError::Query { context, source };
+        let ttl_secs = ttl.as_secs_f64().max(1.0);
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(q("begin lease sync"))?;
+        tx.execute(
+            "INSERT INTO engine_nodes (node_id) VALUES ($1)
+             ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = now()",
+            &[&node],
+        )
+        .await
+        .map_err(q("heartbeat node"))?;
+        let live_nodes: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM engine_nodes WHERE heartbeat_at > now() - make_interval(secs => $1)",
+                &[&ttl_secs],
+            )
+            .await
+            .map_err(q("count live nodes"))?
+            .get(0);
+        // Leases on cameras that were disabled go; deleted cameras' leases went with the camera.
+        tx.execute("DELETE FROM camera_leases WHERE node_id = $1 AND NOT (camera_id = ANY($2))", &[&node, &enabled])
+            .await
+            .map_err(q("release leases of disabled cameras"))?;
+        // Renew only leases past half their life: one write per camera every ttl/2, not every second.
+        tx.execute(
+            "UPDATE camera_leases SET expires_at = now() + make_interval(secs => $2::float8)
+             WHERE node_id = $1 AND expires_at < now() + make_interval(secs => $2::float8 / 2)",
+            &[&node, &ttl_secs],
+        )
+        .await
+        .map_err(q("renew leases"))?;
+        let mut held: Vec<i64> = tx
+            .query("SELECT camera_id FROM camera_leases WHERE node_id = $1 ORDER BY camera_id", &[&node])
+            .await
+            .map_err(q("read held leases"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let share = fair_share(enabled.len(), live_nodes);
+        if held.len() < share {
+            let wanted = (share - held.len()) as i64;
+            let claimed = tx
+                .query(
+                    "INSERT INTO camera_leases (camera_id, node_id, expires_at)
+                     SELECT c.id, $1, now() + make_interval(secs => $2)
+                     FROM cameras c LEFT JOIN camera_leases l ON l.camera_id = c.id
+                     WHERE c.id = ANY($3) AND c.enabled AND (l.camera_id IS NULL OR l.expires_at < now())
+                     ORDER BY c.id LIMIT $4
+                     ON CONFLICT (camera_id) DO UPDATE
+                         SET node_id = EXCLUDED.node_id, expires_at = EXCLUDED.expires_at
+                         WHERE camera_leases.expires_at < now()
+                     RETURNING camera_id",
+                    &[&node, &ttl_secs, &enabled, &wanted],
+                )
+                .await
+                .map_err(q("claim leases"))?;
+            held.extend(claimed.iter().map(|r| r.get::<_, i64>(0)));
+        } else if held.len() > share {
+            let excess: Vec<i64> = held.split_off(share);
+            tx.execute("DELETE FROM camera_leases WHERE node_id = $1 AND camera_id = ANY($2)", &[&node, &excess])
+                .await
+                .map_err(q("release excess leases"))?;
+        }
+        tx.commit().await.map_err(q("commit lease sync"))?;
+        held.sort_unstable();
+        Ok(LeaseSync { held, live_nodes })
+    }
+
+    /// Gives up every lease of `node` and its heartbeat (graceful shutdown: others take over at once).
+    pub async fn release_node(&self, node: &str) -> Result<(), StorageError> {
+        let q = |context: &'static str| move |source| StorageError::Query { context, source };
+        let c = self.client().await?;
+        c.execute("DELETE FROM camera_leases WHERE node_id = $1", &[&node]).await.map_err(q("release leases"))?;
+        c.execute("DELETE FROM engine_nodes WHERE node_id = $1", &[&node]).await.map_err(q("remove node"))?;
+        Ok(())
+    }
+
+    /// (camera id, node id) of every unexpired lease.
+    pub async fn lease_owners(&self) -> Result<Vec<(i64, String)>, StorageError> {
+        let c = self.client().await?;
+        let rows = c
+            .query("SELECT camera_id, node_id FROM camera_leases WHERE expires_at > now() ORDER BY camera_id", &[])
+            .await
+            .map_err(|source| StorageError::Query { context: "read lease owners", source })?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}
+
+/// Cameras per node, rounded up so that the shares cover every camera.
+pub fn fair_share(cameras: usize, live_nodes: i64) -> usize {
+    let nodes = usize::try_from(live_nodes.max(1)).unwrap_or(1);
+    cameras.div_ceil(nodes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fair_share;
+
+    #[test]
+    fn shares_cover_every_camera() {
+        assert_eq!(fair_share(0, 1), 0);
+        assert_eq!(fair_share(5, 1), 5);
+        assert_eq!(fair_share(5, 2), 3);
+        assert_eq!(fair_share(4, 2), 2);
+        assert_eq!(fair_share(4, 0), 4);
+    }
+}
