@@ -38,6 +38,15 @@ if [ ! -s .local/demo/lobby.h264 ]; then
     -c:v libx264 -profile:v baseline -g 20 -pix_fmt yuv420p .local/demo/lobby.h264.tmp.h264
   mv .local/demo/lobby.h264.tmp.h264 .local/demo/lobby.h264
 fi
+# A benchmark clip closer to a real corridor camera (1.5 Mbit/s like a camera encoder): sensor noise (so P-frames carry
+# data), 16 s with nobody in view (a face-less crop of the same photo), then 4 s of a face.
+if [ ! -s .local/demo/corridor.h264 ]; then
+  mkdir -p .local/demo
+  ffmpeg -v error -y -loop 1 -t 16 -i tests/data/photos/obama2.jpg -loop 1 -t 4 -i tests/data/photos/obama2.jpg \
+    -filter_complex "[0]crop=iw/3:ih/3:0:ih*2/3,scale=1280:720,setsar=1[a];[1]scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2,setsar=1[b];[a][b]concat=n=2:v=1,noise=alls=3:allf=t,fps=10[v]" \
+    -map "[v]" -c:v libx264 -profile:v main -bf 2 -g 20 -b:v 1500k -maxrate 2000k -bufsize 2000k -pix_fmt yuv420p .local/demo/corridor.tmp.h264
+  mv .local/demo/corridor.tmp.h264 .local/demo/corridor.h264
+fi
 
 # ---- 5. database ---------------------------------------------------------------------------------
 if [ -z "${PANOPTES_DATABASE_URL:-}" ]; then

@@ -16,7 +16,7 @@ pub struct Settings {
     pub pipeline: PipelineConfig,
     pub gallery: GallerySettings,
     pub enrollment: EnrollmentPolicy,
-    pub api: ApiSettings,
+    pub api: panoptes_api::ApiConfig,
     pub streaming: StreamingSettings,
     pub snapshots: SnapshotConfig,
 }
@@ -103,18 +103,6 @@ pub struct GallerySettings {
 impl Default for GallerySettings {
     fn default() -> Self {
         Self { match_threshold: 0.55, top_k: 5 }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ApiSettings {
-    pub listen: String,
-}
-
-impl Default for ApiSettings {
-    fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".into() }
     }
 }
 

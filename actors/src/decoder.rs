@@ -78,15 +78,20 @@ impl DecoderActor {
         }
     }
 
-    fn sample(&mut self, image: RgbImage, received_at: Instant) {
+    /// Whether the frame being decoded now is due for analysis; if so the next one is scheduled.
+    fn take_due(next_due: &mut Option<Instant>, interval: Duration) -> bool {
         let now = Instant::now();
-        if self.next_due.is_some_and(|due| now < due) {
-            return;
+        if next_due.is_some_and(|due| now < due) {
+            return false;
         }
         // Schedule from the due time, not from now, so the average rate holds; a late frame does not
         // create a debt of frames to sample in a burst.
-        let next = self.next_due.unwrap_or(now) + self.interval;
-        self.next_due = Some(if next > now { next } else { now + self.interval });
+        let next = next_due.unwrap_or(now) + interval;
+        *next_due = Some(if next > now { next } else { now + interval });
+        true
+    }
+
+    fn sample(&mut self, image: RgbImage, received_at: Instant) {
         self.stats.sampled += 1;
         let was_empty = self.slot.put(DecodedFrame { camera_id: self.camera_id, image: Arc::new(image), received_at });
         if was_empty || self.owe_wake {
@@ -118,11 +123,17 @@ impl Handler<EncodedFrame> for DecoderActor {
             }
         }
         let Some(decoder) = self.decoder.as_mut() else { return };
-        let result = catch_unwind(AssertUnwindSafe(|| decoder.decode(&frame.unit.data, frame.unit.is_keyframe)));
+        let (next_due, interval) = (&mut self.next_due, self.interval);
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            // Only sampled frames are converted to RGB.
+            decoder.decode_picture_if(&frame.unit.data, frame.unit.is_keyframe, || Self::take_due(next_due, interval))
+        }));
         match result {
-            Ok(Ok(Some(image))) => {
+            Ok(Ok(Some(picture))) => {
                 self.stats.decoded += 1;
-                self.sample(image, frame.received_at);
+                if let Some(image) = picture {
+                    self.sample(image, frame.received_at);
+                }
             }
             Ok(Ok(None)) => {}
             Ok(Err(e)) => {

@@ -36,6 +36,8 @@ pub struct DetectionSink {
     in_flight: usize,
     interval: Duration,
     stats: SinkStats,
+    /// Live subscribers (API event streams); sending never blocks, a lagging receiver loses events.
+    events: Option<tokio::sync::broadcast::Sender<NewDetection>>,
 }
 
 impl DetectionSink {
@@ -48,10 +50,18 @@ impl DetectionSink {
             in_flight: 0,
             interval: Duration::from_millis(200),
             stats: SinkStats::default(),
+            events: None,
         }
     }
 
     /// How often buffered events are written (default 200 ms).
+    /// Publish every event to `events` as it arrives (before it is stored: alerts do not wait for
+    /// the database).
+    pub fn with_events(mut self, events: tokio::sync::broadcast::Sender<NewDetection>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
     pub fn with_flush_interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
         self
@@ -99,6 +109,9 @@ impl Handler<DetectionEvent> for DetectionSink {
             self.buffer.remove(self.in_flight);
             self.stats.overflow += 1;
             tracing::error!(capacity = self.capacity, "detection buffer full; oldest event dropped");
+        }
+        if let Some(events) = &self.events {
+            let _ = events.send(d.clone()); // no subscriber is not an error
         }
         self.buffer.push_back(d);
     }

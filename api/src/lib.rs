@@ -1,22 +1,89 @@
-//! The actix-web control surface of Panoptes. This first cut serves liveness and readiness; the
-//! versioned `/api/v1` resources build on the same state and error type.
+//! The actix-web control surface of Panoptes: `/healthz`, `/readyz`, and the versioned `/api/v1`
+//! resources (cameras, persons, identify, detections, live events, admin), described by the OpenAPI
+//! document it serves at `/api/v1/openapi.json`. Every error is `{"error": {"code", "message"}}`.
 
+pub mod admin;
+pub mod analyzer;
+pub mod auth;
+pub mod cache;
+pub mod cameras;
+pub mod config;
+pub mod detections;
 pub mod error;
+pub mod events;
+pub mod guard;
 pub mod health;
+pub mod identify;
+pub mod multipart;
+pub mod openapi;
+pub mod persons;
+pub mod rate_limit;
+pub mod routes;
 
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use actix_web::web;
+use actix::Addr;
+use panoptes_actors::scheduler::Scheduler;
+use panoptes_actors::sink::DetectionSink;
+use panoptes_engine::enrollment::EnrollmentPolicy;
 use panoptes_engine::gallery::Gallery;
-use panoptes_engine::storage::Store;
+use panoptes_engine::snapshot::SnapshotStore;
+use panoptes_engine::storage::{NewDetection, Store};
+
+pub use config::ApiConfig;
+pub use routes::configure;
 
 /// Shared by every handler.
-#[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub gallery: Arc<RwLock<Gallery>>,
+    pub config: ApiConfig,
+    pub keys: auth::Keys,
+    pub limiter: rate_limit::RateLimiter,
+    pub caches: cache::Caches,
+    /// Face analysis for enrollment and identify (absent: those routes answer 503).
+    pub analyzer: Option<analyzer::Analyzer>,
+    pub policy: EnrollmentPolicy,
+    pub match_threshold: f32,
+    pub top_k: usize,
+    /// The running engine (absent when the API runs without one: no live status).
+    pub scheduler: Option<Addr<Scheduler>>,
+    pub sink: Option<Addr<DetectionSink>>,
+    pub events: tokio::sync::broadcast::Sender<NewDetection>,
+    pub snapshots: Option<Arc<SnapshotStore>>,
+    /// `config.media_root`, resolved at start (None: file cameras refused).
+    pub media_root: Option<PathBuf>,
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(health::healthz).service(health::readyz);
+impl AppState {
+    /// State with no engine attached; attach parts with the public fields.
+    pub fn new(
+        store: Store,
+        gallery: Arc<RwLock<Gallery>>,
+        config: ApiConfig,
+    ) -> Result<AppState, auth::KeyConfigError> {
+        let keys = auth::Keys::from_config(&config.keys)?;
+        let limiter = rate_limit::RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst);
+        let media_root =
+            if config.media_root.is_empty() { None } else { std::fs::canonicalize(&config.media_root).ok() };
+        let (events, _) = tokio::sync::broadcast::channel(config.events_buffer.max(16));
+        Ok(AppState {
+            store,
+            gallery,
+            keys,
+            limiter,
+            caches: cache::Caches::default(),
+            analyzer: None,
+            policy: EnrollmentPolicy::default(),
+            match_threshold: 0.55,
+            top_k: 5,
+            scheduler: None,
+            sink: None,
+            events,
+            snapshots: None,
+            media_root,
+            config,
+        })
+    }
 }

@@ -75,6 +75,93 @@ pub struct Enrolled {
     pub embedding_id: Option<i64>,
     pub source_sha256: String,
     pub det_score: f32,
+    /// The face box in the photo as sent (before any downscaling).
+    pub face_box: crate::geometry::BBox,
+}
+
+/// Photos are analysed at most this large (longest side): enough for an enrollment face, and it
+/// bounds the cost of a 12-megapixel phone photo.
+pub const ANALYSIS_MAX_SIDE: u32 = 800;
+/// The kept copy of an enrollment photo is a JPEG of at most this many bytes.
+pub const KEPT_PHOTO_MAX_BYTES: usize = 200 * 1024;
+
+/// A photo analysed and accepted for enrollment, not yet stored (the CPU part, run off the async
+/// executor; [`store_enrollment`] does the I/O).
+pub struct PreparedFace {
+    pub embedding: Vec<f32>,
+    pub face_box: crate::geometry::BBox,
+    pub det_score: f32,
+    pub source_sha256: String,
+    /// The downscaled photo as JPEG (≤ [`KEPT_PHOTO_MAX_BYTES`]), for re-enrollment with a future model.
+    pub kept_jpeg: Vec<u8>,
+}
+
+/// Decodes, downscales and analyses a photo and checks it against the policy (the minimum face size
+/// applies to the photo as sent, not to the downscaled copy).
+pub fn prepare_enrollment(
+    pipeline: &mut FacePipeline,
+    policy: &EnrollmentPolicy,
+    bytes: &[u8],
+) -> Result<PreparedFace, EnrollError> {
+    let original = pipeline.decode(bytes).map_err(PipelineError::from)?;
+    let (image, scale) = crate::image_resize::fit_within(&original, ANALYSIS_MAX_SIDE).map_err(|message| {
+        EnrollError::Pipeline(PipelineError::Model(crate::runtime::ModelError::Inference { model: "resize", message }))
+    })?;
+    let faces = pipeline.analyze(&image).map_err(PipelineError::from)?;
+    let scaled_policy = EnrollmentPolicy { min_face_px: policy.min_face_px * scale, ..policy.clone() };
+    let face = select_face(&faces, &scaled_policy).map_err(|e| match e {
+        EnrollError::FaceTooSmall { width, min } => {
+            EnrollError::FaceTooSmall { width: width / scale, min: min / scale }
+        }
+        other => other,
+    })?;
+    let b = face.face.bbox;
+    Ok(PreparedFace {
+        embedding: face.embedding.clone(),
+        face_box: crate::geometry::BBox {
+            x: b.x / scale,
+            y: b.y / scale,
+            width: b.width / scale,
+            height: b.height / scale,
+        },
+        det_score: face.face.score,
+        source_sha256: Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect(),
+        kept_jpeg: crate::image_resize::jpeg_at_most(&image, KEPT_PHOTO_MAX_BYTES),
+    })
+}
+
+/// Stores a prepared face for `person_id` (embedding and kept photo) and adds it to the live gallery.
+pub async fn store_enrollment(
+    store: &Store,
+    gallery: &std::sync::RwLock<Gallery>,
+    model: &crate::embed::ModelId,
+    person_id: i64,
+    face: &PreparedFace,
+) -> Result<Enrolled, EnrollError> {
+    let id = store
+        .add_embedding(&NewEmbedding {
+            person_id,
+            model,
+            vector: &face.embedding,
+            source_sha256: &face.source_sha256,
+            face_box: face.face_box,
+            det_score: face.det_score,
+        })
+        .await?;
+    if let Some(id) = id {
+        store.add_person_photo(person_id, id, &face.kept_jpeg).await?;
+        // A poisoned lock only means another thread panicked mid-update of plain data: keep serving.
+        let mut g = gallery.write().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = g.insert(id, person_id, &face.embedding) {
+            tracing::error!(embedding_id = id, error = %e, "stored embedding rejected by the gallery");
+        }
+    }
+    Ok(Enrolled {
+        embedding_id: id,
+        source_sha256: face.source_sha256.clone(),
+        det_score: face.det_score,
+        face_box: face.face_box,
+    })
 }
 
 /// Analyses a photo, stores its embedding for `person_id` and adds it to the live gallery.
@@ -86,27 +173,8 @@ pub async fn enroll_photo(
     person_id: i64,
     bytes: &[u8],
 ) -> Result<Enrolled, EnrollError> {
-    let faces = pipeline.analyze_bytes(bytes)?;
-    let face = select_face(&faces, policy)?;
-    let sha: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
-    let id = store
-        .add_embedding(&NewEmbedding {
-            person_id,
-            model: pipeline.model(),
-            vector: &face.embedding,
-            source_sha256: &sha,
-            face_box: face.face.bbox,
-            det_score: face.face.score,
-        })
-        .await?;
-    if let Some(id) = id {
-        // A poisoned lock only means another thread panicked mid-update of plain data: keep serving.
-        let mut g = gallery.write().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = g.insert(id, person_id, &face.embedding) {
-            tracing::error!(embedding_id = id, error = %e, "stored embedding rejected by the gallery");
-        }
-    }
-    Ok(Enrolled { embedding_id: id, source_sha256: sha, det_score: face.face.score })
+    let face = prepare_enrollment(pipeline, policy, bytes)?;
+    store_enrollment(store, gallery, pipeline.model(), person_id, &face).await
 }
 
 /// Builds the gallery for the pipeline's model from the database.

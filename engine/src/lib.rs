@@ -9,6 +9,7 @@ pub mod enrollment;
 pub mod gallery;
 pub mod geometry;
 pub mod image_input;
+pub mod image_resize;
 pub mod pipeline;
 pub mod runtime;
 pub mod snapshot;

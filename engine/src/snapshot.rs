@@ -12,8 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use chrono::{DateTime, NaiveDate, Utc};
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{PixelType, ResizeOptions, Resizer};
 use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
 use serde::Deserialize;
@@ -137,8 +135,9 @@ impl SnapshotStore {
         std::fs::create_dir_all(&folder).map_err(|source| SnapshotError::Io { path: folder.clone(), source })?;
         let crop = face_crop(frame, face);
         self.put(&stem, SnapshotKind::Face, &self.jpeg(&crop)?)?;
-        let context = downscale(frame, self.context_max_side)?;
-        self.put(&stem, SnapshotKind::Frame, &self.jpeg(context.as_ref().unwrap_or(frame))?)?;
+        let (context, _) =
+            crate::image_resize::fit_within(frame, self.context_max_side).map_err(SnapshotError::Encode)?;
+        self.put(&stem, SnapshotKind::Frame, &self.jpeg(&context)?)?;
         Ok(stem)
     }
 
@@ -247,24 +246,6 @@ fn face_crop(frame: &RgbImage, face: &BBox) -> RgbImage {
     let x1 = (face.x + face.width + mx).clamp(x0 as f32 + 1.0, w) as u32;
     let y1 = (face.y + face.height + my).clamp(y0 as f32 + 1.0, h) as u32;
     image::imageops::crop_imm(frame, x0, y0, x1 - x0, y1 - y0).to_image()
-}
-
-/// The frame scaled to `max_side`, or `None` when it is already small enough.
-fn downscale(frame: &RgbImage, max_side: u32) -> Result<Option<RgbImage>, SnapshotError> {
-    let longest = frame.width().max(frame.height());
-    if longest <= max_side {
-        return Ok(None);
-    }
-    let scale = max_side as f32 / longest as f32;
-    let w = ((frame.width() as f32 * scale).round() as u32).max(1);
-    let h = ((frame.height() as f32 * scale).round() as u32).max(1);
-    let src = ImageRef::new(frame.width(), frame.height(), frame.as_raw(), PixelType::U8x3)
-        .map_err(|e| SnapshotError::Encode(e.to_string()))?;
-    let mut dst = Image::new(w, h, PixelType::U8x3);
-    Resizer::new().resize(&src, &mut dst, &ResizeOptions::new()).map_err(|e| SnapshotError::Encode(e.to_string()))?;
-    RgbImage::from_raw(w, h, dst.into_vec())
-        .map(Some)
-        .ok_or_else(|| SnapshotError::Encode("resized buffer has the wrong size".into()))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use anyhow::{bail, Context as _, Result};
-use panoptes_actors::camera::{CameraActor, CameraConfig, GetStatus};
+use panoptes_actors::camera::{CameraActor, CameraConfig, GetStatus, StopCamera};
 use panoptes_actors::decoder::{DecoderActor, GetDecoderStats};
 use panoptes_actors::inference::{GetWorkerStats, InferenceWorker};
 use panoptes_actors::messages::FaceObservation;
@@ -127,14 +127,20 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let (cpu1, rss1) = process_usage()?;
 
-    let (mut lat, per_camera) = collector.send(TakeResults).await?;
-    lat.sort();
     let (mut received, mut cam_dropped, mut decoded, mut sampled, mut slot_dropped, mut corrupt) = (0, 0, 0, 0, 0, 0);
     for c in &cams {
         let s = c.send(GetStatus).await?;
         received += s.frames_received;
         cam_dropped += s.frames_dropped;
+        let _ = c.send(StopCamera).await;
     }
+    // With the cameras stopped, a worker's answer comes after the wake-ups queued before it, so the
+    // frame counts below are final and consistent (analysed ≤ sampled).
+    for w in &workers {
+        w.send(GetWorkerStats).await?;
+    }
+    let (mut lat, per_camera) = collector.send(TakeResults).await?;
+    lat.sort();
     for d in &decoders {
         let s = d.send(GetDecoderStats).await?;
         decoded += s.decoded;
@@ -142,9 +148,11 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<()> {
         slot_dropped += s.dropped_for_inference;
         corrupt += s.corrupt;
     }
-    let mut analysed = 0;
+    let (mut analysed, mut batches) = (0, 0);
     for w in &workers {
-        analysed += w.send(GetWorkerStats).await?.frames;
+        let s = w.send(GetWorkerStats).await?;
+        analysed += s.frames;
+        batches += s.batches;
     }
     for a in arbiters {
         a.stop();
@@ -166,6 +174,10 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<()> {
         "frames received {received}, decoded {decoded}, sampled {sampled}, analysed {analysed}, corrupt {corrupt}"
     );
     println!("frames dropped: camera→decoder {cam_dropped}, decoder→inference (latest wins) {slot_dropped}");
+    println!(
+        "inference batches {batches}, mean {:.2} frames per batch",
+        if batches > 0 { analysed as f64 / batches as f64 } else { 0.0 }
+    );
     println!(
         "analysis fps per camera (faces reported): min {:.2} mean {:.2} max {:.2}",
         fps_per_cam.iter().cloned().fold(f64::INFINITY, f64::min),

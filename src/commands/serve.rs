@@ -21,7 +21,11 @@ pub async fn run(ctx: Context) -> Result<()> {
     add_demo_camera(&store, &settings.streaming.demo_clip).await?;
 
     let s = &settings.streaming;
-    let sink = DetectionSink::new(store.clone(), s.sink_capacity).start();
+    let mut state = AppState::new(store.clone(), gallery.clone(), settings.api.clone()).context("api.keys")?;
+    if state.keys.is_open() {
+        tracing::warn!(listen = %settings.api.listen, "no API keys configured: the API is open to anyone who can reach it");
+    }
+    let sink = DetectionSink::new(store.clone(), s.sink_capacity).with_events(state.events.clone()).start();
     let mut matcher =
         MatcherActor::new(Duration::from_secs(s.cooldown_secs), s.record_unknown, sink.clone().recipient());
     if settings.snapshots.enabled {
@@ -57,13 +61,26 @@ pub async fn run(ctx: Context) -> Result<()> {
     tracing::info!(node_id = %scheduler_config.node_id, "camera leases are held under this node id");
     let scheduler = Scheduler::new(store.clone(), workers, scheduler_config).start();
 
+    // The API analyses enrollment and identify photos with its own pipeline (own ONNX sessions).
+    state.analyzer = panoptes_api::analyzer::Analyzer::new(vec![load_pipeline(&settings)?]);
+    state.policy = settings.enrollment.clone();
+    state.match_threshold = settings.gallery.match_threshold;
+    state.top_k = settings.gallery.top_k;
+    state.scheduler = Some(scheduler.clone());
+    state.sink = Some(sink.clone());
     let listen = settings.api.listen.clone();
-    let state = web::Data::new(AppState { store: store.clone(), gallery: gallery.clone() });
-    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(panoptes_api::configure))
-        .bind(&listen)
-        .with_context(|| format!("binding the API to {listen}"))?
-        .shutdown_timeout(10)
-        .run();
+    let json_limit = settings.api.json_limit_bytes;
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(actix_web::middleware::from_fn(panoptes_api::guard::guard))
+            .configure(|cfg| panoptes_api::routes::configure_with_limit(cfg, json_limit))
+    })
+    .bind(&listen)
+    .with_context(|| format!("binding the API to {listen}"))?
+    .shutdown_timeout(10)
+    .run();
     tracing::info!(%listen, "panoptes is serving; /healthz and /readyz are up");
     server.await.context("HTTP server")?;
 

@@ -47,6 +47,18 @@ impl H264Decoder {
     /// Decodes one access unit (Annex-B, start codes included). Returns a frame when the decoder has
     /// one ready; with B-frames that may be an earlier picture than this access unit's.
     pub fn decode(&mut self, access_unit: &[u8], is_keyframe: bool) -> Result<Option<RgbImage>, DecodeError> {
+        Ok(self.decode_picture_if(access_unit, is_keyframe, || true)?.flatten())
+    }
+
+    /// Like [`decode`](Self::decode), but converts the decoded frame to RGB only when `wanted()` says
+    /// so (a camera analysed at 5 of its 10 fps need not pay for converting the other 5). The outer
+    /// `Option` says whether a frame was decoded, the inner one holds the picture when wanted.
+    pub fn decode_picture_if(
+        &mut self,
+        access_unit: &[u8],
+        is_keyframe: bool,
+        wanted: impl FnOnce() -> bool,
+    ) -> Result<Option<Option<RgbImage>>, DecodeError> {
         self.stats.access_units += 1;
         if !self.seen_keyframe {
             if !is_keyframe {
@@ -57,9 +69,12 @@ impl H264Decoder {
         }
         match self.decoder.decode(access_unit) {
             Ok(Some(yuv)) => {
-                let frame = to_rgb(&yuv)?;
                 self.stats.frames += 1;
-                Ok(Some(frame))
+                if wanted() {
+                    Ok(Some(Some(to_rgb(&yuv)?)))
+                } else {
+                    Ok(Some(None))
+                }
             }
             Ok(None) => Ok(None),
             Err(e) => {

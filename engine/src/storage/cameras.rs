@@ -14,6 +14,15 @@ pub struct Camera {
     pub enabled: bool,
 }
 
+/// Fields to change on a camera (`None` keeps the stored value).
+#[derive(Clone, Debug, Default)]
+pub struct CameraPatch {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub analysis_fps: Option<f32>,
+    pub enabled: Option<bool>,
+}
+
 fn from_row(r: &tokio_postgres::Row) -> Camera {
     Camera { id: r.get(0), name: r.get(1), url: r.get(2), analysis_fps: r.get(3), enabled: r.get(4) }
 }
@@ -26,6 +35,30 @@ impl Store {
             .await
             .map_err(|source| StorageError::Query { context: "list cameras", source })?;
         Ok(rows.iter().map(from_row).collect())
+    }
+
+    pub async fn camera(&self, id: i64) -> Result<Option<Camera>, StorageError> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt("SELECT id, name, url, analysis_fps, enabled FROM cameras WHERE id = $1", &[&id])
+            .await
+            .map_err(|source| StorageError::Query { context: "read camera", source })?;
+        Ok(row.as_ref().map(from_row))
+    }
+
+    /// Changes the given fields; `None` when there is no such camera.
+    pub async fn update_camera(&self, id: i64, patch: &CameraPatch) -> Result<Option<Camera>, StorageError> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                "UPDATE cameras SET name = coalesce($2, name), url = coalesce($3, url),
+                     analysis_fps = coalesce($4, analysis_fps), enabled = coalesce($5, enabled), updated_at = now()
+                 WHERE id = $1 RETURNING id, name, url, analysis_fps, enabled",
+                &[&id, &patch.name, &patch.url, &patch.analysis_fps, &patch.enabled],
+            )
+            .await
+            .map_err(|source| StorageError::Query { context: "update camera", source })?;
+        Ok(row.as_ref().map(from_row))
     }
 
     pub async fn delete_camera(&self, id: i64) -> Result<bool, StorageError> {

@@ -54,7 +54,7 @@ fn from_row(r: &tokio_postgres::Row) -> Detection {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NewDetection {
     pub camera_id: i64,
     pub detected_at: DateTime<Utc>,

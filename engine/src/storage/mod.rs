@@ -13,7 +13,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
-pub use cameras::Camera;
+pub use cameras::{Camera, CameraPatch};
 pub use detections::{Detection, DetectionCursor, DetectionFilter, NewDetection};
 pub use embeddings::{EmbeddingRow, NewEmbedding};
 pub use persons::Person;
@@ -30,6 +30,14 @@ pub enum StorageError {
         #[source]
         source: tokio_postgres::Error,
     },
+}
+
+impl StorageError {
+    /// The statement broke a unique constraint (a duplicate name, for instance).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StorageError::Query { source, .. }
+            if source.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION))
+    }
 }
 
 /// A pool of connections to the Panoptes database.

@@ -53,8 +53,7 @@ impl Store {
         offset: i64,
     ) -> Result<Vec<Person>, StorageError> {
         let c = self.client().await?;
-        let pattern = search
-            .map(|s| format!("%{}%", s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+        let pattern = like_pattern(search);
         let rows = c
             .query(
                 &format!("{SELECT} WHERE ($1::text IS NULL OR lower(p.name) LIKE $1) ORDER BY p.id LIMIT $2 OFFSET $3"),
@@ -75,6 +74,54 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// Changes name and/or metadata; `None` when there is no such person.
+    pub async fn update_person(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        metadata: Option<&serde_json::Value>,
+    ) -> Result<Option<Person>, StorageError> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE persons SET name = coalesce($2, name), metadata = coalesce($3, metadata), updated_at = now()
+                 WHERE id = $1",
+                &[&id, &name, &metadata],
+            )
+            .await
+            .map_err(|source| StorageError::Query { context: "update person", source })?;
+        drop(c);
+        if n == 0 {
+            return Ok(None);
+        }
+        self.person(id).await
+    }
+
+    /// Keeps the compressed copy of an enrolled photo.
+    pub async fn add_person_photo(&self, person_id: i64, embedding_id: i64, jpeg: &[u8]) -> Result<(), StorageError> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO person_photos (person_id, embedding_id, jpeg) VALUES ($1, $2, $3)",
+            &[&person_id, &embedding_id, &jpeg],
+        )
+        .await
+        .map_err(|source| StorageError::Query { context: "store person photo", source })?;
+        Ok(())
+    }
+
+    /// Number of persons whose name contains `search`.
+    pub async fn count_persons(&self, search: Option<&str>) -> Result<i64, StorageError> {
+        let c = self.client().await?;
+        let row = c
+            .query_one(
+                "SELECT count(*) FROM persons p WHERE ($1::text IS NULL OR lower(p.name) LIKE $1)",
+                &[&like_pattern(search)],
+            )
+            .await
+            .map_err(|source| StorageError::Query { context: "count persons", source })?;
+        Ok(row.get(0))
+    }
+
     /// Names of the given persons, for labelling matches.
     pub async fn person_names(&self, ids: &[i64]) -> Result<Vec<(i64, String)>, StorageError> {
         let c = self.client().await?;
@@ -84,4 +131,9 @@ impl Store {
             .map_err(|source| StorageError::Query { context: "read person names", source })?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
+}
+
+/// `%text%` for a case-insensitive LIKE, with the pattern's own wildcards escaped.
+fn like_pattern(search: Option<&str>) -> Option<String> {
+    search.map(|s| format!("%{}%", s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")))
 }

@@ -1,0 +1,32 @@
+//! `/api/v1/admin`: engine figures for operators, and cache control.
+
+use actix_web::{web, HttpResponse};
+use panoptes_actors::scheduler::GetSchedulerStats;
+use panoptes_actors::sink::GetSinkStats;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let scheduler = match &state.scheduler {
+        Some(s) => s.send(GetSchedulerStats).await.ok(),
+        None => None,
+    };
+    let sink = match &state.sink {
+        Some(s) => s.send(GetSinkStats).await.ok(),
+        None => None,
+    };
+    let gallery = state.gallery.read().unwrap_or_else(|p| p.into_inner()).len();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "gallery_embeddings": gallery,
+        "scheduler": scheduler,
+        "detection_sink": sink,
+        "cache": state.caches.stats(),
+        "live_event_subscribers": state.events.receiver_count(),
+    })))
+}
+
+pub async fn clear_cache(state: web::Data<AppState>) -> HttpResponse {
+    state.caches.clear();
+    HttpResponse::NoContent().finish()
+}

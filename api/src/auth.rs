@@ -1,0 +1,147 @@
+//! API keys and roles. Keys are held as SHA-256 digests (configured as digests, or hashed at start
+//! from plain keys) and compared in constant time; the key itself is never logged or stored.
+
+use actix_web::http::Method;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::{ApiKeyConfig, Role};
+
+#[derive(Clone, Debug)]
+struct Key {
+    name: String,
+    role: Role,
+    digest: [u8; 32],
+}
+
+/// Who made a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub key_name: String,
+    pub role: Role,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Keys {
+    keys: Vec<Key>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyConfigError {
+    #[error("api.keys[{0}] needs exactly one of key or key_sha256")]
+    KeyOrDigest(usize),
+    #[error("api.keys[{0}].key_sha256 must be 64 hex characters")]
+    BadDigest(usize),
+    #[error("api.keys[{0}] needs a role (admin or viewer)")]
+    NoRole(usize),
+    #[error("api.keys[{0}].key is shorter than 16 characters")]
+    TooShort(usize),
+}
+
+impl Keys {
+    pub fn from_config(config: &[ApiKeyConfig]) -> Result<Keys, KeyConfigError> {
+        let mut keys = Vec::with_capacity(config.len());
+        for (i, k) in config.iter().enumerate() {
+            let role = k.role.clone().ok_or(KeyConfigError::NoRole(i))?;
+            let digest = match (k.key.is_empty(), k.key_sha256.is_empty()) {
+                (false, true) if k.key.len() < 16 => return Err(KeyConfigError::TooShort(i)),
+                (false, true) => Sha256::digest(k.key.as_bytes()).into(),
+                (true, false) => hex::decode(k.key_sha256.trim())
+                    .ok()
+                    .and_then(|d| <[u8; 32]>::try_from(d).ok())
+                    .ok_or(KeyConfigError::BadDigest(i))?,
+                _ => return Err(KeyConfigError::KeyOrDigest(i)),
+            };
+            let name = if k.name.is_empty() { format!("key{i}") } else { k.name.clone() };
+            keys.push(Key { name, role, digest });
+        }
+        Ok(Keys { keys })
+    }
+
+    /// No keys configured: the API is open.
+    pub fn is_open(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The caller holding `presented`, if any. Every key is compared (in constant time), so the
+    /// time taken says nothing about which key nearly matched.
+    pub fn identify(&self, presented: &str) -> Option<Caller> {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let mut found = None;
+        for k in &self.keys {
+            if bool::from(k.digest.ct_eq(&digest)) {
+                found = Some(Caller { key_name: k.name.clone(), role: k.role.clone() });
+            }
+        }
+        found
+    }
+}
+
+/// What a request needs: `None` for open probes, else the least role.
+pub fn required_role(method: &Method, path: &str, open_probes: bool) -> Option<Role> {
+    if matches!(path, "/healthz" | "/readyz" | "/metrics") && open_probes {
+        return None;
+    }
+    if path == "/api/v1/openapi.json" {
+        return None;
+    }
+    // identify stores nothing: a read, whatever its method.
+    if method == Method::GET || method == Method::HEAD || path == "/api/v1/identify" {
+        Some(Role::Viewer)
+    } else {
+        Some(Role::Admin)
+    }
+}
+
+/// The key in `Authorization: Bearer KEY` or `X-API-Key: KEY`.
+pub fn presented_key(req: &actix_web::dev::ServiceRequest) -> Option<String> {
+    let headers = req.headers();
+    if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(v.trim().to_string());
+    }
+    let auth = headers.get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, key) = auth.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(name: &str, role: Role, key: &str) -> ApiKeyConfig {
+        ApiKeyConfig { name: name.into(), role: Some(role), key: key.into(), key_sha256: String::new() }
+    }
+
+    #[test]
+    fn keys_are_found_by_value_and_by_digest() {
+        let digest = hex::encode(Sha256::digest(b"viewer-key-0123456789"));
+        let keys = Keys::from_config(&[
+            cfg("ops", Role::Admin, "admin-key-0123456789"),
+            ApiKeyConfig { name: "wall".into(), role: Some(Role::Viewer), key: String::new(), key_sha256: digest },
+        ])
+        .unwrap();
+        assert_eq!(keys.identify("admin-key-0123456789").unwrap().role, Role::Admin);
+        assert_eq!(keys.identify("viewer-key-0123456789").unwrap().key_name, "wall");
+        assert!(keys.identify("admin-key-012345678").is_none());
+        assert!(keys.identify("").is_none());
+    }
+
+    #[test]
+    fn bad_key_config_is_refused() {
+        assert!(matches!(Keys::from_config(&[cfg("a", Role::Admin, "short")]), Err(KeyConfigError::TooShort(0))));
+        let no_role = ApiKeyConfig { key: "x".repeat(20), ..ApiKeyConfig::default() };
+        assert!(matches!(Keys::from_config(&[no_role]), Err(KeyConfigError::NoRole(0))));
+        let both = ApiKeyConfig { key_sha256: "ab".repeat(32), ..cfg("b", Role::Viewer, &"x".repeat(20)) };
+        assert!(matches!(Keys::from_config(&[both]), Err(KeyConfigError::KeyOrDigest(0))));
+    }
+
+    #[test]
+    fn reads_need_a_viewer_writes_an_admin_probes_nothing() {
+        assert_eq!(required_role(&Method::GET, "/healthz", true), None);
+        assert_eq!(required_role(&Method::GET, "/healthz", false), Some(Role::Viewer));
+        assert_eq!(required_role(&Method::GET, "/api/v1/cameras", true), Some(Role::Viewer));
+        assert_eq!(required_role(&Method::POST, "/api/v1/identify", true), Some(Role::Viewer));
+        assert_eq!(required_role(&Method::DELETE, "/api/v1/cameras/1", true), Some(Role::Admin));
+        assert_eq!(required_role(&Method::POST, "/api/v1/persons", true), Some(Role::Admin));
+    }
+}

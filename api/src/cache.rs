@@ -1,0 +1,108 @@
+//! Hot reads served from memory: the camera list (the whole JSON body, rebuilt at most once a second
+//! because it carries live status) and persons by id (moka). Writes through this API invalidate
+//! them; when the database is down, the last good camera list is served (marked stale) instead of 503.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use moka::sync::Cache;
+use panoptes_engine::storage::Person;
+use serde::Serialize;
+
+/// Live status changes every second: the cached list is at most this old.
+pub const CAMERA_LIST_TTL: Duration = Duration::from_secs(1);
+
+pub struct Caches {
+    camera_list: Mutex<Option<(Instant, Bytes)>>,
+    camera_list_last_good: Mutex<Option<Bytes>>,
+    pub persons: Cache<i64, Arc<Person>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Self {
+            camera_list: Mutex::new(None),
+            camera_list_last_good: Mutex::new(None),
+            persons: Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(60)).build(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub hit_ratio: f64,
+    pub persons_cached: u64,
+}
+
+impl Caches {
+    pub fn camera_list(&self, now: Instant) -> Option<Bytes> {
+        let slot = self.camera_list.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.as_ref() {
+            Some((at, body)) if now.duration_since(*at) < CAMERA_LIST_TTL => {
+                self.hit();
+                Some(body.clone())
+            }
+            _ => {
+                self.miss();
+                None
+            }
+        }
+    }
+
+    pub fn store_camera_list(&self, now: Instant, body: Bytes) {
+        *self.camera_list.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, body.clone()));
+        *self.camera_list_last_good.lock().unwrap_or_else(|p| p.into_inner()) = Some(body);
+    }
+
+    /// The last list built, however old (for when the database is unreachable).
+    pub fn last_good_camera_list(&self) -> Option<Bytes> {
+        self.camera_list_last_good.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn invalidate_cameras(&self) {
+        *self.camera_list.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    pub fn person(&self, id: i64) -> Option<Arc<Person>> {
+        let found = self.persons.get(&id);
+        if found.is_some() {
+            self.hit();
+        } else {
+            self.miss();
+        }
+        found
+    }
+
+    pub fn clear(&self) {
+        self.invalidate_cameras();
+        *self.camera_list_last_good.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.persons.invalidate_all();
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let (hits, misses) = (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed));
+        let total = hits + misses;
+        CacheStats {
+            hits,
+            misses,
+            hit_ratio: if total > 0 { hits as f64 / total as f64 } else { 0.0 },
+            persons_cached: self.persons.entry_count(),
+        }
+    }
+
+    fn hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+}

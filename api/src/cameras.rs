@@ -1,0 +1,239 @@
+//! `/api/v1/cameras`: configuration in PostgreSQL (the scheduler starts and stops pipelines from it
+//! within a second) joined with the live status of the pipelines running on this node.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+use actix_web::{web, HttpResponse};
+use panoptes_actors::scheduler::{CameraReport, ListCameraStatus};
+use panoptes_engine::source::camera_url::{redact, CameraUrl};
+use panoptes_engine::storage::{Camera, CameraPatch};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCamera {
+    pub name: String,
+    pub url: String,
+    pub analysis_fps: Option<f32>,
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraUpdate {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub analysis_fps: Option<f32>,
+    pub enabled: Option<bool>,
+}
+
+/// What the API shows of a camera: the URL without credentials, and live status when it runs here.
+#[derive(Debug, Serialize)]
+pub struct CameraView {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    pub analysis_fps: f32,
+    pub enabled: bool,
+    pub status: Option<LiveStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LiveStatus {
+    pub state: panoptes_actors::camera::CameraState,
+    pub fps: f32,
+    pub analysis_fps_in_force: f32,
+    pub frames_received: u64,
+    pub frames_decoded: u64,
+    pub frames_dropped: u64,
+    pub frames_corrupt: u64,
+    pub reconnects: u64,
+    pub last_error: Option<String>,
+    pub worker: usize,
+}
+
+fn view(c: Camera, report: Option<&CameraReport>) -> CameraView {
+    let status = report.and_then(|r| {
+        let s = r.status.as_ref()?;
+        let d = r.decoder.unwrap_or_default();
+        Some(LiveStatus {
+            state: s.state,
+            fps: s.fps,
+            analysis_fps_in_force: r.analysis_fps,
+            frames_received: s.frames_received,
+            frames_decoded: d.decoded,
+            frames_dropped: s.frames_dropped + d.dropped_for_inference,
+            frames_corrupt: d.corrupt,
+            reconnects: s.reconnects,
+            last_error: s.last_error.clone(),
+            worker: r.worker,
+        })
+    });
+    CameraView { id: c.id, name: c.name, url: redact(&c.url), analysis_fps: c.analysis_fps, enabled: c.enabled, status }
+}
+
+async fn live(state: &AppState) -> HashMap<i64, CameraReport> {
+    let Some(s) = &state.scheduler else { return HashMap::new() };
+    match s.send(ListCameraStatus).await {
+        Ok(reports) => reports.into_iter().map(|r| (r.id, r)).collect(),
+        Err(_) => HashMap::new(),
+    }
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    let n = name.trim().chars().count();
+    if n == 0 || n > 200 {
+        return Err(ApiError::unprocessable("invalid_name", "name must be 1 to 200 characters"));
+    }
+    Ok(())
+}
+
+fn check_fps(fps: f32) -> Result<(), ApiError> {
+    if !(fps.is_finite() && fps > 0.0 && fps <= 60.0) {
+        return Err(ApiError::unprocessable(
+            "invalid_analysis_fps",
+            format!("analysis_fps must be in (0, 60], got {fps}"),
+        ));
+    }
+    Ok(())
+}
+
+/// rtsp:// and rtsps:// URLs (parsed, host required), or an existing file under the media root.
+fn check_url(state: &AppState, url: &str) -> Result<String, ApiError> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("rtsp://") || lower.starts_with("rtsps://") {
+        CameraUrl::parse(url).map_err(|e| ApiError::unprocessable("invalid_camera_url", e.to_string()))?;
+        return Ok(url.to_string());
+    }
+    if lower.contains("://") {
+        return Err(ApiError::unprocessable(
+            "unsupported_camera_url",
+            "camera URLs must be rtsp://, rtsps:// or a file path under the media root",
+        ));
+    }
+    let Some(root) = &state.media_root else {
+        return Err(ApiError::unprocessable(
+            "file_cameras_disabled",
+            "file cameras are disabled (api.media_root is empty)",
+        ));
+    };
+    let path = Path::new(url);
+    let path = if path.is_absolute() { path.to_path_buf() } else { root.join(path) };
+    match std::fs::canonicalize(&path) {
+        Ok(p) if p.starts_with(root) && p.is_file() => Ok(p.to_string_lossy().into_owned()),
+        Ok(p) if p.starts_with(root) => Err(ApiError::unprocessable("invalid_camera_url", "the path is not a file")),
+        Ok(_) => Err(ApiError::unprocessable(
+            "path_outside_media_root",
+            format!("file cameras must lie under {}", root.display()),
+        )),
+        Err(_) => Err(ApiError::unprocessable("file_not_found", format!("no such file: {url}"))),
+    }
+}
+
+fn conflict_or(e: panoptes_engine::storage::StorageError, name: &str) -> ApiError {
+    if e.is_unique_violation() {
+        ApiError::Conflict { code: "name_taken", message: format!("a camera named {name:?} already exists") }
+    } else {
+        e.into()
+    }
+}
+
+pub async fn create(state: web::Data<AppState>, body: web::Json<NewCamera>) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    check_name(&b.name)?;
+    let fps = b.analysis_fps.unwrap_or(5.0);
+    check_fps(fps)?;
+    let url = check_url(&state, &b.url)?;
+    let name = b.name.trim();
+    let cam = state
+        .store
+        .create_camera(name, &url, fps, b.enabled.unwrap_or(true))
+        .await
+        .map_err(|e| conflict_or(e, name))?;
+    state.caches.invalidate_cameras();
+    tracing::info!(camera_id = cam.id, url = %redact(&cam.url), "camera added through the API");
+    Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/cameras/{}", cam.id))).json(view(cam, None)))
+}
+
+pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let now = Instant::now();
+    if let Some(body) = state.caches.camera_list(now) {
+        return Ok(HttpResponse::Ok().content_type("application/json").body(body));
+    }
+    let cameras = match state.store.list_cameras().await {
+        Ok(c) => c,
+        Err(e) => {
+            return match state.caches.last_good_camera_list() {
+                Some(body) => Ok(HttpResponse::Ok()
+                    .content_type("application/json")
+                    .insert_header(("X-Panoptes-Stale", "database unavailable"))
+                    .body(body)),
+                None => Err(e.into()),
+            }
+        }
+    };
+    let live = live(&state).await;
+    let items: Vec<CameraView> = cameras
+        .into_iter()
+        .map(|c| {
+            let r = live.get(&c.id);
+            view(c, r)
+        })
+        .collect();
+    let body = bytes::Bytes::from(
+        serde_json::to_vec(&serde_json::json!({ "items": items })).map_err(|e| ApiError::Internal(e.to_string()))?,
+    );
+    state.caches.store_camera_list(now, body.clone());
+    Ok(HttpResponse::Ok().content_type("application/json").body(body))
+}
+
+pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let cam = state.store.camera(id).await?.ok_or(ApiError::NotFound { what: "camera", id })?;
+    let live = live(&state).await;
+    Ok(HttpResponse::Ok().json(view(cam, live.get(&id))))
+}
+
+pub async fn update(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<CameraUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let b = body.into_inner();
+    if let Some(n) = &b.name {
+        check_name(n)?;
+    }
+    if let Some(f) = b.analysis_fps {
+        check_fps(f)?;
+    }
+    let url = match &b.url {
+        Some(u) => Some(check_url(&state, u)?),
+        None => None,
+    };
+    let name = b.name.as_deref().map(str::trim).map(str::to_string);
+    let patch = CameraPatch { name: name.clone(), url, analysis_fps: b.analysis_fps, enabled: b.enabled };
+    let cam = state
+        .store
+        .update_camera(id, &patch)
+        .await
+        .map_err(|e| conflict_or(e, name.as_deref().unwrap_or_default()))?
+        .ok_or(ApiError::NotFound { what: "camera", id })?;
+    state.caches.invalidate_cameras();
+    Ok(HttpResponse::Ok().json(view(cam, None)))
+}
+
+pub async fn delete(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    if !state.store.delete_camera(id).await? {
+        return Err(ApiError::NotFound { what: "camera", id });
+    }
+    state.caches.invalidate_cameras();
+    tracing::info!(camera_id = id, "camera removed through the API");
+    Ok(HttpResponse::NoContent().finish())
+}

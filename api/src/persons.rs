@@ -1,0 +1,206 @@
+//! `/api/v1/persons`: enrollment from uploaded photos (multipart), listing, lookup, update and delete.
+//! Enrollment is all-or-nothing per request: every photo is analysed before anything is stored, so a
+//! refused photo leaves no half-enrolled person behind.
+
+use std::sync::Arc;
+
+use actix_multipart::Multipart;
+use actix_web::{web, HttpResponse};
+use panoptes_engine::enrollment::{prepare_enrollment, store_enrollment, Enrolled, PreparedFace};
+use panoptes_engine::storage::Person;
+use serde::{Deserialize, Serialize};
+
+use crate::analyzer::run_blocking;
+use crate::error::ApiError;
+use crate::multipart::{self, Upload};
+use crate::AppState;
+
+#[derive(Debug, Serialize)]
+pub struct EnrollResponse {
+    pub person: Person,
+    /// Faces added now (a photo already enrolled for this person adds none).
+    pub faces_enrolled: usize,
+    pub photos: Vec<Enrolled>,
+}
+
+fn check_name(name: &str) -> Result<String, ApiError> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 200 {
+        return Err(ApiError::unprocessable("invalid_name", "name must be 1 to 200 characters"));
+    }
+    Ok(n.to_string())
+}
+
+fn check_metadata(v: &serde_json::Value) -> Result<(), ApiError> {
+    if !v.is_object() {
+        return Err(ApiError::unprocessable("invalid_metadata", "metadata must be a JSON object"));
+    }
+    Ok(())
+}
+
+/// Analyses every photo (on the blocking pool); the first refusal names the photo and the reason.
+async fn prepare_all(state: &web::Data<AppState>, files: Vec<Upload>) -> Result<Vec<PreparedFace>, ApiError> {
+    if files.is_empty() {
+        return Err(ApiError::unprocessable("no_photo", "at least one photo file is required (field \"photos\")"));
+    }
+    let Some(_) = &state.analyzer else {
+        return Err(ApiError::Unavailable("face analysis is not loaded in this process".into()));
+    };
+    let st = state.clone();
+    let results = run_blocking(move || {
+        let Some(analyzer) = &st.analyzer else { return Vec::new() };
+        files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                analyzer.with_pipeline(|p| prepare_enrollment(p, &st.policy, &f.bytes)).map_err(|e| (f.label(i), e))
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    let mut prepared = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(face) => prepared.push(face),
+            Err((label, e)) => {
+                return Err(match ApiError::from(e) {
+                    ApiError::Unprocessable { code, message } => {
+                        ApiError::Unprocessable { code, message: format!("{label}: {message}") }
+                    }
+                    ApiError::PayloadTooLarge(m) => ApiError::PayloadTooLarge(format!("{label}: {m}")),
+                    other => other,
+                })
+            }
+        }
+    }
+    Ok(prepared)
+}
+
+async fn store_all(state: &AppState, person_id: i64, faces: &[PreparedFace]) -> Result<Vec<Enrolled>, ApiError> {
+    let Some(analyzer) = &state.analyzer else {
+        return Err(ApiError::Unavailable("face analysis is not loaded in this process".into()));
+    };
+    let mut out = Vec::with_capacity(faces.len());
+    for f in faces {
+        out.push(store_enrollment(&state.store, &state.gallery, analyzer.model(), person_id, f).await?);
+    }
+    Ok(out)
+}
+
+pub async fn create(state: web::Data<AppState>, payload: Multipart) -> Result<HttpResponse, ApiError> {
+    let form = multipart::read(payload, state.config.upload_limit_bytes).await?;
+    let name = check_name(form.texts.get("name").map(String::as_str).unwrap_or_default())?;
+    let metadata = match form.texts.get("metadata") {
+        Some(m) if !m.trim().is_empty() => serde_json::from_str(m)
+            .map_err(|e| ApiError::unprocessable("invalid_metadata", format!("metadata is not JSON: {e}")))?,
+        _ => serde_json::json!({}),
+    };
+    check_metadata(&metadata)?;
+    let prepared = prepare_all(&state, form.files).await?;
+    let person = state.store.create_person(&name, &metadata).await?;
+    let photos = match store_all(&state, person.id, &prepared).await {
+        Ok(p) => p,
+        Err(e) => {
+            // Do not leave a person without faces behind.
+            let _ = state.store.delete_person(person.id).await;
+            state.gallery.write().unwrap_or_else(|p| p.into_inner()).remove_person(person.id);
+            return Err(e);
+        }
+    };
+    let person = state.store.person(person.id).await?.unwrap_or(person);
+    tracing::info!(person_id = person.id, faces = photos.len(), "person enrolled through the API");
+    let faces_enrolled = photos.iter().filter(|p| p.embedding_id.is_some()).count();
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/persons/{}", person.id)))
+        .json(EnrollResponse { person, faces_enrolled, photos }))
+}
+
+pub async fn add_faces(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    payload: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    state.store.person(id).await?.ok_or(ApiError::NotFound { what: "person", id })?;
+    let form = multipart::read(payload, state.config.upload_limit_bytes).await?;
+    let prepared = prepare_all(&state, form.files).await?;
+    let photos = store_all(&state, id, &prepared).await?;
+    state.caches.persons.invalidate(&id);
+    let person = state.store.person(id).await?.ok_or(ApiError::NotFound { what: "person", id })?;
+    let faces_enrolled = photos.iter().filter(|p| p.embedding_id.is_some()).count();
+    Ok(HttpResponse::Created().json(EnrollResponse { person, faces_enrolled, photos }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub search: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+pub async fn list(state: web::Data<AppState>, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    let offset = q.offset.unwrap_or(0);
+    if !(1..=1000).contains(&limit) || offset < 0 {
+        return Err(ApiError::bad_request("invalid_query", "limit must be 1..=1000 and offset ≥ 0"));
+    }
+    let search = q.search.as_deref().filter(|s| !s.is_empty());
+    let items = state.store.list_persons(search, limit, offset).await?;
+    let total = state.store.count_persons(search).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items, "total": total, "limit": limit, "offset": offset })))
+}
+
+/// A person by id, from the cache when possible.
+pub async fn lookup(state: &AppState, id: i64) -> Result<Arc<Person>, ApiError> {
+    if let Some(p) = state.caches.person(id) {
+        return Ok(p);
+    }
+    let p = Arc::new(state.store.person(id).await?.ok_or(ApiError::NotFound { what: "person", id })?);
+    state.caches.persons.insert(id, p.clone());
+    Ok(p)
+}
+
+pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(&*lookup(&state, id.into_inner()).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonUpdate {
+    pub name: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+pub async fn update(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<PersonUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let name = match &body.name {
+        Some(n) => Some(check_name(n)?),
+        None => None,
+    };
+    if let Some(m) = &body.metadata {
+        check_metadata(m)?;
+    }
+    let p = state
+        .store
+        .update_person(id, name.as_deref(), body.metadata.as_ref())
+        .await?
+        .ok_or(ApiError::NotFound { what: "person", id })?;
+    state.caches.persons.invalidate(&id);
+    Ok(HttpResponse::Ok().json(p))
+}
+
+pub async fn delete(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    if !state.store.delete_person(id).await? {
+        return Err(ApiError::NotFound { what: "person", id });
+    }
+    let removed = state.gallery.write().unwrap_or_else(|p| p.into_inner()).remove_person(id);
+    state.caches.persons.invalidate(&id);
+    tracing::info!(person_id = id, embeddings = removed, "person deleted through the API");
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,92 @@
+//! Every route in one table: registered from it, and checked against the OpenAPI document by a test,
+//! so the two cannot drift apart.
+
+use actix_web::http::Method;
+use actix_web::{web, Route};
+
+use crate::{admin, cameras, detections, error, events, health, identify, openapi, persons};
+
+/// (method, path as in the OpenAPI document)
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/api/v1/openapi.json"),
+    ("GET", "/api/v1/cameras"),
+    ("POST", "/api/v1/cameras"),
+    ("GET", "/api/v1/cameras/{id}"),
+    ("PATCH", "/api/v1/cameras/{id}"),
+    ("DELETE", "/api/v1/cameras/{id}"),
+    ("GET", "/api/v1/persons"),
+    ("POST", "/api/v1/persons"),
+    ("GET", "/api/v1/persons/{id}"),
+    ("PATCH", "/api/v1/persons/{id}"),
+    ("DELETE", "/api/v1/persons/{id}"),
+    ("POST", "/api/v1/persons/{id}/faces"),
+    ("POST", "/api/v1/identify"),
+    ("GET", "/api/v1/detections"),
+    ("GET", "/api/v1/detections/{id}"),
+    ("GET", "/api/v1/detections/{id}/snapshot.jpg"),
+    ("GET", "/api/v1/events"),
+    ("GET", "/api/v1/admin/stats"),
+    ("POST", "/api/v1/admin/cache/clear"),
+];
+
+fn handler(method: &str, path: &str) -> Option<Route> {
+    Some(match (method, path) {
+        ("GET", "/healthz") => web::get().to(health::healthz),
+        ("GET", "/readyz") => web::get().to(health::readyz),
+        ("GET", "/api/v1/openapi.json") => web::get().to(openapi::document),
+        ("GET", "/api/v1/cameras") => web::get().to(cameras::list),
+        ("POST", "/api/v1/cameras") => web::post().to(cameras::create),
+        ("GET", "/api/v1/cameras/{id}") => web::get().to(cameras::get),
+        ("PATCH", "/api/v1/cameras/{id}") => web::patch().to(cameras::update),
+        ("DELETE", "/api/v1/cameras/{id}") => web::delete().to(cameras::delete),
+        ("GET", "/api/v1/persons") => web::get().to(persons::list),
+        ("POST", "/api/v1/persons") => web::post().to(persons::create),
+        ("GET", "/api/v1/persons/{id}") => web::get().to(persons::get),
+        ("PATCH", "/api/v1/persons/{id}") => web::patch().to(persons::update),
+        ("DELETE", "/api/v1/persons/{id}") => web::delete().to(persons::delete),
+        ("POST", "/api/v1/persons/{id}/faces") => web::post().to(persons::add_faces),
+        ("POST", "/api/v1/identify") => web::post().to(identify::identify),
+        ("GET", "/api/v1/detections") => web::get().to(detections::list),
+        ("GET", "/api/v1/detections/{id}") => web::get().to(detections::get),
+        ("GET", "/api/v1/detections/{id}/snapshot.jpg") => web::get().to(detections::snapshot),
+        ("GET", "/api/v1/events") => web::get().to(events::sse),
+        ("GET", "/api/v1/admin/stats") => web::get().to(admin::stats),
+        ("POST", "/api/v1/admin/cache/clear") => web::post().to(admin::clear_cache),
+        _ => return None,
+    })
+}
+
+/// Registers every route, the JSON error handlers, and the guard (auth + rate limits). The app must
+/// carry `web::Data<AppState>`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    configure_with_limit(cfg, 64 * 1024)
+}
+
+pub fn configure_with_limit(cfg: &mut web::ServiceConfig, json_limit: usize) {
+    cfg.app_data(web::JsonConfig::default().limit(json_limit).error_handler(error::json_error))
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .app_data(web::QueryConfig::default().error_handler(error::query_error));
+    let mut paths: Vec<&str> = ROUTES.iter().map(|(_, p)| *p).collect();
+    paths.dedup();
+    let mut seen = std::collections::HashSet::new();
+    for path in paths {
+        if !seen.insert(path) {
+            continue;
+        }
+        let mut resource = web::resource(path).default_service(web::to(error::method_not_allowed));
+        for (method, _) in ROUTES.iter().filter(|(_, p)| *p == path) {
+            if let Some(route) = handler(method, path) {
+                resource = resource.route(route);
+            }
+        }
+        cfg.service(resource);
+    }
+    cfg.default_service(web::to(error::no_route));
+}
+
+/// The `Method` of a table entry.
+pub fn method(name: &str) -> Method {
+    Method::from_bytes(name.as_bytes()).unwrap_or(Method::GET)
+}

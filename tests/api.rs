@@ -1,0 +1,397 @@
+//! The control API against a real PostgreSQL, the real models and (for live events) the real
+//! streaming engine on a file-source camera.
+
+mod common;
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::body::MessageBody;
+use actix_web::http::StatusCode;
+use actix_web::{test, web, App};
+use panoptes_actors::inference::InferenceWorker;
+use panoptes_actors::matcher::MatcherActor;
+use panoptes_actors::scheduler::{Scheduler, SchedulerConfig, StopScheduler};
+use panoptes_actors::sink::DetectionSink;
+use panoptes_api::config::{ApiKeyConfig, Role};
+use panoptes_api::{ApiConfig, AppState};
+use serde_json::{json, Value};
+
+const BOUNDARY: &str = "panoptes-test-boundary";
+
+/// A multipart/form-data body: text fields, then files.
+fn multipart(texts: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (name, value) in texts {
+        b.extend(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").bytes());
+    }
+    for (name, filename, data) in files {
+        b.extend(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .bytes(),
+        );
+        b.extend_from_slice(data);
+        b.extend_from_slice(b"\r\n");
+    }
+    b.extend(format!("--{BOUNDARY}--\r\n").bytes());
+    b
+}
+
+fn multipart_request(path: &str, body: Vec<u8>) -> test::TestRequest {
+    test::TestRequest::post()
+        .uri(path)
+        .insert_header(("Content-Type", format!("multipart/form-data; boundary={BOUNDARY}")))
+        .set_payload(body)
+}
+
+async fn state_with(config: ApiConfig) -> (AppState, panoptes_engine::storage::Store) {
+    let (store, _) = common::fresh_store().await;
+    let p = common::pipeline();
+    let gallery = common::gallery_for(&store, &p).await;
+    let mut state = AppState::new(store.clone(), gallery, config).unwrap();
+    state.analyzer = panoptes_api::analyzer::Analyzer::new(vec![p]);
+    (state, store)
+}
+
+macro_rules! app {
+    ($state:expr) => {
+        test::init_service(
+            App::new()
+                .app_data($state.clone())
+                .wrap(actix_web::middleware::from_fn(panoptes_api::guard::guard))
+                .configure(panoptes_api::configure),
+        )
+        .await
+    };
+}
+
+/// Status and JSON body (Null when the body is not JSON).
+async fn call<S, B>(app: &S, req: test::TestRequest) -> (StatusCode, Value)
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: MessageBody,
+{
+    let resp = test::call_service(app, req.to_request()).await;
+    let status = resp.status();
+    let body = test::read_body(resp).await;
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+#[actix_web::test]
+async fn cameras_crud_and_every_bad_request_gets_its_own_json_error() {
+    let media = common::temp_dir("api-media");
+    let clip = common::h264_clip(&common::photo("obama.jpg"), 1, &["-profile:v", "baseline"], "api-cam");
+    std::fs::copy(&clip, media.join("door.h264")).unwrap();
+    let config = ApiConfig { media_root: common::path_str(&media), ..ApiConfig::default() };
+    let (state, _) = state_with(config).await;
+    let state = web::Data::new(state);
+    let app = app!(state);
+
+    let (s, cam) = call(
+        &app,
+        test::TestRequest::post().uri("/api/v1/cameras").set_json(json!({
+            "name": "front door", "url": "rtsp://admin:hunter2@10.0.0.7:554/stream1", "analysis_fps": 4.0
+        })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{cam}");
+    let id = cam["id"].as_i64().unwrap();
+    assert!(!cam["url"].as_str().unwrap().contains("hunter2"), "credentials leaked: {cam}");
+    let (s, file_cam) = call(
+        &app,
+        test::TestRequest::post().uri("/api/v1/cameras").set_json(json!({"name": "file", "url": "door.h264"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{file_cam}");
+
+    let (s, list) = call(&app, test::TestRequest::get().uri("/api/v1/cameras")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    assert!(!list.to_string().contains("hunter2"));
+    let (s, one) = call(&app, test::TestRequest::get().uri(&format!("/api/v1/cameras/{id}"))).await;
+    assert_eq!((s, one["analysis_fps"].as_f64()), (StatusCode::OK, Some(4.0)));
+    let (s, patched) = call(
+        &app,
+        test::TestRequest::patch().uri(&format!("/api/v1/cameras/{id}")).set_json(json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!((s, patched["enabled"].as_bool()), (StatusCode::OK, Some(false)));
+    let (s, _) = call(&app, test::TestRequest::delete().uri(&format!("/api/v1/cameras/{id}"))).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, e) = call(&app, test::TestRequest::get().uri(&format!("/api/v1/cameras/{id}"))).await;
+    assert_eq!((s, code(&e)), (StatusCode::NOT_FOUND, "not_found"));
+
+    let outside = common::h264_clip(&common::photo("obama.jpg"), 1, &[], "outside");
+    let cases: Vec<(Value, StatusCode, &str)> = vec![
+        (json!({"name": "x", "url": "http://cam/stream"}), StatusCode::UNPROCESSABLE_ENTITY, "unsupported_camera_url"),
+        (json!({"name": "x", "url": "rtsp://"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_camera_url"),
+        (
+            json!({"name": "x", "url": common::path_str(&outside)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "path_outside_media_root",
+        ),
+        (json!({"name": "x", "url": "../../etc/passwd"}), StatusCode::UNPROCESSABLE_ENTITY, "path_outside_media_root"),
+        (json!({"name": "x", "url": "missing.h264"}), StatusCode::UNPROCESSABLE_ENTITY, "file_not_found"),
+        (json!({"name": "", "url": "rtsp://h/s"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_name"),
+        (
+            json!({"name": "x", "url": "rtsp://h/s", "analysis_fps": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_analysis_fps",
+        ),
+        (
+            json!({"name": "x", "url": "rtsp://h/s", "analysis_fps": "fast"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (json!({"name": "x", "url": "rtsp://h/s", "colour": "red"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+        (json!({"name": "file", "url": "rtsp://h/s"}), StatusCode::CONFLICT, "name_taken"),
+    ];
+    for (body, status, expected) in cases {
+        let (s, e) = call(&app, test::TestRequest::post().uri("/api/v1/cameras").set_json(&body)).await;
+        assert_eq!((s, code(&e)), (status, expected), "{body}: {e}");
+        assert!(e["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let raw = |body: &'static str| {
+        test::TestRequest::post()
+            .uri("/api/v1/cameras")
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(body)
+    };
+    let (s, e) = call(&app, raw("{\"name\": ")).await;
+    assert_eq!((s, code(&e)), (StatusCode::BAD_REQUEST, "invalid_json"));
+    let (s, e) = call(&app, raw(Box::leak("x".repeat(70_000).into_boxed_str()))).await;
+    assert_eq!((s, code(&e)), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    let (s, e) = call(&app, test::TestRequest::get().uri("/api/v1/cameras/abc")).await;
+    assert_eq!((s, code(&e)), (StatusCode::BAD_REQUEST, "invalid_path"));
+    let (s, e) = call(&app, test::TestRequest::get().uri("/api/v1/nothing")).await;
+    assert_eq!((s, code(&e)), (StatusCode::NOT_FOUND, "no_such_route"));
+    let (s, e) = call(&app, test::TestRequest::put().uri("/api/v1/cameras")).await;
+    assert_eq!((s, code(&e)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    let (s, e) = call(&app, test::TestRequest::get().uri("/api/v1/detections?limit=0")).await;
+    assert_eq!((s, code(&e)), (StatusCode::BAD_REQUEST, "invalid_query"));
+    let (s, e) = call(&app, test::TestRequest::get().uri("/api/v1/detections?cursor=zzz")).await;
+    assert_eq!((s, code(&e)), (StatusCode::BAD_REQUEST, "invalid_cursor"));
+
+    // Every documented route is registered (no 404 "no_such_route" for any of them).
+    for (method, path) in panoptes_api::routes::ROUTES {
+        let uri = path.replace("{id}", "999999");
+        let req = test::TestRequest::default().method(panoptes_api::routes::method(method)).uri(&uri);
+        let resp = test::call_service(&app, req.to_request()).await;
+        let status = resp.status();
+        if *path == "/api/v1/events" {
+            assert_eq!(status, StatusCode::OK); // an endless stream: not read
+            continue;
+        }
+        let body: Value = serde_json::from_slice(&test::read_body(resp).await).unwrap_or(Value::Null);
+        assert!(
+            code(&body) != "no_such_route" && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {status} {body}"
+        );
+    }
+    let (s, doc) = call(&app, test::TestRequest::get().uri("/api/v1/openapi.json")).await;
+    assert_eq!((s, doc["openapi"].as_str()), (StatusCode::OK, Some("3.0.3")));
+}
+
+#[actix_web::test]
+async fn enrollment_identify_and_each_refusal() {
+    let (state, store) = state_with(ApiConfig::default()).await;
+    let state = web::Data::new(state);
+    let app = app!(state);
+    let obama = common::photo_bytes("obama.jpg");
+    let body = multipart(
+        &[("name", "Barack Obama"), ("metadata", "{\"team\": \"blue\"}")],
+        &[("photos", "obama.jpg", &obama)],
+    );
+    let (s, r) = call(&app, multipart_request("/api/v1/persons", body)).await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert_eq!(r["faces_enrolled"], 1);
+    let person_id = r["person"]["id"].as_i64().unwrap();
+    assert_eq!(r["person"]["metadata"]["team"], "blue");
+
+    let identify = |name: &str| {
+        multipart_request("/api/v1/identify", multipart(&[], &[("photo", name, &common::photo_bytes(name))]))
+    };
+    let (s, r) = call(&app, identify("obama2.jpg")).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let top = &r["faces"][0]["matches"][0];
+    assert_eq!((top["person_id"].as_i64(), top["name"].as_str()), (Some(person_id), Some("Barack Obama")));
+    assert!(top["score"].as_f64().unwrap() >= 0.55);
+    let (_, r) = call(&app, identify("biden.jpg")).await;
+    assert_eq!(r["faces"].as_array().unwrap().len(), 1);
+    assert!(r["faces"][0]["matches"].as_array().unwrap().is_empty(), "biden matched: {r}");
+
+    // Each invalid enrollment: its own 422 (or 413), and no person left behind.
+    let small = {
+        let img = image::load_from_memory(&obama).unwrap().resize(160, 160, image::imageops::FilterType::Triangle);
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+        out.into_inner()
+    };
+    let truncated = obama[..obama.len() / 2].to_vec();
+    let cases: Vec<(&str, Vec<u8>, StatusCode, &str)> = vec![
+        ("hanks.png", common::photo_bytes("Tom_Hanks_54745.png"), StatusCode::UNPROCESSABLE_ENTITY, "no_face"),
+        ("t1.jpg", common::photo_bytes("t1.jpg"), StatusCode::UNPROCESSABLE_ENTITY, "several_faces"),
+        ("small.jpg", small, StatusCode::UNPROCESSABLE_ENTITY, "face_too_small"),
+        ("half.jpg", truncated, StatusCode::UNPROCESSABLE_ENTITY, "truncated_image"),
+        (
+            "noise.bin",
+            (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unsupported_image_format",
+        ),
+        ("empty.jpg", Vec::new(), StatusCode::UNPROCESSABLE_ENTITY, "empty_image"),
+        ("huge.jpg", vec![0xFF; 11 * 1024 * 1024], StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+    ];
+    for (name, bytes, status, expected) in cases {
+        let (s, e) = call(
+            &app,
+            multipart_request("/api/v1/persons", multipart(&[("name", "Nobody")], &[("photos", name, &bytes)])),
+        )
+        .await;
+        assert_eq!((s, code(&e)), (status, expected), "{name}: {e}");
+    }
+    let (s, e) = call(&app, multipart_request("/api/v1/persons", multipart(&[("name", "Nobody")], &[]))).await;
+    assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "no_photo"));
+    let (_, list) = call(&app, test::TestRequest::get().uri("/api/v1/persons?search=nobody")).await;
+    assert_eq!(list["total"], 0, "a refused enrollment left a person behind: {list}");
+
+    // Delete takes the person out of the live gallery at once.
+    let (s, _) = call(&app, test::TestRequest::delete().uri(&format!("/api/v1/persons/{person_id}"))).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, r) = call(&app, identify("obama2.jpg")).await;
+    assert!(r["faces"][0]["matches"].as_array().unwrap().is_empty(), "deleted person still matches: {r}");
+    assert!(store.person(person_id).await.unwrap().is_none());
+}
+
+#[actix_web::test]
+async fn keys_roles_and_rate_limits() {
+    let key = |name: &str, role: Role, key: &str| ApiKeyConfig {
+        name: name.into(),
+        role: Some(role),
+        key: key.into(),
+        key_sha256: String::new(),
+    };
+    let config = ApiConfig {
+        keys: vec![
+            key("ops", Role::Admin, "admin-secret-0123456789"),
+            key("wall", Role::Viewer, "viewer-secret-0123456789"),
+        ],
+        rate_limit_per_second: 0.5,
+        rate_limit_burst: 5.0,
+        ..ApiConfig::default()
+    };
+    let (state, _) = state_with(config).await;
+    let state = web::Data::new(state);
+    let app = app!(state);
+    let get = || test::TestRequest::get().uri("/api/v1/cameras");
+    let post = || test::TestRequest::post().uri("/api/v1/cameras").set_json(json!({"name": "a", "url": "rtsp://h/s"}));
+
+    let (s, e) = call(&app, get()).await;
+    assert_eq!((s, code(&e)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let (s, e) = call(&app, get().insert_header(("Authorization", "Bearer wrong-key-0123456789"))).await;
+    assert_eq!((s, code(&e)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let (s, _) = call(&app, get().insert_header(("X-API-Key", "viewer-secret-0123456789"))).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, e) = call(&app, post().insert_header(("Authorization", "Bearer viewer-secret-0123456789"))).await;
+    assert_eq!((s, code(&e)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (s, _) = call(&app, post().insert_header(("Authorization", "Bearer admin-secret-0123456789"))).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = call(&app, test::TestRequest::get().uri("/healthz")).await;
+    assert_eq!(s, StatusCode::OK, "probes stay open");
+
+    // The admin key has used 2 of its 5; the 4th request from now on is refused with Retry-After.
+    let mut refused = None;
+    for _ in 0..5 {
+        let resp =
+            test::call_service(&app, get().insert_header(("X-API-Key", "admin-secret-0123456789")).to_request()).await;
+        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused = resp.headers().get("Retry-After").and_then(|v| v.to_str().ok()).map(str::to_string);
+            break;
+        }
+    }
+    let retry: u64 = refused.expect("a 429 within the burst").parse().unwrap();
+    assert!((1..=2).contains(&retry));
+    // Other keys have their own bucket.
+    let (s, _) = call(&app, get().insert_header(("X-API-Key", "viewer-secret-0123456789"))).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn a_live_event_client_receives_a_detection_from_a_file_camera() {
+    let media = common::temp_dir("api-sse");
+    let clip = common::h264_clip(&common::photo("obama2.jpg"), 2, &["-profile:v", "baseline", "-g", "10"], "sse");
+    std::fs::copy(&clip, media.join("lobby.h264")).unwrap();
+    let (mut state, store) =
+        state_with(ApiConfig { media_root: common::path_str(&media), ..ApiConfig::default() }).await;
+    let gallery = state.gallery.clone();
+    let sink = DetectionSink::new(store.clone(), 1000).with_events(state.events.clone()).start();
+    let matcher = MatcherActor::new(Duration::from_secs(30), false, sink.clone().recipient()).start();
+    let arbiter = Arbiter::new();
+    let (g, m) = (gallery.clone(), matcher.recipient());
+    let worker = InferenceWorker::start_in_arbiter(&arbiter.handle(), move |_| {
+        InferenceWorker::new(common::pipeline(), g, 0.55, m)
+    });
+    let scheduler = Scheduler::new(
+        store.clone(),
+        vec![worker],
+        SchedulerConfig { node_id: "sse".into(), ..SchedulerConfig::default() },
+    )
+    .start();
+    state.scheduler = Some(scheduler.clone());
+    state.sink = Some(sink);
+    let state = web::Data::new(state);
+    let app = app!(state);
+
+    let obama = common::photo_bytes("obama.jpg");
+    let (s, r) = call(
+        &app,
+        multipart_request("/api/v1/persons", multipart(&[("name", "Barack Obama")], &[("photos", "o.jpg", &obama)])),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let resp =
+        test::call_service(&app, test::TestRequest::get().uri("/api/v1/events?matches_only=true").to_request()).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers().get("content-type").unwrap(), "text/event-stream");
+    let mut body = Box::pin(resp.into_body());
+
+    let (s, cam) = call(
+        &app,
+        test::TestRequest::post().uri("/api/v1/cameras").set_json(json!({"name": "lobby", "url": "lobby.h264"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{cam}");
+    let mut text = String::new();
+    let event = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let chunk = futures::future::poll_fn(|cx| body.as_mut().poll_next(cx)).await;
+            let Some(Ok(bytes)) = chunk else { panic!("event stream ended: {text}") };
+            text.push_str(&String::from_utf8_lossy(&bytes));
+            if let Some(line) = text.lines().find(|l| l.starts_with("data: ")) {
+                return serde_json::from_str::<Value>(&line["data: ".len()..]).unwrap();
+            }
+        }
+    })
+    .await
+    .expect("no detection event within 60 s");
+    assert_eq!(event["camera_id"], cam["id"]);
+    assert_eq!(event["person_name"], "Barack Obama");
+    assert!(event["score"].as_f64().unwrap() >= 0.55);
+
+    let (_, live) = call(&app, test::TestRequest::get().uri(&format!("/api/v1/cameras/{}", cam["id"]))).await;
+    assert_eq!(live["status"]["state"], "streaming", "{live}");
+    let (s, stats) = call(&app, test::TestRequest::get().uri("/api/v1/admin/stats")).await;
+    assert_eq!((s, stats["gallery_embeddings"].as_u64()), (StatusCode::OK, Some(1)));
+    scheduler.send(StopScheduler { release_leases: true }).await.unwrap();
+    arbiter.stop();
+}
