@@ -327,7 +327,7 @@ async fn keys_roles_and_rate_limits() {
 }
 
 #[actix_web::test]
-async fn a_live_event_client_receives_a_detection_from_a_file_camera() {
+async fn live_event_clients_sse_and_websocket_receive_a_detection_from_a_file_camera() {
     let media = common::temp_dir("api-sse");
     let clip = common::h264_clip(&common::photo("obama2.jpg"), 2, &["-profile:v", "baseline", "-g", "10"], "sse");
     std::fs::copy(&clip, media.join("lobby.h264")).unwrap();
@@ -338,9 +338,12 @@ async fn a_live_event_client_receives_a_detection_from_a_file_camera() {
     let matcher = MatcherActor::new(Duration::from_secs(30), false, sink.clone().recipient()).start();
     let arbiter = Arbiter::new();
     let (g, m) = (gallery.clone(), matcher.recipient());
+    let latest = panoptes_actors::latest_frames::LatestFrames::default();
+    let l = latest.clone();
     let worker = InferenceWorker::start_in_arbiter(&arbiter.handle(), move |_| {
-        InferenceWorker::new(common::pipeline(), g, 0.55, m)
+        InferenceWorker::new(common::pipeline(), g, 0.55, m).with_latest_frames(l)
     });
+    state.latest_frames = Some(latest);
     let scheduler = Scheduler::new(
         store.clone(),
         vec![worker],
@@ -359,6 +362,23 @@ async fn a_live_event_client_receives_a_detection_from_a_file_camera() {
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{r}");
+
+    // The same API on a real socket, for a WebSocket client.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ws_state = state.clone();
+    let server = actix_web::HttpServer::new(move || {
+        App::new()
+            .app_data(ws_state.clone())
+            .wrap(actix_web::middleware::from_fn(panoptes_api::guard::guard))
+            .configure(panoptes_api::configure)
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_web::rt::spawn(server);
+    let mut ws = websocket_connect(port, "/api/v1/events/ws?matches_only=true").await;
     let resp =
         test::call_service(&app, test::TestRequest::get().uri("/api/v1/events?matches_only=true").to_request()).await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -388,10 +408,72 @@ async fn a_live_event_client_receives_a_detection_from_a_file_camera() {
     assert_eq!(event["person_name"], "Barack Obama");
     assert!(event["score"].as_f64().unwrap() >= 0.55);
 
+    let ws_event: Value = serde_json::from_str(&websocket_text(&mut ws).await).unwrap();
+    assert_eq!((&ws_event["camera_id"], &ws_event["person_name"]), (&cam["id"], &json!("Barack Obama")));
+
     let (_, live) = call(&app, test::TestRequest::get().uri(&format!("/api/v1/cameras/{}", cam["id"]))).await;
     assert_eq!(live["status"]["state"], "streaming", "{live}");
+    // The live snapshot: the frame with a green (recognised) box drawn on it.
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::get().uri(&format!("/api/v1/cameras/{}/snapshot.jpg", cam["id"])).to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let jpeg = test::read_body(resp).await;
+    let img = image::load_from_memory(&jpeg).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (1280, 720));
+    let green = img.pixels().filter(|p| p[1] > 170 && p[0] < 90 && p[2] < 120).count();
+    assert!(green > 200, "no recognised-face box drawn ({green} green pixels)");
+
     let (s, stats) = call(&app, test::TestRequest::get().uri("/api/v1/admin/stats")).await;
     assert_eq!((s, stats["gallery_embeddings"].as_u64()), (StatusCode::OK, Some(1)));
     scheduler.send(StopScheduler { release_leases: true }).await.unwrap();
     arbiter.stop();
+}
+
+/// A minimal WebSocket client handshake over a real socket.
+async fn websocket_connect(port: u16, path: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        s.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "WebSocket handshake refused: {head}");
+    s
+}
+
+/// The next text frame from the server (unmasked, as servers send), skipping pings.
+async fn websocket_text(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let mut h = [0u8; 2];
+            s.read_exact(&mut h).await.unwrap();
+            let mut len = u64::from(h[1] & 0x7f);
+            if len == 126 {
+                len = u64::from(s.read_u16().await.unwrap());
+            } else if len == 127 {
+                len = s.read_u64().await.unwrap();
+            }
+            let mut payload = vec![0u8; len as usize];
+            s.read_exact(&mut payload).await.unwrap();
+            match h[0] & 0x0f {
+                0x1 => return String::from_utf8(payload).unwrap(),
+                0x8 => panic!("server closed the WebSocket: {:?}", String::from_utf8_lossy(&payload)),
+                _ => continue,
+            }
+        }
+    })
+    .await
+    .expect("no WebSocket message within 60 s")
 }

@@ -13,9 +13,14 @@ async fn migrations_are_versioned_and_idempotent() {
     let again = Store::connect(&url, 2).await.unwrap();
     let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
-    let versions: Vec<i32> =
-        client.query("SELECT version FROM schema_migrations", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
-    assert_eq!(versions, vec![migrations::latest_version()]);
+    let versions: Vec<i32> = client
+        .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, (1..=migrations::latest_version()).collect::<Vec<_>>(), "each version applied once");
     let tables: Vec<String> = client
         .query("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", &[])
         .await
@@ -23,7 +28,19 @@ async fn migrations_are_versioned_and_idempotent() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(tables, ["cameras", "detections", "face_embeddings", "persons", "schema_migrations"]);
+    assert_eq!(
+        tables,
+        [
+            "camera_leases",
+            "cameras",
+            "detections",
+            "engine_nodes",
+            "face_embeddings",
+            "person_photos",
+            "persons",
+            "schema_migrations"
+        ]
+    );
     let indexes: Vec<String> = client
         .query("SELECT indexname::text FROM pg_indexes WHERE tablename = 'detections'", &[])
         .await

@@ -18,6 +18,7 @@ use tracing::warn;
 
 use crate::decoder::{DecodedFrame, FrameReady};
 use crate::latest::LatestSlot;
+use crate::latest_frames::{AnalysedFrame, FaceMark, LatestFrames};
 use crate::load::{LoadFigures, LoadWindow};
 use crate::messages::FaceObservation;
 
@@ -53,6 +54,7 @@ pub struct InferenceWorker {
     max_batch: usize,
     load: LoadWindow,
     stats: WorkerStats,
+    latest: Option<LatestFrames>,
 }
 
 impl InferenceWorker {
@@ -72,6 +74,7 @@ impl InferenceWorker {
             max_batch: 8,
             load: LoadWindow::new(LOAD_WINDOW),
             stats,
+            latest: None,
         }
     }
 
@@ -81,9 +84,29 @@ impl InferenceWorker {
         self
     }
 
+    /// Publish each camera's newest analysed frame and faces (for live snapshots).
+    pub fn with_latest_frames(mut self, latest: LatestFrames) -> Self {
+        self.latest = Some(latest);
+        self
+    }
+
+    /// Forgets slots only this worker still holds (their cameras stopped).
+    fn forget_stopped(&mut self) {
+        let latest = &self.latest;
+        self.slots.retain(|id, slot| {
+            let alive = Arc::strong_count(slot) > 1;
+            if !alive {
+                if let Some(l) = latest {
+                    l.remove(*id);
+                }
+            }
+            alive
+        });
+    }
+
     /// The waking camera's frame first, then whatever other cameras have waiting.
     fn collect(&mut self, first: i64) -> Vec<DecodedFrame> {
-        self.slots.retain(|_, slot| Arc::strong_count(slot) > 1);
+        self.forget_stopped();
         let mut frames = Vec::new();
         if let Some(f) = self.slots.get(&first).and_then(|s| s.take()) {
             frames.push(f);
@@ -121,6 +144,7 @@ impl InferenceWorker {
         let gallery = self.gallery.read().unwrap_or_else(|p| p.into_inner());
         for ((frame, image), faces) in frames.iter().zip(&images).zip(analysed) {
             self.load.record(done, done.duration_since(frame.received_at), busy_each);
+            let mut marks = Vec::with_capacity(faces.len());
             for face in faces {
                 self.stats.faces += 1;
                 let best = gallery.search(&face.embedding, 1);
@@ -139,9 +163,13 @@ impl InferenceWorker {
                     received_at: frame.received_at,
                     frame: image.clone(),
                 };
+                marks.push(FaceMark { bbox: face.face.bbox, person_id, score });
                 if self.matcher.try_send(obs).is_err() {
                     self.stats.observations_dropped += 1;
                 }
+            }
+            if let Some(latest) = &self.latest {
+                latest.put(frame.camera_id, AnalysedFrame { frame: image.clone(), faces: marks, analysed_at: seen_at });
             }
         }
     }
@@ -174,7 +202,7 @@ impl Handler<GetWorkerStats> for InferenceWorker {
     type Result = MessageResult<GetWorkerStats>;
 
     fn handle(&mut self, _: GetWorkerStats, _: &mut Self::Context) -> Self::Result {
-        self.slots.retain(|_, slot| Arc::strong_count(slot) > 1);
+        self.forget_stopped();
         MessageResult(WorkerStats { cameras: self.slots.len(), load: self.load.figures(Instant::now()), ..self.stats })
     }
 }

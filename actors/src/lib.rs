@@ -8,6 +8,7 @@ pub mod camera;
 pub mod decoder;
 pub mod inference;
 pub mod latest;
+pub mod latest_frames;
 pub mod load;
 pub mod matcher;
 pub mod messages;

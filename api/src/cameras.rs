@@ -237,3 +237,39 @@ pub async fn delete(state: web::Data<AppState>, id: web::Path<i64>) -> Result<Ht
     tracing::info!(camera_id = id, "camera removed through the API");
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// The camera's newest analysed frame with face boxes (green: recognised, red: unknown) and names.
+pub async fn snapshot(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let latest = state.latest_frames.as_ref().and_then(|l| l.get(id));
+    let Some(latest) = latest else {
+        state.store.camera(id).await?.ok_or(ApiError::NotFound { what: "camera", id })?;
+        return Err(ApiError::Unavailable(format!("camera {id} has no analysed frame on this node yet")));
+    };
+    let ids: Vec<i64> = latest.faces.iter().filter_map(|f| f.person_id).collect();
+    let names: HashMap<i64, String> = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        state.store.person_names(&ids).await.unwrap_or_default().into_iter().collect()
+    };
+    let analysed_at = latest.analysed_at.to_rfc3339();
+    let jpeg = crate::analyzer::run_blocking(move || {
+        let mut img = (*latest.frame).clone();
+        for f in &latest.faces {
+            let colour = if f.person_id.is_some() { crate::annotate::KNOWN } else { crate::annotate::UNKNOWN };
+            crate::annotate::draw_box(&mut img, &f.bbox, colour, 3);
+            let label = match f.person_id.and_then(|p| names.get(&p)) {
+                Some(n) => format!("{n} {:.2}", f.score),
+                None => "unknown".to_string(),
+            };
+            crate::annotate::draw_label(&mut img, f.bbox.x, f.bbox.y, &label, colour);
+        }
+        panoptes_engine::image_resize::jpeg_at_most(&img, 500 * 1024)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/jpeg")
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("X-Panoptes-Analysed-At", analysed_at))
+        .body(jpeg))
+}

@@ -1,6 +1,7 @@
-//! `GET /api/v1/events`: live detection events as Server-Sent Events, optionally filtered by camera,
-//! person, or matches only. Each client reads from its own bounded broadcast receiver: a client that
-//! falls `api.events_buffer` events behind is told so and disconnected; the engine never waits.
+//! Live detection events, optionally filtered by camera, person, or matches only: as Server-Sent
+//! Events at `GET /api/v1/events` and as WebSocket text messages at `GET /api/v1/events/ws`. Each
+//! client reads from its own bounded broadcast receiver: a client that falls `api.events_buffer`
+//! events behind is told so and disconnected; the engine never waits for a client.
 
 use std::time::Duration;
 
@@ -40,6 +41,64 @@ enum Next {
     Closed,
 }
 
+/// The event as sent to clients: the stored fields plus the person's name.
+async fn render(state: &AppState, e: &NewDetection) -> serde_json::Value {
+    let name = match e.person_id {
+        Some(id) => crate::persons::lookup(state, id).await.ok().map(|p| p.name.clone()),
+        None => None,
+    };
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    v["person_name"] = serde_json::json!(name);
+    v
+}
+
+pub async fn ws(
+    req: actix_web::HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    q: web::Query<EventQuery>,
+) -> Result<HttpResponse, crate::error::ApiError> {
+    let (response, mut session, mut incoming) = actix_ws::handle(&req, body).map_err(|e| {
+        crate::error::ApiError::bad_request("websocket_handshake", format!("not a WebSocket request: {e}"))
+    })?;
+    let mut rx = state.events.subscribe();
+    let filter = q.into_inner();
+    actix_web::rt::spawn(async move {
+        use futures::StreamExt;
+        let reason = loop {
+            tokio::select! {
+                event = rx.recv() => match event {
+                    Ok(e) if filter.wants(&e) => {
+                        if session.text(render(&state, &e).await.to_string()).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "live-events WebSocket client too slow; disconnecting it");
+                        break Some(actix_ws::CloseReason {
+                            code: actix_ws::CloseCode::Policy,
+                            description: Some(format!("too slow: {n} events missed")),
+                        });
+                    }
+                    Err(RecvError::Closed) => break None,
+                },
+                msg = incoming.next() => match msg {
+                    Some(Ok(actix_ws::Message::Ping(p))) => {
+                        if session.pong(&p).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(actix_ws::Message::Close(_))) | None | Some(Err(_)) => break None,
+                    Some(Ok(_)) => {}
+                },
+            }
+        };
+        let _ = session.close(reason).await;
+    });
+    Ok(response)
+}
+
 pub async fn sse(state: web::Data<AppState>, q: web::Query<EventQuery>) -> HttpResponse {
     let rx = state.events.subscribe();
     let filter = q.into_inner();
@@ -56,15 +115,7 @@ pub async fn sse(state: web::Data<AppState>, q: web::Query<EventQuery>) -> HttpR
             };
             let chunk = match next {
                 Next::Event(e) if !filter.wants(&e) => continue,
-                Next::Event(e) => {
-                    let name = match e.person_id {
-                        Some(id) => crate::persons::lookup(&state, id).await.ok().map(|p| p.name.clone()),
-                        None => None,
-                    };
-                    let mut v = serde_json::to_value(&e).unwrap_or_default();
-                    v["person_name"] = serde_json::json!(name);
-                    format!("event: detection\ndata: {v}\n\n")
-                }
+                Next::Event(e) => format!("event: detection\ndata: {}\n\n", render(&state, &e).await),
                 Next::Keepalive => ": keep-alive\n\n".to_string(),
                 Next::Lagged(n) => {
                     tracing::warn!(missed = n, "live-events client too slow; disconnecting it");

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod analyzer;
+pub mod annotate;
 pub mod auth;
 pub mod cache;
 pub mod cameras;
@@ -50,6 +51,8 @@ pub struct AppState {
     /// The running engine (absent when the API runs without one: no live status).
     pub scheduler: Option<Addr<Scheduler>>,
     pub sink: Option<Addr<DetectionSink>>,
+    /// Newest analysed frame per camera (absent: no live snapshots).
+    pub latest_frames: Option<panoptes_actors::latest_frames::LatestFrames>,
     pub events: tokio::sync::broadcast::Sender<NewDetection>,
     pub snapshots: Option<Arc<SnapshotStore>>,
     /// `config.media_root`, resolved at start (None: file cameras refused).
@@ -80,6 +83,7 @@ impl AppState {
             top_k: 5,
             scheduler: None,
             sink: None,
+            latest_frames: None,
             events,
             snapshots: None,
             media_root,

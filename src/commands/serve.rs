@@ -41,12 +41,14 @@ pub async fn run(ctx: Context) -> Result<()> {
     }
     let mut arbiters = Vec::new();
     let mut workers = Vec::new();
+    let latest_frames = panoptes_actors::latest_frames::LatestFrames::default();
+    state.latest_frames = Some(latest_frames.clone());
     for p in pipelines {
         let arbiter = Arbiter::new();
         let (g, m, threshold) = (gallery.clone(), matcher.clone().recipient(), settings.gallery.match_threshold);
-        let max_batch = s.max_batch;
+        let (max_batch, latest) = (s.max_batch, latest_frames.clone());
         workers.push(InferenceWorker::start_in_arbiter(&arbiter.handle(), move |_| {
-            InferenceWorker::new(p, g, threshold, m).with_max_batch(max_batch)
+            InferenceWorker::new(p, g, threshold, m).with_max_batch(max_batch).with_latest_frames(latest)
         }));
         arbiters.push(arbiter);
     }
