@@ -12,14 +12,19 @@ fn free_port() -> u16 {
 }
 
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    request(port, "GET", path, "").map(|(status, _, body)| (status, body))
+}
+
+/// (status, head, body) of one request on a fresh connection.
+fn request(port: u16, method: &str, path: &str, headers: &str) -> Option<(u16, String, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n").ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let status = buf.split(' ').nth(1)?.parse().ok()?;
-    let body = buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    Some((status, body))
+    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+    Some((status, head.to_ascii_lowercase(), body.to_string()))
 }
 
 struct Server(Child);
@@ -39,6 +44,7 @@ async fn serve_reports_health_and_readiness_and_stops_on_sigterm() {
         .current_dir(common::root())
         .env("PANOPTES_DATABASE_URL", &db)
         .env("PANOPTES_API__LISTEN", format!("\"127.0.0.1:{port}\""))
+        .env("PANOPTES_API__CORS_ORIGINS", "[\"https://dash.example\"]")
         .arg("serve")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -61,6 +67,20 @@ async fn serve_reports_health_and_readiness_and_stops_on_sigterm() {
     assert_eq!(ready["database"], "ok");
     assert_eq!(ready["gallery_embeddings"], 0);
     assert!(ready["embedder"].as_str().unwrap().starts_with("mobilefacenet@"));
+
+    // A browser dashboard on the configured origin may call the API; another origin may not.
+    let preflight = |origin: &str| {
+        let h = format!("Origin: {origin}\r\nAccess-Control-Request-Method: GET\r\n");
+        request(port, "OPTIONS", "/api/v1/cameras", &h).expect("preflight")
+    };
+    let (status, head, _) = preflight("https://dash.example");
+    assert_eq!(status, 200);
+    assert!(head.contains("access-control-allow-origin: https://dash.example"), "{head}");
+    let (_, head, _) = preflight("https://evil.example");
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+    let (status, _, body) = request(port, "GET", "/api/v1/nothing", "").unwrap();
+    assert_eq!(status, 404);
+    assert!(body.contains("no_such_route"), "{body}");
 
     let pid = server.0.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());

@@ -72,11 +72,13 @@ pub async fn run(ctx: Context) -> Result<()> {
     state.sink = Some(sink.clone());
     let listen = settings.api.listen.clone();
     let json_limit = settings.api.json_limit_bytes;
+    let cors_origins = settings.api.cors_origins.clone();
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .wrap(actix_web::middleware::from_fn(panoptes_api::guard::guard))
+            .wrap(actix_web::middleware::Condition::new(!cors_origins.is_empty(), cors(&cors_origins)))
             .configure(|cfg| panoptes_api::routes::configure_with_limit(cfg, json_limit))
     })
     .bind(&listen)
@@ -97,6 +99,19 @@ pub async fn run(ctx: Context) -> Result<()> {
         _ => tracing::error!("the detection sink did not flush within 5 s"),
     }
     Ok(())
+}
+
+/// CORS for browser dashboards on other origins (`api.cors_origins`; "*" allows any). Preflight
+/// requests are answered here, before the key check.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let base = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
+        .allowed_headers(["authorization", "x-api-key", "content-type"])
+        .max_age(3600);
+    if origins.iter().any(|o| o == "*") {
+        return base.allow_any_origin();
+    }
+    origins.iter().fold(base, |c, o| c.allowed_origin(o))
 }
 
 /// Deletes expired snapshot days at start and then hourly, on the blocking pool.
