@@ -348,8 +348,9 @@ async fn live_event_clients_sse_and_websocket_receive_a_detection_from_a_file_ca
         store.clone(),
         vec![worker],
         SchedulerConfig { node_id: "sse".into(), ..SchedulerConfig::default() },
-    )
-    .start();
+    );
+    state.camera_status = Some(scheduler.status_board());
+    let scheduler = scheduler.start();
     state.scheduler = Some(scheduler.clone());
     state.sink = Some(sink);
     let state = web::Data::new(state);
@@ -411,8 +412,19 @@ async fn live_event_clients_sse_and_websocket_receive_a_detection_from_a_file_ca
     let ws_event: Value = serde_json::from_str(&websocket_text(&mut ws).await).unwrap();
     assert_eq!((&ws_event["camera_id"], &ws_event["person_name"]), (&cam["id"], &json!("Barack Obama")));
 
-    let (_, live) = call(&app, test::TestRequest::get().uri(&format!("/api/v1/cameras/{}", cam["id"]))).await;
-    assert_eq!(live["status"]["state"], "streaming", "{live}");
+    // Live status is republished every second: it reaches "streaming" shortly.
+    let uri = format!("/api/v1/cameras/{}", cam["id"]);
+    let mut state_seen = Value::Null;
+    for _ in 0..50 {
+        let (_, live) = call(&app, test::TestRequest::get().uri(&uri)).await;
+        state_seen = live["status"]["state"].clone();
+        if state_seen == "streaming" {
+            assert!(live["status"]["frames_decoded"].as_u64().unwrap() > 0, "{live}");
+            break;
+        }
+        actix::clock::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(state_seen, "streaming");
     // The live snapshot: the frame with a green (recognised) box drawn on it.
     let resp = test::call_service(
         &app,

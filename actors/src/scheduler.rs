@@ -13,6 +13,7 @@
 //! camera back by 25 % towards its configured rate.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -79,7 +80,23 @@ struct WorkerSlot {
     last_change: Option<Instant>,
 }
 
+/// The newest status of every running camera, republished by the scheduler after each tick, so that
+/// readers (the API, at tens of thousands of requests a second) never message the scheduler.
+#[derive(Clone, Default)]
+pub struct StatusBoard(Arc<RwLock<Arc<Vec<CameraReport>>>>);
+
+impl StatusBoard {
+    pub fn get(&self) -> Arc<Vec<CameraReport>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, reports: Vec<CameraReport>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(reports);
+    }
+}
+
 pub struct Scheduler {
+    board: StatusBoard,
     store: Store,
     config: SchedulerConfig,
     workers: Vec<WorkerSlot>,
@@ -99,6 +116,7 @@ impl Scheduler {
             .map(|addr| WorkerSlot { addr, stats: WorkerStats::default(), last_change: None })
             .collect();
         Self {
+            board: StatusBoard::default(),
             store,
             config,
             workers,
@@ -108,6 +126,46 @@ impl Scheduler {
             live_nodes: 0,
             sheds: 0,
             restores: 0,
+        }
+    }
+
+    /// Where this scheduler publishes camera status (take it before starting the actor).
+    pub fn status_board(&self) -> StatusBoard {
+        self.board.clone()
+    }
+
+    /// Asks every running camera and decoder for its status.
+    fn reports(&self) -> impl std::future::Future<Output = Vec<CameraReport>> + 'static {
+        let cams: Vec<_> = self
+            .running
+            .iter()
+            .map(|(id, r)| {
+                (
+                    *id,
+                    r.config.name.clone(),
+                    r.worker,
+                    r.config.analysis_fps,
+                    r.fps,
+                    r.camera.clone(),
+                    r.decoder.clone(),
+                )
+            })
+            .collect();
+        async move {
+            let mut out = Vec::with_capacity(cams.len());
+            for (id, name, worker, target_fps, analysis_fps, camera, decoder) in cams {
+                out.push(CameraReport {
+                    id,
+                    name,
+                    worker,
+                    target_fps,
+                    analysis_fps,
+                    status: camera.send(GetStatus).await.ok(),
+                    decoder: decoder.send(GetDecoderStats).await.ok(),
+                });
+            }
+            out.sort_by_key(|c| c.id);
+            out
         }
     }
 
@@ -159,6 +217,9 @@ impl Scheduler {
             if act.config.shedding {
                 act.balance();
             }
+            let board = act.board.clone();
+            let reports = act.reports();
+            actix::spawn(async move { board.set(reports.await) });
         }));
     }
 
@@ -322,37 +383,7 @@ impl Handler<ListCameraStatus> for Scheduler {
     type Result = ResponseFuture<Vec<CameraReport>>;
 
     fn handle(&mut self, _: ListCameraStatus, _: &mut Self::Context) -> Self::Result {
-        let cams: Vec<_> = self
-            .running
-            .iter()
-            .map(|(id, r)| {
-                (
-                    *id,
-                    r.config.name.clone(),
-                    r.worker,
-                    r.config.analysis_fps,
-                    r.fps,
-                    r.camera.clone(),
-                    r.decoder.clone(),
-                )
-            })
-            .collect();
-        Box::pin(async move {
-            let mut out = Vec::with_capacity(cams.len());
-            for (id, name, worker, target_fps, analysis_fps, camera, decoder) in cams {
-                out.push(CameraReport {
-                    id,
-                    name,
-                    worker,
-                    target_fps,
-                    analysis_fps,
-                    status: camera.send(GetStatus).await.ok(),
-                    decoder: decoder.send(GetDecoderStats).await.ok(),
-                });
-            }
-            out.sort_by_key(|c| c.id);
-            out
-        })
+        Box::pin(self.reports())
     }
 }
 

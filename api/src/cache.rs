@@ -2,7 +2,7 @@
 //! because it carries live status) and persons by id (moka). Writes through this API invalidate
 //! them; when the database is down, the last good camera list is served (marked stale) instead of 503.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,8 @@ pub const CAMERA_LIST_TTL: Duration = Duration::from_secs(1);
 
 pub struct Caches {
     camera_list: Mutex<Option<(Instant, Bytes)>>,
+    /// One request rebuilds an expired camera list; the others keep serving the previous one.
+    camera_list_rebuilding: AtomicBool,
     camera_list_last_good: Mutex<Option<Bytes>>,
     pub persons: Cache<i64, Arc<Person>>,
     hits: AtomicU64,
@@ -26,6 +28,7 @@ impl Default for Caches {
     fn default() -> Self {
         Self {
             camera_list: Mutex::new(None),
+            camera_list_rebuilding: AtomicBool::new(false),
             camera_list_last_good: Mutex::new(None),
             persons: Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(60)).build(),
             hits: AtomicU64::new(0),
@@ -55,6 +58,16 @@ impl Caches {
                 None
             }
         }
+    }
+
+    /// True when the caller should rebuild the list; false when another request already is (serve
+    /// [`last_good_camera_list`](Self::last_good_camera_list) meanwhile).
+    pub fn begin_camera_list_rebuild(&self) -> bool {
+        !self.camera_list_rebuilding.swap(true, Ordering::AcqRel)
+    }
+
+    pub fn end_camera_list_rebuild(&self) {
+        self.camera_list_rebuilding.store(false, Ordering::Release);
     }
 
     pub fn store_camera_list(&self, now: Instant, body: Bytes) {

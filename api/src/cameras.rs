@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
-use panoptes_actors::scheduler::{CameraReport, ListCameraStatus};
+use panoptes_actors::scheduler::CameraReport;
 use panoptes_engine::source::camera_url::{redact, CameraUrl};
 use panoptes_engine::storage::{Camera, CameraPatch};
 use serde::{Deserialize, Serialize};
@@ -77,12 +77,10 @@ fn view(c: Camera, report: Option<&CameraReport>) -> CameraView {
     CameraView { id: c.id, name: c.name, url: redact(&c.url), analysis_fps: c.analysis_fps, enabled: c.enabled, status }
 }
 
+/// Live status from the scheduler's board (republished every second; no actor round trip).
 async fn live(state: &AppState) -> HashMap<i64, CameraReport> {
-    let Some(s) = &state.scheduler else { return HashMap::new() };
-    match s.send(ListCameraStatus).await {
-        Ok(reports) => reports.into_iter().map(|r| (r.id, r)).collect(),
-        Err(_) => HashMap::new(),
-    }
+    let Some(board) = &state.camera_status else { return HashMap::new() };
+    board.get().iter().map(|r| (r.id, r.clone())).collect()
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
@@ -165,6 +163,19 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
     if let Some(body) = state.caches.camera_list(now) {
         return Ok(HttpResponse::Ok().content_type("application/json").body(body));
     }
+    // Expired: one request rebuilds, concurrent ones get the previous list (at most ~1 s older)
+    // instead of all hitting the database and the scheduler at once.
+    if !state.caches.begin_camera_list_rebuild() {
+        if let Some(body) = state.caches.last_good_camera_list() {
+            return Ok(HttpResponse::Ok().content_type("application/json").body(body));
+        }
+    }
+    let result = rebuild_list(&state, now).await;
+    state.caches.end_camera_list_rebuild();
+    result
+}
+
+async fn rebuild_list(state: &AppState, now: Instant) -> Result<HttpResponse, ApiError> {
     let cameras = match state.store.list_cameras().await {
         Ok(c) => c,
         Err(e) => {
@@ -177,7 +188,7 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
             }
         }
     };
-    let live = live(&state).await;
+    let live = live(state).await;
     let items: Vec<CameraView> = cameras
         .into_iter()
         .map(|c| {

@@ -22,11 +22,41 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
+/// A detection as listed: its fields plus where its snapshot is served (explicit fields rather than
+/// `#[serde(flatten)]`, which buffers every row through an intermediate map).
 #[derive(Debug, Serialize)]
 struct DetectionView {
-    #[serde(flatten)]
-    detection: Detection,
+    id: i64,
+    camera_id: Option<i64>,
+    detected_at: DateTime<Utc>,
+    person_id: Option<i64>,
+    score: f32,
+    det_score: Option<f32>,
+    bbox: panoptes_engine::geometry::BBox,
+    snapshot_path: Option<String>,
     snapshot_url: Option<String>,
+}
+
+impl From<Detection> for DetectionView {
+    fn from(d: Detection) -> Self {
+        DetectionView {
+            snapshot_url: d.snapshot_path.as_ref().map(|_| format!("/api/v1/detections/{}/snapshot.jpg", d.id)),
+            id: d.id,
+            camera_id: d.camera_id,
+            detected_at: d.detected_at,
+            person_id: d.person_id,
+            score: d.score,
+            det_score: d.det_score,
+            bbox: d.bbox,
+            snapshot_path: d.snapshot_path,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct DetectionPage {
+    items: Vec<DetectionView>,
+    next_cursor: Option<String>,
 }
 
 /// Cursors are opaque to clients: base64url of "<microseconds since epoch>:<id>".
@@ -56,14 +86,8 @@ pub async fn list(state: web::Data<AppState>, q: web::Query<ListQuery>) -> Resul
     let next_cursor = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|d| encode_cursor(&DetectionCursor { detected_at: d.detected_at, id: d.id })))
         .flatten();
-    let items: Vec<DetectionView> = rows
-        .into_iter()
-        .map(|d| DetectionView {
-            snapshot_url: d.snapshot_path.as_ref().map(|_| format!("/api/v1/detections/{}/snapshot.jpg", d.id)),
-            detection: d,
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items, "next_cursor": next_cursor })))
+    let items: Vec<DetectionView> = rows.into_iter().map(DetectionView::from).collect();
+    Ok(HttpResponse::Ok().json(DetectionPage { items, next_cursor }))
 }
 
 pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {

@@ -51,6 +51,8 @@ pub struct AppState {
     /// The running engine (absent when the API runs without one: no live status).
     pub scheduler: Option<Addr<Scheduler>>,
     pub sink: Option<Addr<DetectionSink>>,
+    /// Live camera status published by the scheduler.
+    pub camera_status: Option<panoptes_actors::scheduler::StatusBoard>,
     /// Newest analysed frame per camera (absent: no live snapshots).
     pub latest_frames: Option<panoptes_actors::latest_frames::LatestFrames>,
     pub events: tokio::sync::broadcast::Sender<NewDetection>,
@@ -83,6 +85,7 @@ impl AppState {
             top_k: 5,
             scheduler: None,
             sink: None,
+            camera_status: None,
             latest_frames: None,
             events,
             snapshots: None,

@@ -61,7 +61,9 @@ pub async fn run(ctx: Context) -> Result<()> {
         ..SchedulerConfig::default()
     };
     tracing::info!(node_id = %scheduler_config.node_id, "camera leases are held under this node id");
-    let scheduler = Scheduler::new(store.clone(), workers, scheduler_config).start();
+    let scheduler = Scheduler::new(store.clone(), workers, scheduler_config);
+    state.camera_status = Some(scheduler.status_board());
+    let scheduler = scheduler.start();
 
     // The API analyses enrollment and identify photos with its own pipeline (own ONNX sessions).
     state.analyzer = panoptes_api::analyzer::Analyzer::new(vec![load_pipeline(&settings)?]);
