@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -488,4 +489,69 @@ async fn websocket_text(s: &mut tokio::net::TcpStream) -> String {
     })
     .await
     .expect("no WebSocket message within 60 s")
+}
+
+#[actix_web::test]
+async fn webhooks_deliver_events_and_retry_a_failing_receiver() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    // A receiver that answers 500 to the first POST and 200 afterwards, keeping what it got.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let bodies = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (h, b) = (hits.clone(), bodies.clone());
+    let receiver = actix_web::HttpServer::new(move || {
+        let (h, b) = (h.clone(), b.clone());
+        App::new().route(
+            "/hook",
+            web::post().to(move |body: web::Json<Value>| {
+                let (h, b) = (h.clone(), b.clone());
+                async move {
+                    b.lock().unwrap().push(body.into_inner());
+                    if h.fetch_add(1, Ordering::SeqCst) == 0 {
+                        actix_web::HttpResponse::InternalServerError().finish()
+                    } else {
+                        actix_web::HttpResponse::NoContent().finish()
+                    }
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_web::rt::spawn(receiver);
+
+    let mut config = ApiConfig::default();
+    config.webhooks.urls = vec![format!("http://127.0.0.1:{port}/hook")];
+    let (state, store) = state_with(config).await;
+    let person = store.create_person("Ada", &json!({})).await.unwrap();
+    let state = web::Data::new(state);
+    panoptes_api::webhooks::spawn(state.clone());
+    actix::clock::sleep(Duration::from_millis(100)).await; // the dispatcher subscribes
+    let event = |person_id| panoptes_engine::storage::NewDetection {
+        camera_id: 7,
+        detected_at: chrono::Utc::now(),
+        person_id,
+        score: 0.8,
+        det_score: 0.9,
+        bbox: panoptes_engine::geometry::BBox { x: 1.0, y: 2.0, width: 30.0, height: 30.0 },
+        snapshot_path: None,
+    };
+    state.events.send(event(None)).unwrap(); // unknown face: not sent (matches only)
+    state.events.send(event(Some(person.id))).unwrap();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while state.webhooks.stats().delivered < 1 {
+        assert!(std::time::Instant::now() < deadline, "not delivered: {:?}", state.webhooks.stats());
+        actix::clock::sleep(Duration::from_millis(100)).await;
+    }
+    let stats = state.webhooks.stats();
+    assert_eq!((stats.delivered, stats.retries, stats.failed, stats.dropped), (1, 1, 0, 0));
+    let got = bodies.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "one failed attempt and one retry: {got:?}");
+    assert_eq!((&got[1]["person_name"], &got[1]["camera_id"]), (&json!("Ada"), &json!(7)));
 }

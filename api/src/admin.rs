@@ -23,6 +23,7 @@ pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         "detection_sink": sink,
         "cache": state.caches.stats(),
         "live_event_subscribers": state.events.receiver_count(),
+        "webhooks": state.webhooks.stats(),
     })))
 }
 

@@ -41,6 +41,7 @@ pub struct ApiConfig {
     pub cors_origins: Vec<String>,
     /// A live-events client this many events behind is disconnected.
     pub events_buffer: usize,
+    pub webhooks: crate::webhooks::WebhookConfig,
 }
 
 impl Default for ApiConfig {
@@ -56,6 +57,7 @@ impl Default for ApiConfig {
             media_root: ".local/demo".into(),
             cors_origins: Vec::new(),
             events_buffer: 1024,
+            webhooks: crate::webhooks::WebhookConfig::default(),
         }
     }
 }

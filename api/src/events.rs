@@ -42,7 +42,7 @@ enum Next {
 }
 
 /// The event as sent to clients: the stored fields plus the person's name.
-async fn render(state: &AppState, e: &NewDetection) -> serde_json::Value {
+pub(crate) async fn render(state: &AppState, e: &NewDetection) -> serde_json::Value {
     let name = match e.person_id {
         Some(id) => crate::persons::lookup(state, id).await.ok().map(|p| p.name.clone()),
         None => None,

@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod persons;
 pub mod rate_limit;
 pub mod routes;
+pub mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -59,16 +60,23 @@ pub struct AppState {
     pub snapshots: Option<Arc<SnapshotStore>>,
     /// `config.media_root`, resolved at start (None: file cameras refused).
     pub media_root: Option<PathBuf>,
+    pub webhooks: webhooks::WebhookCounters,
+}
+
+/// A configuration the API cannot start with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiConfigError {
+    #[error(transparent)]
+    Keys(#[from] auth::KeyConfigError),
+    #[error("{0}")]
+    Webhooks(String),
 }
 
 impl AppState {
     /// State with no engine attached; attach parts with the public fields.
-    pub fn new(
-        store: Store,
-        gallery: Arc<RwLock<Gallery>>,
-        config: ApiConfig,
-    ) -> Result<AppState, auth::KeyConfigError> {
+    pub fn new(store: Store, gallery: Arc<RwLock<Gallery>>, config: ApiConfig) -> Result<AppState, ApiConfigError> {
         let keys = auth::Keys::from_config(&config.keys)?;
+        config.webhooks.validate().map_err(ApiConfigError::Webhooks)?;
         let limiter = rate_limit::RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst);
         let media_root =
             if config.media_root.is_empty() { None } else { std::fs::canonicalize(&config.media_root).ok() };
@@ -90,6 +98,7 @@ impl AppState {
             events,
             snapshots: None,
             media_root,
+            webhooks: webhooks::WebhookCounters::default(),
             config,
         })
     }

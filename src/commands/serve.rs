@@ -21,7 +21,7 @@ pub async fn run(ctx: Context) -> Result<()> {
     add_demo_camera(&store, &settings.streaming.demo_clip).await?;
 
     let s = &settings.streaming;
-    let mut state = AppState::new(store.clone(), gallery.clone(), settings.api.clone()).context("api.keys")?;
+    let mut state = AppState::new(store.clone(), gallery.clone(), settings.api.clone()).context("api settings")?;
     if state.keys.is_open() {
         tracing::warn!(listen = %settings.api.listen, "no API keys configured: the API is open to anyone who can reach it");
     }
@@ -76,6 +76,7 @@ pub async fn run(ctx: Context) -> Result<()> {
     let json_limit = settings.api.json_limit_bytes;
     let cors_origins = settings.api.cors_origins.clone();
     let state = web::Data::new(state);
+    panoptes_api::webhooks::spawn(state.clone());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -85,7 +86,7 @@ pub async fn run(ctx: Context) -> Result<()> {
     })
     .bind(&listen)
     .with_context(|| format!("binding the API to {listen}"))?
-    .shutdown_timeout(10)
+    .shutdown_timeout(5)
     .run();
     tracing::info!(%listen, "panoptes is serving; /healthz and /readyz are up");
     server.await.context("HTTP server")?;
