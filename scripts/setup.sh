@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 
 # ---- 1. system packages (nasm must precede the first build of openh264) --------------------------
-PKGS=(build-essential pkg-config nasm ffmpeg fonts-dejavu-core python3 python3-venv python3-pip npm
+PKGS=(build-essential pkg-config nasm ffmpeg fonts-dejavu-core openssl curl python3 python3-venv python3-pip npm
       postgresql gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
       gstreamer1.0-plugins-bad gir1.2-gst-rtsp-server-1.0 python3-gi)
 missing=()

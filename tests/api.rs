@@ -555,3 +555,62 @@ async fn webhooks_deliver_events_and_retry_a_failing_receiver() {
     assert_eq!(got.len(), 2, "one failed attempt and one retry: {got:?}");
     assert_eq!((&got[1]["person_name"], &got[1]["camera_id"]), (&json!("Ada"), &json!(7)));
 }
+
+#[actix_web::test]
+async fn tls_serves_https_with_a_self_signed_certificate_and_refuses_bad_files() {
+    let dir = common::temp_dir("api-tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (Debian's openssl package)");
+    assert!(status.success());
+    let tls = panoptes_api::tls::server_config(&common::path_str(&cert), &common::path_str(&key)).unwrap().unwrap();
+
+    let (state, _) = state_with(ApiConfig::default()).await;
+    let state = web::Data::new(state);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let s = state.clone();
+    let server = actix_web::HttpServer::new(move || {
+        App::new()
+            .app_data(s.clone())
+            .wrap(actix_web::middleware::from_fn(panoptes_api::guard::guard))
+            .configure(panoptes_api::configure)
+    })
+    .workers(1)
+    .listen_rustls_0_23(listener, tls)
+    .unwrap()
+    .run();
+    actix_web::rt::spawn(server);
+
+    let curl = move |args: Vec<String>| {
+        web::block(move || std::process::Command::new("curl").args(["-s", "-m", "10"]).args(args).output().unwrap())
+    };
+    let ok = curl(vec!["--cacert".into(), common::path_str(&cert), format!("https://127.0.0.1:{port}/api/v1/cameras")])
+        .await
+        .unwrap();
+    assert!(ok.status.success(), "https request failed: {}", String::from_utf8_lossy(&ok.stderr));
+    let body: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert!(body["items"].is_array(), "{body}");
+    // Without trusting the certificate, or over plain HTTP, nothing is served.
+    let untrusted = curl(vec![format!("https://127.0.0.1:{port}/healthz")]).await.unwrap();
+    assert!(!untrusted.status.success());
+    let plain = curl(vec![format!("http://127.0.0.1:{port}/healthz")]).await.unwrap();
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("ok"));
+
+    // Bad configurations are named.
+    use panoptes_api::tls::{server_config, TlsError};
+    assert!(matches!(server_config(&common::path_str(&cert), ""), Err(TlsError::Incomplete)));
+    assert!(matches!(server_config("/nonexistent.pem", &common::path_str(&key)), Err(TlsError::Read { .. })));
+    assert!(matches!(
+        server_config(&common::path_str(&key), &common::path_str(&key)),
+        Err(TlsError::NoCertificate { .. })
+    ));
+    assert!(matches!(server_config(&common::path_str(&cert), &common::path_str(&cert)), Err(TlsError::NoKey { .. })));
+}

@@ -42,6 +42,9 @@ pub struct ApiConfig {
     /// A live-events client this many events behind is disconnected.
     pub events_buffer: usize,
     pub webhooks: crate::webhooks::WebhookConfig,
+    /// PEM certificate chain and private key: serve HTTPS instead of HTTP (both or neither).
+    pub tls_cert: String,
+    pub tls_key: String,
 }
 
 impl Default for ApiConfig {
@@ -58,6 +61,8 @@ impl Default for ApiConfig {
             cors_origins: Vec::new(),
             events_buffer: 1024,
             webhooks: crate::webhooks::WebhookConfig::default(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
         }
     }
 }

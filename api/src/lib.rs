@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod persons;
 pub mod rate_limit;
 pub mod routes;
+pub mod tls;
 pub mod webhooks;
 
 use std::path::PathBuf;

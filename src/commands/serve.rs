@@ -83,12 +83,17 @@ pub async fn run(ctx: Context) -> Result<()> {
             .wrap(actix_web::middleware::from_fn(panoptes_api::guard::guard))
             .wrap(actix_web::middleware::Condition::new(!cors_origins.is_empty(), cors(&cors_origins)))
             .configure(|cfg| panoptes_api::routes::configure_with_limit(cfg, json_limit))
-    })
-    .bind(&listen)
+    });
+    let tls = panoptes_api::tls::server_config(&settings.api.tls_cert, &settings.api.tls_key).context("api TLS")?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = match tls {
+        Some(config) => server.bind_rustls_0_23(&listen, config),
+        None => server.bind(&listen),
+    }
     .with_context(|| format!("binding the API to {listen}"))?
     .shutdown_timeout(5)
     .run();
-    tracing::info!(%listen, "panoptes is serving; /healthz and /readyz are up");
+    tracing::info!(%listen, scheme, "panoptes is serving; /healthz and /readyz are up");
     server.await.context("HTTP server")?;
 
     // Shutdown (SIGINT/SIGTERM): stop the cameras, then write what the sink still holds.
