@@ -11,7 +11,7 @@ use panoptes_engine::source::camera_url::{redact, CameraUrl};
 use panoptes_engine::storage::{Camera, CameraPatch};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::error::{valid_name, ApiError};
 use crate::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -78,17 +78,8 @@ fn view(c: Camera, report: Option<&CameraReport>) -> CameraView {
 }
 
 /// Live status from the scheduler's board (republished every second; no actor round trip).
-async fn live(state: &AppState) -> HashMap<i64, CameraReport> {
-    let Some(board) = &state.camera_status else { return HashMap::new() };
-    board.get().iter().map(|r| (r.id, r.clone())).collect()
-}
-
-fn check_name(name: &str) -> Result<(), ApiError> {
-    let n = name.trim().chars().count();
-    if n == 0 || n > 200 {
-        return Err(ApiError::unprocessable("invalid_name", "name must be 1 to 200 characters"));
-    }
-    Ok(())
+fn live(state: &AppState) -> std::sync::Arc<Vec<CameraReport>> {
+    state.camera_status.as_ref().map(|b| b.get()).unwrap_or_default()
 }
 
 fn check_fps(fps: f32) -> Result<(), ApiError> {
@@ -143,16 +134,15 @@ fn conflict_or(e: panoptes_engine::storage::StorageError, name: &str) -> ApiErro
 
 pub async fn create(state: web::Data<AppState>, body: web::Json<NewCamera>) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    check_name(&b.name)?;
+    let name = valid_name(&b.name)?;
     let fps = b.analysis_fps.unwrap_or(5.0);
     check_fps(fps)?;
     let url = check_url(&state, &b.url)?;
-    let name = b.name.trim();
     let cam = state
         .store
-        .create_camera(name, &url, fps, b.enabled.unwrap_or(true))
+        .create_camera(&name, &url, fps, b.enabled.unwrap_or(true))
         .await
-        .map_err(|e| conflict_or(e, name))?;
+        .map_err(|e| conflict_or(e, &name))?;
     state.caches.invalidate_cameras();
     tracing::info!(camera_id = cam.id, url = %redact(&cam.url), "camera added through the API");
     Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/cameras/{}", cam.id))).json(view(cam, None)))
@@ -188,11 +178,12 @@ async fn rebuild_list(state: &AppState, now: Instant) -> Result<HttpResponse, Ap
             }
         }
     };
-    let live = live(state).await;
+    let live = live(state);
+    let by_id: HashMap<i64, &CameraReport> = live.iter().map(|r| (r.id, r)).collect();
     let items: Vec<CameraView> = cameras
         .into_iter()
         .map(|c| {
-            let r = live.get(&c.id);
+            let r = by_id.get(&c.id).copied();
             view(c, r)
         })
         .collect();
@@ -206,8 +197,8 @@ async fn rebuild_list(state: &AppState, now: Instant) -> Result<HttpResponse, Ap
 pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let cam = state.store.camera(id).await?.ok_or(ApiError::NotFound { what: "camera", id })?;
-    let live = live(&state).await;
-    Ok(HttpResponse::Ok().json(view(cam, live.get(&id))))
+    let live = live(&state);
+    Ok(HttpResponse::Ok().json(view(cam, live.iter().find(|r| r.id == id))))
 }
 
 pub async fn update(
@@ -217,9 +208,7 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let b = body.into_inner();
-    if let Some(n) = &b.name {
-        check_name(n)?;
-    }
+    let name = b.name.as_deref().map(valid_name).transpose()?;
     if let Some(f) = b.analysis_fps {
         check_fps(f)?;
     }
@@ -227,7 +216,6 @@ pub async fn update(
         Some(u) => Some(check_url(&state, u)?),
         None => None,
     };
-    let name = b.name.as_deref().map(str::trim).map(str::to_string);
     let patch = CameraPatch { name: name.clone(), url, analysis_fps: b.analysis_fps, enabled: b.enabled };
     let cam = state
         .store

@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use panoptes_engine::enrollment::EnrollError;
 use panoptes_engine::image_input::ImageError;
 use panoptes_engine::pipeline::PipelineError;
+use panoptes_engine::runtime::ModelError;
 use panoptes_engine::storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +66,21 @@ impl ApiError {
     }
 }
 
+/// Names of cameras and persons: 1 to 200 characters once trimmed; returns the trimmed name.
+pub fn valid_name(name: &str) -> Result<String, ApiError> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 200 {
+        return Err(ApiError::unprocessable("invalid_name", "name must be 1 to 200 characters"));
+    }
+    Ok(n.to_string())
+}
+
+impl From<ModelError> for ApiError {
+    fn from(e: ModelError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         ApiError::DatabaseUnavailable(e.to_string())
@@ -85,7 +101,7 @@ impl From<EnrollError> for ApiError {
         match e {
             EnrollError::Storage(s) => s.into(),
             EnrollError::Pipeline(PipelineError::Image(i)) => i.into(),
-            EnrollError::Pipeline(PipelineError::Model(m)) => ApiError::Internal(m.to_string()),
+            EnrollError::Pipeline(PipelineError::Model(m)) => m.into(),
             other => ApiError::Unprocessable { code: other.code(), message: other.to_string() },
         }
     }

@@ -5,7 +5,6 @@ use actix_multipart::Multipart;
 use actix_web::{web, HttpResponse};
 use panoptes_engine::geometry::BBox;
 use panoptes_engine::image_resize::fit_within;
-use panoptes_engine::pipeline::PipelineError;
 use serde::Serialize;
 
 use crate::analyzer::run_blocking;
@@ -48,9 +47,7 @@ pub async fn identify(state: web::Data<AppState>, payload: Multipart) -> Result<
         analyzer.with_pipeline(|p| {
             let image = p.decode(&photo.bytes)?;
             let (small, scale) = fit_within(&image, IDENTIFY_MAX_SIDE).map_err(ApiError::Internal)?;
-            let faces = p
-                .analyze(&small)
-                .map_err(|e| ApiError::from(panoptes_engine::enrollment::EnrollError::from(PipelineError::from(e))))?;
+            let faces = p.analyze(&small)?;
             Ok((faces, scale))
         })
     })

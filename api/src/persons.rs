@@ -11,7 +11,7 @@ use panoptes_engine::storage::Person;
 use serde::{Deserialize, Serialize};
 
 use crate::analyzer::run_blocking;
-use crate::error::ApiError;
+use crate::error::{valid_name, ApiError};
 use crate::multipart::{self, Upload};
 use crate::AppState;
 
@@ -21,14 +21,6 @@ pub struct EnrollResponse {
     /// Faces added now (a photo already enrolled for this person adds none).
     pub faces_enrolled: usize,
     pub photos: Vec<Enrolled>,
-}
-
-fn check_name(name: &str) -> Result<String, ApiError> {
-    let n = name.trim();
-    if n.is_empty() || n.chars().count() > 200 {
-        return Err(ApiError::unprocessable("invalid_name", "name must be 1 to 200 characters"));
-    }
-    Ok(n.to_string())
 }
 
 fn check_metadata(v: &serde_json::Value) -> Result<(), ApiError> {
@@ -89,7 +81,7 @@ async fn store_all(state: &AppState, person_id: i64, faces: &[PreparedFace]) -> 
 
 pub async fn create(state: web::Data<AppState>, payload: Multipart) -> Result<HttpResponse, ApiError> {
     let form = multipart::read(payload, state.config.upload_limit_bytes).await?;
-    let name = check_name(form.texts.get("name").map(String::as_str).unwrap_or_default())?;
+    let name = valid_name(form.texts.get("name").map(String::as_str).unwrap_or_default())?;
     let metadata = match form.texts.get("metadata") {
         Some(m) if !m.trim().is_empty() => serde_json::from_str(m)
             .map_err(|e| ApiError::unprocessable("invalid_metadata", format!("metadata is not JSON: {e}")))?,
@@ -179,7 +171,7 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let name = match &body.name {
-        Some(n) => Some(check_name(n)?),
+        Some(n) => Some(valid_name(n)?),
         None => None,
     };
     if let Some(m) = &body.metadata {

@@ -25,15 +25,19 @@ pub fn fit_within(image: &RgbImage, max_side: u32) -> Result<(RgbImage, f32), St
     Ok((out, w as f32 / image.width() as f32))
 }
 
+/// The image as JPEG at `quality` (1–100).
+pub fn jpeg(image: &RgbImage, quality: u8) -> Result<Vec<u8>, String> {
+    let mut out = Cursor::new(Vec::new());
+    JpegEncoder::new_with_quality(&mut out, quality).encode_image(image).map_err(|e| e.to_string())?;
+    Ok(out.into_inner())
+}
+
 /// JPEG at the best quality (85 down to 40) that fits in `max_bytes`; the smallest tried otherwise.
 pub fn jpeg_at_most(image: &RgbImage, max_bytes: usize) -> Vec<u8> {
     let mut last = Vec::new();
     for quality in [85u8, 75, 65, 50, 40] {
-        let mut out = Cursor::new(Vec::new());
-        if JpegEncoder::new_with_quality(&mut out, quality).encode_image(image).is_err() {
-            continue;
-        }
-        last = out.into_inner();
+        let Ok(encoded) = jpeg(image, quality) else { continue };
+        last = encoded;
         if last.len() <= max_bytes {
             break;
         }

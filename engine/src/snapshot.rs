@@ -5,14 +5,12 @@
 //! The detections row stores the stem relative to `<dir>` (`2026-11-22/cam-3/101502.250-17`), so the
 //! directory can move and day directories can be deleted whole when they expire.
 
-use std::io::Cursor;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use chrono::{DateTime, NaiveDate, Utc};
-use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
 use serde::Deserialize;
 
@@ -215,11 +213,7 @@ impl SnapshotStore {
     }
 
     fn jpeg(&self, image: &RgbImage) -> Result<Vec<u8>, SnapshotError> {
-        let mut out = Cursor::new(Vec::new());
-        JpegEncoder::new_with_quality(&mut out, self.quality)
-            .encode_image(image)
-            .map_err(|e| SnapshotError::Encode(e.to_string()))?;
-        Ok(out.into_inner())
+        crate::image_resize::jpeg(image, self.quality).map_err(SnapshotError::Encode)
     }
 }
 
