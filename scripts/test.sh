@@ -14,4 +14,6 @@ export PANOPTES_TEST_DATABASE_URL="${PANOPTES_TEST_DATABASE_URL:-${url%/*}/postg
 psql "$PANOPTES_TEST_DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'panoptes_test_%'" \
   | while read -r db; do [ -n "$db" ] && psql "$PANOPTES_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" ; done
 
+# A test run is a clean build on CI: incremental caches would only cost disk there.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo test --workspace --locked "$@"
