@@ -10,18 +10,24 @@ cd "$ROOT"
 PKGS=(build-essential pkg-config nasm ffmpeg fonts-dejavu-core openssl curl python3 python3-venv python3-pip npm
       postgresql gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
       gstreamer1.0-plugins-bad gir1.2-gst-rtsp-server-1.0 python3-gi)
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+# Installed without their recommendations: prometheus would bring a node exporter service.
+LEAN_PKGS=(prometheus)
+missing_of() {
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+  done
+}
+missing=($(missing_of "${PKGS[@]}"))
 # npm may come with Node.js from elsewhere (nodesource, nvm): then the Debian package is not needed.
-if command -v npm >/dev/null 2>&1; then missing=("${missing[@]/npm}"); fi
-missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
-if [ ${#missing[@]} -gt 0 ]; then
+if command -v npm >/dev/null 2>&1; then missing=($(printf '%s\n' "${missing[@]}" | grep -vx npm || true)); fi
+lean=($(missing_of "${LEAN_PKGS[@]}"))
+if [ $(( ${#missing[@]} + ${#lean[@]} )) -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  echo "setup: installing ${missing[*]}"
+  echo "setup: installing ${missing[*]} ${lean[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  APT=($SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq)
+  [ ${#missing[@]} -eq 0 ] || "${APT[@]}" "${missing[@]}" >/dev/null
+  [ ${#lean[@]} -eq 0 ] || "${APT[@]}" --no-install-recommends "${lean[@]}" >/dev/null
 fi
 
 # ---- 2. ONNX Runtime shared library from the PyPI wheel (no download at build or run time) -------

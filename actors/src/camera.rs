@@ -29,6 +29,17 @@ pub enum CameraState {
     Stopped,
 }
 
+impl CameraState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CameraState::Connecting => "connecting",
+            CameraState::Streaming => "streaming",
+            CameraState::Backoff => "backoff",
+            CameraState::Stopped => "stopped",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct CameraStatus {
     pub state: CameraState,

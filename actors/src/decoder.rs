@@ -12,6 +12,7 @@ use image::RgbImage;
 use panoptes_engine::decode::h264::H264Decoder;
 use tracing::{error, warn};
 
+use crate::instruments;
 use crate::latest::LatestSlot;
 use crate::messages::EncodedFrame;
 
@@ -124,10 +125,12 @@ impl Handler<EncodedFrame> for DecoderActor {
         }
         let Some(decoder) = self.decoder.as_mut() else { return };
         let (next_due, interval) = (&mut self.next_due, self.interval);
+        let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| {
             // Only sampled frames are converted to RGB.
             decoder.decode_picture_if(&frame.unit.data, frame.unit.is_keyframe, || Self::take_due(next_due, interval))
         }));
+        instruments::decode_duration(started.elapsed());
         match result {
             Ok(Ok(Some(picture))) => {
                 self.stats.decoded += 1;
@@ -143,6 +146,7 @@ impl Handler<EncodedFrame> for DecoderActor {
             Err(_) => {
                 // The decoder's state is unknown after a panic: start again at the next keyframe.
                 self.stats.restarts += 1;
+                instruments::actor_restarted("decoder");
                 self.decoder = None;
                 error!(camera_id = self.camera_id, "the H.264 decoder panicked; restarting it");
             }

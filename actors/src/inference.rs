@@ -4,6 +4,7 @@
 //! face to the matcher. Run each worker in its own arbiter: inference blocks its thread.
 
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use serde::Serialize;
 use tracing::warn;
 
 use crate::decoder::{DecodedFrame, FrameReady};
+use crate::instruments::{self, FaceOutcome};
 use crate::latest::LatestSlot;
 use crate::latest_frames::{AnalysedFrame, FaceMark, LatestFrames};
 use crate::load::{LoadFigures, LoadWindow};
@@ -55,6 +57,8 @@ pub struct InferenceWorker {
     load: LoadWindow,
     stats: WorkerStats,
     latest: Option<LatestFrames>,
+    /// This worker's place in the pool (the `worker` label of its metrics).
+    index: usize,
 }
 
 impl InferenceWorker {
@@ -75,7 +79,14 @@ impl InferenceWorker {
             load: LoadWindow::new(LOAD_WINDOW),
             stats,
             latest: None,
+            index: 0,
         }
+    }
+
+    /// This worker's place in the pool, for its metrics (default 0).
+    pub fn with_index(mut self, index: usize) -> Self {
+        self.index = index;
+        self
     }
 
     /// Most frames analysed together (default 8).
@@ -126,8 +137,21 @@ impl InferenceWorker {
         let started = Instant::now();
         let images: Vec<Arc<RgbImage>> = frames.iter().map(|f| f.image.clone()).collect();
         let refs: Vec<&RgbImage> = images.iter().map(|i| i.as_ref()).collect();
-        let result = self.pipeline.analyze_batch(&refs);
+        // A panic inside inference loses this batch, not the worker and its cameras.
+        let pipeline = &mut self.pipeline;
+        let result = match catch_unwind(AssertUnwindSafe(|| pipeline.analyze_batch(&refs))) {
+            Ok(r) => r,
+            Err(_) => {
+                self.stats.errors += 1;
+                instruments::actor_restarted("inference");
+                let cameras: Vec<i64> = frames.iter().map(|f| f.camera_id).collect();
+                tracing::error!(?cameras, "inference panicked; the batch is dropped and the worker goes on");
+                return;
+            }
+        };
         let done = Instant::now();
+        let waits: Vec<Duration> = frames.iter().map(|f| started.saturating_duration_since(f.received_at)).collect();
+        instruments::inference_batch(self.index, self.pipeline.provider().as_str(), &waits, done - started);
         self.stats.batches += 1;
         self.stats.frames += frames.len() as u64;
         let analysed = match result {
@@ -143,7 +167,10 @@ impl InferenceWorker {
         let seen_at = Utc::now();
         let gallery = self.gallery.read().unwrap_or_else(|p| p.into_inner());
         for ((frame, image), faces) in frames.iter().zip(&images).zip(analysed) {
-            self.load.record(done, done.duration_since(frame.received_at), busy_each);
+            let latency = done.duration_since(frame.received_at);
+            self.load.record(done, latency, busy_each);
+            instruments::frames_analysed(frame.camera_id, 1);
+            instruments::capture_to_decision(frame.camera_id, latency);
             let mut marks = Vec::with_capacity(faces.len());
             for face in faces {
                 self.stats.faces += 1;
@@ -153,6 +180,8 @@ impl InferenceWorker {
                     Some(m) => (None, m.score),
                     None => (None, 0.0),
                 };
+                let outcome = if person_id.is_some() { FaceOutcome::Matched } else { FaceOutcome::Unknown };
+                instruments::faces_detected(frame.camera_id, outcome, 1);
                 let obs = FaceObservation {
                     camera_id: frame.camera_id,
                     person_id,

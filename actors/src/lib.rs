@@ -7,6 +7,7 @@
 pub mod camera;
 pub mod decoder;
 pub mod inference;
+pub mod instruments;
 pub mod latest;
 pub mod latest_frames;
 pub mod load;

@@ -14,6 +14,7 @@ use panoptes_engine::snapshot::SnapshotStore;
 use panoptes_engine::storage::NewDetection;
 use serde::Serialize;
 
+use crate::instruments;
 use crate::messages::{DetectionEvent, FaceObservation};
 
 /// Snapshots being encoded and written at once, at most; each holds one frame.
@@ -40,6 +41,8 @@ pub struct MatcherStats {
     pub snapshots_failed: u64,
     /// Events sent without a snapshot because the snapshot writers were all busy.
     pub snapshots_skipped: u64,
+    /// Snapshots being written now.
+    pub snapshots_pending: u64,
 }
 
 #[derive(Message)]
@@ -68,6 +71,7 @@ impl MatcherActor {
 
     fn emit(&mut self, o: FaceObservation) {
         self.counters.events.fetch_add(1, Ordering::Relaxed);
+        instruments::detection_events(o.camera_id, 1);
         let detection = NewDetection {
             camera_id: o.camera_id,
             detected_at: o.seen_at,
@@ -91,7 +95,9 @@ impl MatcherActor {
         actix::spawn(async move {
             let mut detection = detection;
             let (cam, at, frame, bbox) = (o.camera_id, o.seen_at, o.frame, o.bbox);
+            let started = Instant::now();
             let written = tokio::task::spawn_blocking(move || store.write(cam, at, &frame, &bbox)).await;
+            instruments::snapshot_written(started.elapsed());
             counters.pending.fetch_sub(1, Ordering::Relaxed);
             match written {
                 Ok(Ok(stem)) => {
@@ -169,6 +175,7 @@ impl Handler<GetMatcherStats> for MatcherActor {
             snapshots_written: get(&c.snapshots_written),
             snapshots_failed: get(&c.snapshots_failed),
             snapshots_skipped: get(&c.snapshots_skipped),
+            snapshots_pending: c.pending.load(Ordering::Relaxed) as u64,
         })
     }
 }

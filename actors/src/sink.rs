@@ -16,6 +16,8 @@ pub struct SinkStats {
     pub buffered: u64,
     pub overflow: u64,
     pub write_failures: u64,
+    /// The most events buffered before the oldest is dropped.
+    pub capacity: u64,
 }
 
 #[derive(Message)]
@@ -54,7 +56,6 @@ impl DetectionSink {
         }
     }
 
-    /// How often buffered events are written (default 200 ms).
     /// Publish every event to `events` as it arrives (before it is stored: alerts do not wait for
     /// the database).
     pub fn with_events(mut self, events: tokio::sync::broadcast::Sender<NewDetection>) -> Self {
@@ -62,6 +63,7 @@ impl DetectionSink {
         self
     }
 
+    /// How often buffered events are written (default 200 ms).
     pub fn with_flush_interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
         self
@@ -147,6 +149,6 @@ impl Handler<GetSinkStats> for DetectionSink {
     type Result = MessageResult<GetSinkStats>;
 
     fn handle(&mut self, _: GetSinkStats, _: &mut Self::Context) -> Self::Result {
-        MessageResult(SinkStats { buffered: self.buffer.len() as u64, ..self.stats })
+        MessageResult(SinkStats { buffered: self.buffer.len() as u64, capacity: self.capacity as u64, ..self.stats })
     }
 }

@@ -20,8 +20,31 @@ pub struct Caches {
     camera_list_rebuilding: AtomicBool,
     camera_list_last_good: Mutex<Option<Bytes>>,
     pub persons: Cache<i64, Arc<Person>>,
+    camera_list_counts: HitMiss,
+    person_counts: HitMiss,
+}
+
+/// Lookups of one cache that it answered, and that it did not.
+#[derive(Debug, Default)]
+struct HitMiss {
     hits: AtomicU64,
     misses: AtomicU64,
+}
+
+impl HitMiss {
+    fn count(&self, hit: bool) {
+        if hit { &self.hits } else { &self.misses }.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> CacheCounts {
+        CacheCounts { hits: self.hits.load(Ordering::Relaxed), misses: self.misses.load(Ordering::Relaxed) }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CacheCounts {
+    pub hits: u64,
+    pub misses: u64,
 }
 
 impl Default for Caches {
@@ -31,8 +54,8 @@ impl Default for Caches {
             camera_list_rebuilding: AtomicBool::new(false),
             camera_list_last_good: Mutex::new(None),
             persons: Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(60)).build(),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            camera_list_counts: HitMiss::default(),
+            person_counts: HitMiss::default(),
         }
     }
 }
@@ -48,16 +71,9 @@ pub struct CacheStats {
 impl Caches {
     pub fn camera_list(&self, now: Instant) -> Option<Bytes> {
         let slot = self.camera_list.lock().unwrap_or_else(|p| p.into_inner());
-        match slot.as_ref() {
-            Some((at, body)) if now.duration_since(*at) < CAMERA_LIST_TTL => {
-                self.hit();
-                Some(body.clone())
-            }
-            _ => {
-                self.miss();
-                None
-            }
-        }
+        let fresh = slot.as_ref().filter(|(at, _)| now.duration_since(*at) < CAMERA_LIST_TTL);
+        self.camera_list_counts.count(fresh.is_some());
+        fresh.map(|(_, body)| body.clone())
     }
 
     /// True when the caller should rebuild the list; false when another request already is (serve
@@ -86,11 +102,7 @@ impl Caches {
 
     pub fn person(&self, id: i64) -> Option<Arc<Person>> {
         let found = self.persons.get(&id);
-        if found.is_some() {
-            self.hit();
-        } else {
-            self.miss();
-        }
+        self.person_counts.count(found.is_some());
         found
     }
 
@@ -100,8 +112,13 @@ impl Caches {
         self.persons.invalidate_all();
     }
 
+    /// Hits and misses per cache, named as in the `cache` label of the metrics.
+    pub fn by_cache(&self) -> [(&'static str, CacheCounts); 2] {
+        [("cameras", self.camera_list_counts.get()), ("persons", self.person_counts.get())]
+    }
+
     pub fn stats(&self) -> CacheStats {
-        let (hits, misses) = (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed));
+        let (hits, misses) = self.by_cache().iter().fold((0, 0), |(h, m), (_, c)| (h + c.hits, m + c.misses));
         let total = hits + misses;
         CacheStats {
             hits,
@@ -109,13 +126,5 @@ impl Caches {
             hit_ratio: if total > 0 { hits as f64 / total as f64 } else { 0.0 },
             persons_cached: self.persons.entry_count(),
         }
-    }
-
-    fn hit(&self) {
-        self.hits.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn miss(&self) {
-        self.misses.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -14,10 +14,13 @@ pub mod error;
 pub mod events;
 pub mod guard;
 pub mod health;
+pub mod http_metrics;
 pub mod identify;
 pub mod multipart;
 pub mod openapi;
 pub mod persons;
+pub mod process_stats;
+pub mod prometheus;
 pub mod rate_limit;
 pub mod routes;
 pub mod tls;
@@ -27,6 +30,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use actix::Addr;
+use panoptes_actors::matcher::MatcherActor;
 use panoptes_actors::scheduler::Scheduler;
 use panoptes_actors::sink::DetectionSink;
 use panoptes_engine::enrollment::EnrollmentPolicy;
@@ -53,6 +57,7 @@ pub struct AppState {
     /// The running engine (absent when the API runs without one: no live status).
     pub scheduler: Option<Addr<Scheduler>>,
     pub sink: Option<Addr<DetectionSink>>,
+    pub matcher: Option<Addr<MatcherActor>>,
     /// Live camera status published by the scheduler.
     pub camera_status: Option<panoptes_actors::scheduler::StatusBoard>,
     /// Newest analysed frame per camera (absent: no live snapshots).
@@ -94,6 +99,7 @@ impl AppState {
             top_k: 5,
             scheduler: None,
             sink: None,
+            matcher: None,
             camera_status: None,
             latest_frames: None,
             events,

@@ -4,12 +4,13 @@
 use actix_web::http::Method;
 use actix_web::{web, Route};
 
-use crate::{admin, cameras, detections, error, events, health, identify, openapi, persons};
+use crate::{admin, cameras, detections, error, events, health, identify, openapi, persons, prometheus};
 
 /// (method, path as in the OpenAPI document)
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/cameras"),
     ("POST", "/api/v1/cameras"),
@@ -37,6 +38,7 @@ fn handler(method: &str, path: &str) -> Option<Route> {
     Some(match (method, path) {
         ("GET", "/healthz") => web::get().to(health::healthz),
         ("GET", "/readyz") => web::get().to(health::readyz),
+        ("GET", "/metrics") => web::get().to(prometheus::metrics),
         ("GET", "/api/v1/openapi.json") => web::get().to(openapi::document),
         ("GET", "/api/v1/cameras") => web::get().to(cameras::list),
         ("POST", "/api/v1/cameras") => web::post().to(cameras::create),

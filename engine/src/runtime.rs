@@ -35,12 +35,18 @@ pub enum Provider {
     Cuda,
 }
 
-impl std::fmt::Display for Provider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
             Provider::Cpu => "cpu",
             Provider::Cuda => "cuda",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -18,6 +18,8 @@ use crate::context::{load_pipeline, Context};
 
 pub async fn run(ctx: Context) -> Result<()> {
     let Context { settings, pipeline, store, gallery } = ctx;
+    // Before any actor starts, so the first frames' latencies are recorded.
+    panoptes_api::prometheus::install();
     add_demo_camera(&store, &settings.streaming.demo_clip).await?;
 
     let s = &settings.streaming;
@@ -43,12 +45,15 @@ pub async fn run(ctx: Context) -> Result<()> {
     let mut workers = Vec::new();
     let latest_frames = panoptes_actors::latest_frames::LatestFrames::default();
     state.latest_frames = Some(latest_frames.clone());
-    for p in pipelines {
+    for (index, p) in pipelines.into_iter().enumerate() {
         let arbiter = Arbiter::new();
         let (g, m, threshold) = (gallery.clone(), matcher.clone().recipient(), settings.gallery.match_threshold);
         let (max_batch, latest) = (s.max_batch, latest_frames.clone());
         workers.push(InferenceWorker::start_in_arbiter(&arbiter.handle(), move |_| {
-            InferenceWorker::new(p, g, threshold, m).with_max_batch(max_batch).with_latest_frames(latest)
+            InferenceWorker::new(p, g, threshold, m)
+                .with_index(index)
+                .with_max_batch(max_batch)
+                .with_latest_frames(latest)
         }));
         arbiters.push(arbiter);
     }
@@ -72,6 +77,7 @@ pub async fn run(ctx: Context) -> Result<()> {
     state.top_k = settings.gallery.top_k;
     state.scheduler = Some(scheduler.clone());
     state.sink = Some(sink.clone());
+    state.matcher = Some(matcher.clone());
     let listen = settings.api.listen.clone();
     let json_limit = settings.api.json_limit_bytes;
     let cors_origins = settings.api.cors_origins.clone();
@@ -82,6 +88,7 @@ pub async fn run(ctx: Context) -> Result<()> {
             .app_data(state.clone())
             .wrap(actix_web::middleware::from_fn(panoptes_api::guard::guard))
             .wrap(actix_web::middleware::Condition::new(!cors_origins.is_empty(), cors(&cors_origins)))
+            .wrap(actix_web::middleware::from_fn(panoptes_api::http_metrics::record))
             .configure(|cfg| panoptes_api::routes::configure_with_limit(cfg, json_limit))
     });
     let tls = panoptes_api::tls::server_config(&settings.api.tls_cert, &settings.api.tls_key).context("api TLS")?;

@@ -40,6 +40,15 @@ impl StorageError {
     }
 }
 
+/// Connections of the pool: open and lent out, open and idle, and requests waiting for one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub max_size: usize,
+    pub in_use: usize,
+    pub idle: usize,
+    pub waiting: usize,
+}
+
 /// A pool of connections to the Panoptes database.
 #[derive(Clone)]
 pub struct Store {
@@ -60,6 +69,17 @@ impl Store {
             .build()
             .map_err(|e| StorageError::BadUrl(e.to_string()))?;
         Ok(Store { pool })
+    }
+
+    /// How the connection pool is used right now.
+    pub fn pool_status(&self) -> PoolStatus {
+        let s = self.pool.status();
+        PoolStatus {
+            max_size: s.max_size,
+            in_use: s.size.saturating_sub(s.available),
+            idle: s.available,
+            waiting: s.waiting,
+        }
     }
 
     /// Connects and applies pending migrations.

@@ -1,0 +1,177 @@
+//! `GET /metrics`: the Prometheus exposition. Histograms and event counters are recorded where things
+//! happen (`panoptes_actors::instruments`, [`crate::http_metrics`]); the figures the engine already
+//! keeps for the API (camera status, decoder, worker, matcher, sink, cache, pool, process) are
+//! copied into the registry just before each render, so `/metrics` and `/api/v1` agree.
+//! Every name is listed in docs/metrics.md; a test holds the two together.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use metrics::{counter, gauge};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
+use panoptes_actors::camera::CameraState;
+use panoptes_actors::instruments::{self, FaceOutcome};
+use panoptes_actors::matcher::GetMatcherStats;
+use panoptes_actors::scheduler::GetSchedulerStats;
+use panoptes_actors::sink::GetSinkStats;
+
+use crate::error::ApiError;
+use crate::process_stats::ProcessStats;
+use crate::AppState;
+
+/// Latency buckets (seconds): from a 1 ms HTTP answer to a 10 s stall.
+const SECONDS_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Frames per inference batch (the default `max_batch` is 8).
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0];
+/// A series nobody has updated for this long (a removed camera's) leaves the exposition.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder once; later calls return the same handle. `None` when another
+/// recorder was installed first (metrics then go there, and `/metrics` says so).
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_frames".into()), BATCH_BUCKETS))
+                .map(|b| b.idle_timeout(MetricKindMask::ALL, Some(IDLE_TIMEOUT)));
+            let handle = match builder.and_then(|b| b.install_recorder()) {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot install the Prometheus recorder; /metrics is unavailable");
+                    return None;
+                }
+            };
+            // Histogram samples wait in the recorder until drained: drain them even when nobody scrapes.
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || loop {
+                std::thread::sleep(Duration::from_secs(5));
+                upkeep.run_upkeep();
+            });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "no metrics upkeep thread; histograms drain at scrapes only");
+            }
+            Some(handle)
+        })
+        .as_ref()
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let handle = install().ok_or_else(|| ApiError::Unavailable("the metrics recorder is not installed".into()))?;
+    collect(&state).await;
+    let mut body = handle.render();
+    // The process figures are rendered here: the recorder's counters hold integers only, and CPU
+    // time is a counter of (fractional) seconds.
+    if let Some(p) = ProcessStats::read() {
+        body.push_str(&p.exposition());
+    }
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body))
+}
+
+/// Copies the engine's own figures into the registry.
+async fn collect(state: &AppState) {
+    gauge!("panoptes_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    collect_cameras(state);
+    if let Some(scheduler) = &state.scheduler {
+        if let Ok(s) = scheduler.send(GetSchedulerStats).await {
+            counter!("panoptes_scheduler_sheds_total").absolute(s.sheds);
+            counter!("panoptes_scheduler_restores_total").absolute(s.restores);
+            gauge!("panoptes_scheduler_cameras").set(s.cameras as f64);
+            gauge!("panoptes_engine_nodes_live").set(s.live_nodes as f64);
+            for (i, w) in s.workers.iter().enumerate() {
+                let worker = i.to_string();
+                let provider = w.provider.map(|p| p.as_str()).unwrap_or("none");
+                gauge!("panoptes_worker_info", "worker" => worker.clone(), "provider" => provider).set(1.0);
+                gauge!("panoptes_worker_cameras", "worker" => worker.clone()).set(w.cameras as f64);
+                gauge!("panoptes_worker_utilisation_ratio", "worker" => worker.clone()).set(w.load.utilization);
+                counter!("panoptes_inference_errors_total", "worker" => worker.clone()).absolute(w.errors);
+                counter!("panoptes_face_observations_dropped_total", "worker" => worker)
+                    .absolute(w.observations_dropped);
+            }
+        }
+    }
+    if let Some(matcher) = &state.matcher {
+        if let Ok(m) = matcher.send(GetMatcherStats).await {
+            counter!("panoptes_detection_events_dropped_total").absolute(m.events_dropped);
+            for (outcome, n) in
+                [("written", m.snapshots_written), ("failed", m.snapshots_failed), ("skipped", m.snapshots_skipped)]
+            {
+                counter!("panoptes_snapshots_total", "outcome" => outcome).absolute(n);
+            }
+            gauge!("panoptes_snapshot_writes_pending").set(m.snapshots_pending as f64);
+        }
+    }
+    if let Some(sink) = &state.sink {
+        if let Ok(s) = sink.send(GetSinkStats).await {
+            gauge!("panoptes_sink_buffered_events").set(s.buffered as f64);
+            gauge!("panoptes_sink_capacity_events").set(s.capacity as f64);
+            counter!("panoptes_sink_written_total").absolute(s.written);
+            counter!("panoptes_sink_overflow_total").absolute(s.overflow);
+            counter!("panoptes_sink_write_failures_total").absolute(s.write_failures);
+        }
+    }
+    let gallery = state.gallery.read().unwrap_or_else(|p| p.into_inner()).len();
+    gauge!("panoptes_gallery_embeddings").set(gallery as f64);
+    for (cache, hm) in state.caches.by_cache() {
+        counter!("panoptes_cache_requests_total", "cache" => cache, "result" => "hit").absolute(hm.hits);
+        counter!("panoptes_cache_requests_total", "cache" => cache, "result" => "miss").absolute(hm.misses);
+    }
+    let pool = state.store.pool_status();
+    gauge!("panoptes_db_pool_connections", "state" => "in_use").set(pool.in_use as f64);
+    gauge!("panoptes_db_pool_connections", "state" => "idle").set(pool.idle as f64);
+    gauge!("panoptes_db_pool_max_connections").set(pool.max_size as f64);
+    gauge!("panoptes_db_pool_waiting_requests").set(pool.waiting as f64);
+    gauge!("panoptes_live_event_subscribers").set(state.events.receiver_count() as f64);
+    let w = state.webhooks.stats();
+    for (outcome, n) in
+        [("delivered", w.delivered), ("retried", w.retries), ("failed", w.failed), ("dropped", w.dropped)]
+    {
+        counter!("panoptes_webhook_deliveries_total", "outcome" => outcome).absolute(n);
+    }
+    // Known restart counters start at zero, so a dashboard shows 0 rather than no data.
+    for actor in instruments::RESTARTING_ACTORS {
+        counter!(instruments::ACTOR_RESTARTS_TOTAL, "actor" => *actor).increment(0);
+    }
+}
+
+const STATES: [CameraState; 4] =
+    [CameraState::Connecting, CameraState::Streaming, CameraState::Backoff, CameraState::Stopped];
+
+fn collect_cameras(state: &AppState) {
+    let Some(board) = &state.camera_status else { return };
+    for r in board.get().iter() {
+        let camera = r.id.to_string();
+        let c = || camera.clone();
+        gauge!("panoptes_camera_info", "camera" => c(), "name" => r.name.clone(), "worker" => r.worker.to_string())
+            .set(1.0);
+        gauge!("panoptes_camera_target_analysis_fps", "camera" => c()).set(r.target_fps as f64);
+        gauge!("panoptes_camera_analysis_fps", "camera" => c()).set(r.analysis_fps as f64);
+        // Per-camera event counters start at zero with the camera.
+        for outcome in [FaceOutcome::Matched, FaceOutcome::Unknown] {
+            instruments::faces_detected(r.id, outcome, 0);
+        }
+        instruments::detection_events(r.id, 0);
+        instruments::frames_analysed(r.id, 0);
+        if let Some(s) = &r.status {
+            for st in STATES {
+                let on = if s.state == st { 1.0 } else { 0.0 };
+                gauge!("panoptes_camera_state", "camera" => c(), "state" => st.as_str()).set(on);
+            }
+            gauge!("panoptes_camera_received_fps", "camera" => c()).set(s.fps as f64);
+            counter!("panoptes_camera_reconnects_total", "camera" => c()).absolute(s.reconnects);
+            counter!("panoptes_frames_received_total", "camera" => c()).absolute(s.frames_received);
+            counter!("panoptes_frames_dropped_total", "camera" => c(), "stage" => "decode").absolute(s.frames_dropped);
+        }
+        if let Some(d) = &r.decoder {
+            counter!("panoptes_frames_decoded_total", "camera" => c()).absolute(d.decoded);
+            counter!("panoptes_frames_sampled_total", "camera" => c()).absolute(d.sampled);
+            counter!("panoptes_frames_corrupt_total", "camera" => c()).absolute(d.corrupt);
+            counter!("panoptes_frames_dropped_total", "camera" => c(), "stage" => "inference")
+                .absolute(d.dropped_for_inference);
+        }
+    }
+}
