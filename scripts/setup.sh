@@ -54,7 +54,15 @@ if [ ! -s .local/demo/corridor.h264 ]; then
   mv .local/demo/corridor.tmp.h264 .local/demo/corridor.h264
 fi
 
-# ---- 5. database ---------------------------------------------------------------------------------
+# ---- 5. Python tools the test suite uses (from PyPI, in their own virtual environment) ------------
+TEST_VENV=.local/venv-test
+if [ ! -f "$TEST_VENV/.ready-1" ]; then
+  python3 -m venv "$TEST_VENV"
+  "$TEST_VENV/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator==0.7.*"
+  touch "$TEST_VENV/.ready-1"
+fi
+
+# ---- 6. database ---------------------------------------------------------------------------------
 if [ -z "${PANOPTES_DATABASE_URL:-}" ]; then
   echo "setup: private PostgreSQL at $(scripts/pg start)"
 fi

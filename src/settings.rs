@@ -24,7 +24,9 @@ pub struct Settings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StreamingSettings {
-    /// Inference workers, each with its own models and thread.
+    /// Inference workers, each with its own models and thread. Two by default: on a 2-core box
+    /// 8 cameras at 5 analysed fps run at p95 127 ms with two, and shed frames at p95 437 ms with
+    /// one (BENCHMARKS.md); each worker holds ~21 MB of models. About one per core.
     pub inference_workers: usize,
     /// A person seen again on a camera within this many seconds is the same appearance.
     pub cooldown_secs: u64,
@@ -51,7 +53,7 @@ pub struct StreamingSettings {
 impl Default for StreamingSettings {
     fn default() -> Self {
         Self {
-            inference_workers: 1,
+            inference_workers: 2,
             cooldown_secs: 30,
             record_unknown: false,
             sink_capacity: 100_000,

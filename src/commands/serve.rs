@@ -99,6 +99,9 @@ pub async fn run(ctx: Context) -> Result<()> {
     }
     .with_context(|| format!("binding the API to {listen}"))?
     .shutdown_timeout(5)
+    // Longer than any client pauses between requests on a kept-alive connection: a server that
+    // closes first races the client's next request, which then fails (seen under locust at 5 s).
+    .keep_alive(Duration::from_secs(75))
     .run();
     tracing::info!(%listen, scheme, "panoptes is serving; /healthz and /readyz are up");
     server.await.context("HTTP server")?;
