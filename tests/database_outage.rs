@@ -1,0 +1,236 @@
+//! PostgreSQL goes away for 20 s while detections flow, then comes back, under a real `panoptes
+//! serve` (Obama enrolled; a camera whose clip shows him for 1 s in every 2.5 s, with a 1 s cooldown,
+//! so each showing is a new appearance and an event): the engine keeps running,
+//! `/readyz` and uncached writes answer 503 with a JSON error, the cached camera list is still served,
+//! every detection event waits in the sink's buffer and is written when the database returns — the
+//! rows equal the events the matcher emitted, none overflowed — and the engine needs no restart.
+//! The test runs its own PostgreSQL cluster (scripts/pg with PANOPTES_PG_DIR) so it can stop it.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// `scripts/pg <verb>` on the cluster in `dir`; its output (the URL for `start`).
+fn pg(dir: &Path, verb: &str) -> String {
+    let out = Command::new(common::root().join("scripts/pg"))
+        .arg(verb)
+        .env("PANOPTES_PG_DIR", dir)
+        .output()
+        .expect("scripts/pg");
+    assert!(out.status.success(), "scripts/pg {verb}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// 1.5 s of an empty scene (a face-less crop of the photo), then 1 s of Obama; 10 fps, Baseline.
+fn comings_and_goings_clip(dir: &Path) -> std::path::PathBuf {
+    let out = dir.join("comings-and-goings.h264");
+    let photo = common::photo("obama2.jpg");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-loop", "1", "-t", "1.5", "-i"])
+        .arg(&photo)
+        .args(["-loop", "1", "-t", "1", "-i"])
+        .arg(&photo)
+        .args([
+            "-filter_complex",
+            "[0]crop=iw/3:ih/3:0:ih*2/3,scale=1280:720,setsar=1[a];\
+             [1]scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2,setsar=1[b];\
+             [a][b]concat=n=2:v=1,fps=10[v]",
+            "-map",
+            "[v]",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "baseline",
+            "-g",
+            "5",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg (installed by scripts/setup.sh)");
+    assert!(status.success(), "ffmpeg failed");
+    out
+}
+
+/// The cluster is stopped when the test ends, however it ends.
+struct Cluster(std::path::PathBuf);
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(common::root().join("scripts/pg")).arg("stop").env("PANOPTES_PG_DIR", &self.0).output();
+    }
+}
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// (status, JSON body or Null) of a request; None when the engine did not answer at all.
+fn call(method: &str, url: &str, body: Option<serde_json::Value>) -> Option<(u16, serde_json::Value)> {
+    let req = ureq::request(method, url).timeout(Duration::from_secs(15));
+    let res = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    let res = match res {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(_) => return None,
+    };
+    let status = res.status();
+    Some((status, res.into_json().unwrap_or(serde_json::Value::Null)))
+}
+
+/// The sum of every sample of `name` in the engine's /metrics.
+fn metric(api: &str, name: &str) -> f64 {
+    let text = ureq::get(&format!("{api}/metrics")).call().expect("/metrics").into_string().expect("text");
+    text.lines()
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+async fn count_rows(url: &str, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> i64 {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    client.query_one(sql, params).await.expect("count").get(0)
+}
+
+#[tokio::test]
+async fn detections_made_while_postgresql_is_down_are_all_written_when_it_returns() {
+    let root = common::root();
+    let work = common::temp_dir("db-outage");
+    let pg_dir = work.join("pg");
+    let url = pg(&pg_dir, "start");
+    let _cluster = Cluster(pg_dir.clone());
+
+    let enroll = Command::new(env!("CARGO_BIN_EXE_panoptes"))
+        .current_dir(&root)
+        .env("PANOPTES_DATABASE_URL", &url)
+        .args(["enroll", "--name", "Barack Obama"])
+        .arg(common::photo("obama.jpg"))
+        .output()
+        .expect("panoptes enroll");
+    assert!(enroll.status.success(), "{}", String::from_utf8_lossy(&enroll.stderr));
+
+    let clip = comings_and_goings_clip(&work);
+    let port = free_port();
+    let mut engine = Process(
+        Command::new(env!("CARGO_BIN_EXE_panoptes"))
+            .current_dir(&root)
+            .env("PANOPTES_DATABASE_URL", &url)
+            .env("PANOPTES_API__LISTEN", format!("\"127.0.0.1:{port}\""))
+            .env("PANOPTES_SNAPSHOTS__DIR", format!("\"{}\"", common::path_str(&work.join("snapshots"))))
+            .env("PANOPTES_STREAMING__COOLDOWN_SECS", "1")
+            .env("PANOPTES_STREAMING__DEMO_CLIP", format!("\"{}\"", common::path_str(&clip)))
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start panoptes serve"),
+    );
+    let api = format!("http://127.0.0.1:{port}");
+    let limit = Duration::from_secs(60);
+    common::eventually(
+        "detections are stored",
+        limit,
+        || async { call("GET", &format!("{api}/api/v1/detections?limit=1"), None) },
+        |r| r.as_ref().is_some_and(|(s, b)| *s == 200 && b["items"].as_array().is_some_and(|i| !i.is_empty())),
+    )
+    .await;
+    let (status, cameras) = call("GET", &format!("{api}/api/v1/cameras"), None).expect("camera list");
+    assert_eq!(status, 200);
+    let demo = cameras["items"].as_array().unwrap().iter().find(|c| c["name"] == "demo").expect("demo camera")["id"]
+        .as_i64()
+        .unwrap();
+
+    // The outage.
+    pg(&pg_dir, "stop");
+    let (stopped, stopped_at) = (Instant::now(), chrono::Utc::now());
+    let readyz = common::eventually(
+        "/readyz reports the database",
+        limit,
+        || async { call("GET", &format!("{api}/readyz"), None) },
+        |r| r.as_ref().is_some_and(|(s, _)| *s == 503),
+    )
+    .await
+    .unwrap();
+    assert_eq!(readyz.1["error"]["code"], "database_unavailable", "{}", readyz.1);
+    let body = serde_json::json!({ "name": "added-during-outage", "url": "rtsp://192.0.2.1/stream" });
+    let (status, refused) = call("POST", &format!("{api}/api/v1/cameras"), Some(body)).expect("answer");
+    assert_eq!(status, 503, "{refused}");
+    assert_eq!(refused["error"]["code"], "database_unavailable", "{refused}");
+    assert!(refused["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{refused}");
+    let (status, _) = call("GET", &format!("{api}/api/v1/cameras"), None).expect("answer");
+    assert_eq!(status, 200, "the camera list is served from cache during the outage");
+    common::eventually(
+        "events wait in the sink",
+        limit,
+        || async { metric(&api, "panoptes_sink_buffered_events") },
+        |n| *n > 0.0,
+    )
+    .await;
+    if let Some(rest) = Duration::from_secs(20).checked_sub(stopped.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+    let waiting = metric(&api, "panoptes_sink_buffered_events");
+    assert!(engine.0.try_wait().unwrap().is_none(), "the engine kept running through the outage");
+
+    // The database returns on the same port; the engine reconnects by itself.
+    assert_eq!(pg(&pg_dir, "start"), url);
+    let restarted_at = chrono::Utc::now();
+    common::eventually(
+        "/readyz is ready again",
+        limit,
+        || async { call("GET", &format!("{api}/readyz"), None) },
+        |r| r.as_ref().is_some_and(|(s, _)| *s == 200),
+    )
+    .await;
+    // Stop the camera so the counts settle, then compare what the matcher emitted with what is stored.
+    let (status, _) =
+        call("PATCH", &format!("{api}/api/v1/cameras/{demo}"), Some(serde_json::json!({ "enabled": false }))).unwrap();
+    assert_eq!(status, 200);
+    let settled = common::eventually(
+        "every emitted event is stored",
+        limit,
+        || async {
+            let emitted = metric(&api, "panoptes_detection_events_total") as i64;
+            let buffered = metric(&api, "panoptes_sink_buffered_events") as i64;
+            (emitted, buffered, count_rows(&url, "SELECT count(*) FROM detections", &[]).await)
+        },
+        |(emitted, buffered, rows)| *buffered == 0 && emitted == rows,
+    )
+    .await;
+    assert_eq!(metric(&api, "panoptes_sink_overflow_total"), 0.0);
+    assert_eq!(metric(&api, "panoptes_detection_events_dropped_total"), 0.0);
+    assert!(
+        metric(&api, "panoptes_sink_write_failures_total") > 0.0,
+        "writes failed during the outage and were retried"
+    );
+    let during = count_rows(
+        &url,
+        "SELECT count(*) FROM detections WHERE detected_at BETWEEN $1 AND $2",
+        &[&stopped_at, &restarted_at],
+    )
+    .await;
+    eprintln!(
+        "outage: {waiting} events waited, {during} made during it stored; rows {} = events {}",
+        settled.2, settled.0
+    );
+    assert!(during >= 5 && waiting >= 5.0, "events of the outage were buffered ({waiting}) and stored ({during})");
+    assert!(settled.2 > during, "events before and after the outage are stored too");
+    assert!(engine.0.try_wait().unwrap().is_none(), "no restart was needed");
+}
