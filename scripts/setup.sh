@@ -56,10 +56,10 @@ fi
 
 # ---- 5. Python tools the test suite uses (from PyPI, in their own virtual environment) ------------
 TEST_VENV=.local/venv-test
-if [ ! -f "$TEST_VENV/.ready-1" ]; then
+if [ ! -f "$TEST_VENV/.ready-2" ]; then
   python3 -m venv "$TEST_VENV"
-  "$TEST_VENV/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator==0.7.*"
-  touch "$TEST_VENV/.ready-1"
+  "$TEST_VENV/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator==0.7.*" "schemathesis==4.*"
+  touch "$TEST_VENV/.ready-2"
 fi
 
 # ---- 6. database ---------------------------------------------------------------------------------

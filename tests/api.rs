@@ -178,6 +178,8 @@ async fn cameras_crud_and_every_bad_request_gets_its_own_json_error() {
     assert_eq!((s, code(&e)), (StatusCode::NOT_FOUND, "no_such_route"));
     let (s, e) = call(&app, test::TestRequest::put().uri("/api/v1/cameras")).await;
     assert_eq!((s, code(&e)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    let resp = test::call_service(&app, test::TestRequest::put().uri("/api/v1/cameras/7").to_request()).await;
+    assert_eq!(resp.headers().get("allow").and_then(|v| v.to_str().ok()), Some("GET, PATCH, DELETE"));
     let (s, e) = call(&app, test::TestRequest::get().uri("/api/v1/detections?limit=0")).await;
     assert_eq!((s, code(&e)), (StatusCode::BAD_REQUEST, "invalid_query"));
     let (s, e) = call(&app, test::TestRequest::get().uri("/api/v1/detections?cursor=zzz")).await;
@@ -265,6 +267,12 @@ async fn enrollment_identify_and_each_refusal() {
     assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "no_photo"));
     let (_, list) = call(&app, test::TestRequest::get().uri("/api/v1/persons?search=nobody")).await;
     assert_eq!(list["total"], 0, "a refused enrollment left a person behind: {list}");
+
+    // Metadata PostgreSQL cannot store is refused up front (it once surfaced as a 503).
+    let nul = json!({"metadata": {"badge": "a\u{0}b"}});
+    let (s, e) =
+        call(&app, test::TestRequest::patch().uri(&format!("/api/v1/persons/{person_id}")).set_json(nul)).await;
+    assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_metadata"), "{e}");
 
     // Delete takes the person out of the live gallery at once.
     let (s, _) = call(&app, test::TestRequest::delete().uri(&format!("/api/v1/persons/{person_id}"))).await;

@@ -243,7 +243,8 @@ pub async fn snapshot(state: web::Data<AppState>, id: web::Path<i64>) -> Result<
     let latest = state.latest_frames.as_ref().and_then(|l| l.get(id));
     let Some(latest) = latest else {
         state.store.camera(id).await?.ok_or(ApiError::NotFound { what: "camera", id })?;
-        return Err(ApiError::Unavailable(format!("camera {id} has no analysed frame on this node yet")));
+        // Not a server fault: the camera is disabled, still connecting, or analysed on another node.
+        return Err(ApiError::NotFound { what: "analysed frame of camera", id });
     };
     let ids: Vec<i64> = latest.faces.iter().filter_map(|f| f.person_id).collect();
     let names: HashMap<i64, String> = if ids.is_empty() {

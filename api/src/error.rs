@@ -17,8 +17,8 @@ pub enum ApiError {
     NotFound { what: &'static str, id: i64 },
     #[error("no route for {0}")]
     NoRoute(String),
-    #[error("method {0} is not allowed here")]
-    MethodNotAllowed(String),
+    #[error("method {method} is not allowed here (allowed: {allowed})")]
+    MethodNotAllowed { method: String, allowed: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("{message}")]
@@ -46,7 +46,7 @@ impl ApiError {
             ApiError::Unprocessable { code, .. } => code,
             ApiError::NotFound { .. } => "not_found",
             ApiError::NoRoute(_) => "no_such_route",
-            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
@@ -112,7 +112,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -132,6 +132,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Unauthorized => {
                 r.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::MethodNotAllowed { allowed, .. } => {
+                r.insert_header((header::ALLOW, allowed.as_str()));
             }
             _ => {}
         }
@@ -169,7 +172,10 @@ pub async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NoRoute(req.path().to_string()))
 }
 
-/// A known path with a method it does not serve.
+/// A known path with a method it does not serve; `Allow` lists those it does (RFC 9110).
 pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed(req.method().to_string()))
+    let pattern = req.match_pattern().unwrap_or_default();
+    let allowed: Vec<&str> =
+        crate::routes::ROUTES.iter().filter(|(_, path)| *path == pattern).map(|(method, _)| *method).collect();
+    Err(ApiError::MethodNotAllowed { method: req.method().to_string(), allowed: allowed.join(", ") })
 }

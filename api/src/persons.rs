@@ -27,7 +27,20 @@ fn check_metadata(v: &serde_json::Value) -> Result<(), ApiError> {
     if !v.is_object() {
         return Err(ApiError::unprocessable("invalid_metadata", "metadata must be a JSON object"));
     }
+    // PostgreSQL's jsonb cannot hold U+0000 (found by schemathesis: it surfaced as a 503).
+    if has_nul(v) {
+        return Err(ApiError::unprocessable("invalid_metadata", "metadata may not contain the character U+0000"));
+    }
     Ok(())
+}
+
+fn has_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(has_nul),
+        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 /// Analyses every photo (on the blocking pool); the first refusal names the photo and the reason.
