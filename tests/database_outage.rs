@@ -28,38 +28,6 @@ fn pg(dir: &Path, verb: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// 1.5 s of an empty scene (a face-less crop of the photo), then 1 s of Obama; 10 fps, Baseline.
-fn comings_and_goings_clip(dir: &Path) -> std::path::PathBuf {
-    let out = dir.join("comings-and-goings.h264");
-    let photo = common::photo("obama2.jpg");
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-loop", "1", "-t", "1.5", "-i"])
-        .arg(&photo)
-        .args(["-loop", "1", "-t", "1", "-i"])
-        .arg(&photo)
-        .args([
-            "-filter_complex",
-            "[0]crop=iw/3:ih/3:0:ih*2/3,scale=1280:720,setsar=1[a];\
-             [1]scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2,setsar=1[b];\
-             [a][b]concat=n=2:v=1,fps=10[v]",
-            "-map",
-            "[v]",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "baseline",
-            "-g",
-            "5",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .arg(&out)
-        .status()
-        .expect("ffmpeg (installed by scripts/setup.sh)");
-    assert!(status.success(), "ffmpeg failed");
-    out
-}
-
 /// The cluster is stopped when the test ends, however it ends.
 struct Cluster(std::path::PathBuf);
 
@@ -126,7 +94,7 @@ async fn detections_made_while_postgresql_is_down_are_all_written_when_it_return
         .expect("panoptes enroll");
     assert!(enroll.status.success(), "{}", String::from_utf8_lossy(&enroll.stderr));
 
-    let clip = comings_and_goings_clip(&work);
+    let clip = common::comings_and_goings_clip(&work);
     let port = free_port();
     let mut engine = Process(
         Command::new(env!("CARGO_BIN_EXE_panoptes"))

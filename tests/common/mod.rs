@@ -114,6 +114,38 @@ pub fn h264_clip(photo: &Path, seconds: u32, x264: &[&str], tag: &str) -> PathBu
     out
 }
 
+/// 1.5 s of an empty scene (a face-less crop of the photo), then 1 s of Obama; 10 fps, Baseline.
+pub fn comings_and_goings_clip(dir: &Path) -> PathBuf {
+    let out = dir.join("comings-and-goings.h264");
+    let photo = photo("obama2.jpg");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-loop", "1", "-t", "1.5", "-i"])
+        .arg(&photo)
+        .args(["-loop", "1", "-t", "1", "-i"])
+        .arg(&photo)
+        .args([
+            "-filter_complex",
+            "[0]crop=iw/3:ih/3:0:ih*2/3,scale=1280:720,setsar=1[a];\
+             [1]scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2,setsar=1[b];\
+             [a][b]concat=n=2:v=1,fps=10[v]",
+            "-map",
+            "[v]",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "baseline",
+            "-g",
+            "5",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg (installed by scripts/setup.sh)");
+    assert!(status.success(), "ffmpeg failed");
+    out
+}
+
 /// GStreamer's RTSP server (Debian packages, started by the test) looping an H.264 file at
 /// rtsp://127.0.0.1:PORT/cam1. Killed on drop.
 pub struct RtspServer {
