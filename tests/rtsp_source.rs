@@ -77,3 +77,39 @@ async fn a_server_that_accepts_but_never_answers_times_out() {
     assert!(matches!(e, SourceError::Timeout { stage: "describe", .. }), "{e}");
     drop(silent);
 }
+
+#[tokio::test]
+async fn a_host_that_never_resolves_is_an_error_naming_no_credentials() {
+    // `.invalid` never resolves (RFC 6761), with or without a resolver.
+    let started = std::time::Instant::now();
+    let e = RtspSource::connect("rtsp://admin:hunter2@camera.invalid/stream1", RtspTransport::Tcp, STEP)
+        .await
+        .err()
+        .expect("no such host");
+    let msg = e.to_string();
+    assert!(matches!(e, SourceError::Rtsp { .. } | SourceError::Timeout { .. }), "{msg}");
+    assert!(msg.contains("camera.invalid"), "the error names the host: {msg}");
+    assert!(!msg.contains("hunter2") && !msg.contains("admin"), "credentials leaked: {msg}");
+    assert!(started.elapsed() < STEP * 3, "bounded by the step timeout");
+}
+
+#[tokio::test]
+async fn garbage_in_answer_to_describe_is_an_error_not_a_crash() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten().take(2) {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let mut garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+            garbage.splice(0..0, b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nContent-Length: 4000\r\n\r\n".iter().copied());
+            let _ = conn.write_all(&garbage);
+        }
+    });
+    let e = RtspSource::connect(&format!("rtsp://127.0.0.1:{port}/cam1"), RtspTransport::Tcp, STEP)
+        .await
+        .err()
+        .expect("garbage is refused");
+    assert!(matches!(e, SourceError::Rtsp { .. } | SourceError::Timeout { .. }), "{e}");
+}
