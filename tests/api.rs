@@ -333,6 +333,21 @@ async fn keys_roles_and_rate_limits() {
     // Other keys have their own bucket.
     let (s, _) = call(&app, get().insert_header(("X-API-Key", "viewer-secret-0123456789"))).await;
     assert_eq!(s, StatusCode::OK);
+
+    // Without a valid key the bucket is the client's address: one address is limited, another is not.
+    let from = |ip: &str| get().peer_addr(format!("{ip}:40000").parse().unwrap());
+    let mut limited = false;
+    for _ in 0..10 {
+        let (s, _) = call(&app, from("192.0.2.7")).await;
+        if s == StatusCode::TOO_MANY_REQUESTS {
+            limited = true;
+            break;
+        }
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    assert!(limited, "an address without a key is rate limited");
+    let (s, _) = call(&app, from("192.0.2.8")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "another address has its own bucket");
 }
 
 #[actix_web::test]
