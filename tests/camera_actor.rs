@@ -92,3 +92,40 @@ async fn a_file_camera_streams_at_its_rate_and_a_missing_file_backs_off_with_the
     actix::clock::sleep(Duration::from_secs(1)).await;
     assert!(cam.send(GetStatus).await.unwrap().frames_received > before);
 }
+
+#[actix_web::test]
+async fn an_rtsp_camera_gone_for_a_minute_comes_back_and_the_other_cameras_keep_their_rate() {
+    let clip = common::h264_clip(&common::photo("obama.jpg"), 3, &["-profile:v", "baseline", "-g", "10"], "minute");
+    let server = common::RtspServer::start(&clip, 10);
+    let port = server.port;
+    let (rtsp_frames, file_frames) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let rtsp_sink = Counter(rtsp_frames.clone()).start();
+    let file_sink = Counter(file_frames.clone()).start();
+    let mut config = CameraConfig::new(1, format!("rtsp://127.0.0.1:{port}/cam1"));
+    config.stall_timeout = Duration::from_secs(2);
+    let cam = CameraActor::new(config, rtsp_sink.recipient()).start();
+    let other = CameraActor::new(CameraConfig::new(2, common::path_str(&clip)), file_sink.recipient()).start();
+    wait_for(&cam, "streaming", Duration::from_secs(30), |s| {
+        s.state == CameraState::Streaming && s.frames_received > 20
+    })
+    .await;
+
+    drop(server);
+    wait_for(&cam, "backoff", Duration::from_secs(30), |s| s.state == CameraState::Backoff).await;
+    let (t0, other0) = (std::time::Instant::now(), file_frames.load(Ordering::SeqCst));
+    actix::clock::sleep(Duration::from_secs(60)).await;
+    // Meanwhile the file camera delivered at its 10 fps: nothing of the other camera's retries leaks.
+    let other_fps = (file_frames.load(Ordering::SeqCst) - other0) as f64 / t0.elapsed().as_secs_f64();
+    assert!(other_fps > 8.0, "the other camera dropped to {other_fps:.1} fps");
+    let during = cam.send(GetStatus).await.unwrap();
+    assert!(during.reconnects >= 3, "retried with backoff during the minute: {during:?}");
+    assert!(during.last_error.is_some());
+
+    // Back after a minute: the capped backoff (30 s) brings the camera back without anyone's help.
+    let _server = common::RtspServer::start_on(&clip, 10, port);
+    let before = during.frames_received;
+    wait_for(&cam, "streaming again", Duration::from_secs(60), |s| {
+        s.state == CameraState::Streaming && s.frames_received > before + 10
+    })
+    .await;
+}
