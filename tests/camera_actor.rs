@@ -104,7 +104,7 @@ async fn an_rtsp_camera_gone_for_a_minute_comes_back_and_the_other_cameras_keep_
     let mut config = CameraConfig::new(1, format!("rtsp://127.0.0.1:{port}/cam1"));
     config.stall_timeout = Duration::from_secs(2);
     let cam = CameraActor::new(config, rtsp_sink.recipient()).start();
-    let other = CameraActor::new(CameraConfig::new(2, common::path_str(&clip)), file_sink.recipient()).start();
+    let _other = CameraActor::new(CameraConfig::new(2, common::path_str(&clip)), file_sink.recipient()).start();
     wait_for(&cam, "streaming", Duration::from_secs(30), |s| {
         s.state == CameraState::Streaming && s.frames_received > 20
     })
