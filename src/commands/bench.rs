@@ -12,6 +12,7 @@ use panoptes_actors::camera::{CameraActor, CameraConfig, GetStatus, StopCamera};
 use panoptes_actors::decoder::{DecoderActor, GetDecoderStats};
 use panoptes_actors::inference::{GetWorkerStats, InferenceWorker};
 use panoptes_actors::messages::FaceObservation;
+use panoptes_api::process_stats::ProcessStats;
 use panoptes_engine::embed::EMBEDDING_DIM;
 use panoptes_engine::gallery::Gallery;
 
@@ -60,21 +61,10 @@ impl Handler<TakeResults> for Collector {
 }
 
 /// (user + system CPU seconds, resident set size in bytes) of this process, from /proc.
+/// CPU seconds and resident bytes of this process so far.
 fn process_usage() -> Result<(f64, u64)> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // fields after the ")" that closes the command name: utime is the 12th, stime the 13th
-    let after = stat.rsplit_once(')').map(|(_, r)| r).context("unexpected /proc/self/stat")?;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let rss_kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    Ok((ticks / 100.0, rss_kb * 1024)) // USER_HZ is 100 on Linux
+    let p = ProcessStats::read().context("cannot read this process's figures from /proc/self")?;
+    Ok((p.cpu_seconds, p.resident_bytes))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
