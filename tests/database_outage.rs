@@ -8,14 +8,11 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
+use common::KillOnDrop;
 
 /// `scripts/pg <verb>` on the cluster in `dir`; its output (the URL for `start`).
 fn pg(dir: &Path, verb: &str) -> String {
@@ -34,15 +31,6 @@ struct Cluster(std::path::PathBuf);
 impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = Command::new(common::root().join("scripts/pg")).arg("stop").env("PANOPTES_PG_DIR", &self.0).output();
-    }
-}
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -65,10 +53,7 @@ fn call(method: &str, url: &str, body: Option<serde_json::Value>) -> Option<(u16
 /// The sum of every sample of `name` in the engine's /metrics.
 fn metric(api: &str, name: &str) -> f64 {
     let text = ureq::get(&format!("{api}/metrics")).call().expect("/metrics").into_string().expect("text");
-    text.lines()
-        .filter(|l| l.split(['{', ' ']).next() == Some(name))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum()
+    common::metric_sum(&text, name)
 }
 
 async fn count_rows(url: &str, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> i64 {
@@ -79,34 +64,19 @@ async fn count_rows(url: &str, sql: &str, params: &[&(dyn tokio_postgres::types:
 
 #[tokio::test]
 async fn detections_made_while_postgresql_is_down_are_all_written_when_it_returns() {
-    let root = common::root();
     let work = common::temp_dir("db-outage");
     let pg_dir = work.join("pg");
     let url = pg(&pg_dir, "start");
     let _cluster = Cluster(pg_dir.clone());
 
-    let enroll = Command::new(env!("CARGO_BIN_EXE_panoptes"))
-        .current_dir(&root)
-        .env("PANOPTES_DATABASE_URL", &url)
-        .args(["enroll", "--name", "Barack Obama"])
-        .arg(common::photo("obama.jpg"))
-        .output()
-        .expect("panoptes enroll");
-    assert!(enroll.status.success(), "{}", String::from_utf8_lossy(&enroll.stderr));
+    common::enroll_with_cli(&url, "Barack Obama", "obama.jpg");
 
     let clip = common::comings_and_goings_clip(&work);
-    let port = free_port();
-    let mut engine = Process(
-        Command::new(env!("CARGO_BIN_EXE_panoptes"))
-            .current_dir(&root)
-            .env("PANOPTES_DATABASE_URL", &url)
-            .env("PANOPTES_API__LISTEN", format!("\"127.0.0.1:{port}\""))
-            .env("PANOPTES_SNAPSHOTS__DIR", format!("\"{}\"", common::path_str(&work.join("snapshots"))))
+    let port = common::free_port();
+    let mut engine = KillOnDrop(
+        common::serve_command(&url, port, &work.join("snapshots"))
             .env("PANOPTES_STREAMING__COOLDOWN_SECS", "1")
             .env("PANOPTES_STREAMING__DEMO_CLIP", format!("\"{}\"", common::path_str(&clip)))
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .expect("start panoptes serve"),
     );

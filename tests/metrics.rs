@@ -6,24 +6,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
-/// Kills the child when the test ends, however it ends.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{free_port, KillOnDrop};
 
 fn get_text(url: &str) -> Option<String> {
     ureq::get(url).timeout(Duration::from_secs(10)).call().ok()?.into_string().ok()
@@ -108,29 +95,12 @@ async fn a_real_prometheus_finds_data_for_every_dashboard_query_and_every_catalo
 
     // Obama is enrolled before the engine starts; the demo camera (his photo, looped) will match.
     let db = common::fresh_database().await;
-    let enroll = Command::new(env!("CARGO_BIN_EXE_panoptes"))
-        .current_dir(&root)
-        .env("PANOPTES_DATABASE_URL", &db)
-        .args(["enroll", "--name", "Barack Obama"])
-        .arg(common::photo("obama.jpg"))
-        .output()
-        .expect("panoptes enroll");
-    assert!(enroll.status.success(), "{}", String::from_utf8_lossy(&enroll.stderr));
+    common::enroll_with_cli(&db, "Barack Obama", "obama.jpg");
 
     let (port, prom_port) = (free_port(), free_port());
     let work = common::temp_dir("metrics");
-    let _engine = Process(
-        Command::new(env!("CARGO_BIN_EXE_panoptes"))
-            .current_dir(&root)
-            .env("PANOPTES_DATABASE_URL", &db)
-            .env("PANOPTES_API__LISTEN", format!("\"127.0.0.1:{port}\""))
-            .env("PANOPTES_SNAPSHOTS__DIR", format!("\"{}\"", common::path_str(&work.join("snapshots"))))
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start panoptes serve"),
-    );
+    let _engine =
+        KillOnDrop(common::serve_command(&db, port, &work.join("snapshots")).spawn().expect("start panoptes serve"));
     let api = format!("http://127.0.0.1:{port}");
     let health = format!("{api}/healthz");
     common::eventually(
@@ -148,7 +118,7 @@ async fn a_real_prometheus_finds_data_for_every_dashboard_query_and_every_catalo
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
         .replace("scrape_interval: 15s", "scrape_interval: 1s");
     std::fs::write(work.join("prometheus.yml"), text).unwrap();
-    let _prometheus = Process(
+    let _prometheus = KillOnDrop(
         Command::new("prometheus")
             .arg(format!("--config.file={}", common::path_str(&work.join("prometheus.yml"))))
             .arg(format!("--storage.tsdb.path={}", common::path_str(&work.join("tsdb"))))

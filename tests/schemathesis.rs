@@ -6,18 +6,10 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::KillOnDrop;
 
 const KEY: &str = "schemathesis-admin-key-0123456789";
 
@@ -26,20 +18,13 @@ async fn generated_requests_get_no_server_error_and_responses_match_the_document
     let st = common::root().join(".local/venv-test/bin/st");
     assert!(st.is_file(), "{} missing: run scripts/setup.sh", st.display());
     let db = common::fresh_database().await;
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+    let port = common::free_port();
     let work = common::temp_dir("schemathesis");
-    let _engine = Process(
-        Command::new(env!("CARGO_BIN_EXE_panoptes"))
-            .current_dir(common::root())
-            .env("PANOPTES_DATABASE_URL", &db)
-            .env("PANOPTES_API__LISTEN", format!("\"127.0.0.1:{port}\""))
+    let _engine = KillOnDrop(
+        common::serve_command(&db, port, &work.join("snapshots"))
             .env("PANOPTES_API__KEYS", format!("[{{name=\"st\", role=\"admin\", key=\"{KEY}\"}}]"))
             .env("PANOPTES_API__RATE_LIMIT_PER_SECOND", "100000")
             .env("PANOPTES_API__RATE_LIMIT_BURST", "100000")
-            .env("PANOPTES_SNAPSHOTS__DIR", format!("\"{}\"", common::path_str(&work.join("snapshots"))))
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .expect("start panoptes serve"),
     );

@@ -3,13 +3,11 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
+use common::{free_port, KillOnDrop};
 
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
     request(port, "GET", path, "").map(|(status, _, body)| (status, body))
@@ -27,30 +25,15 @@ fn request(port: u16, method: &str, path: &str, headers: &str) -> Option<(u16, S
     Some((status, head.to_ascii_lowercase(), body.to_string()))
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn serve_reports_health_and_readiness_and_stops_on_sigterm() {
     let db = common::fresh_database().await;
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_panoptes"))
-        .current_dir(common::root())
-        .env("PANOPTES_DATABASE_URL", &db)
-        .env("PANOPTES_API__LISTEN", format!("\"127.0.0.1:{port}\""))
+    let child = common::serve_command(&db, port, &common::temp_dir("serve").join("snapshots"))
         .env("PANOPTES_API__CORS_ORIGINS", "[\"https://dash.example\"]")
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("start panoptes serve");
-    let mut server = Server(child);
+    let mut server = KillOnDrop(child);
     let deadline = Instant::now() + Duration::from_secs(60);
     let health = loop {
         if let Some(r) = get(port, "/healthz") {

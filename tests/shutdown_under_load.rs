@@ -4,51 +4,32 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn metric(api: &str, name: &str) -> f64 {
     let Ok(res) = ureq::get(&format!("{api}/metrics")).call() else { return 0.0 };
-    let text = res.into_string().unwrap_or_default();
-    text.lines()
-        .filter(|l| l.split(['{', ' ']).next() == Some(name))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum()
+    common::metric_sum(&res.into_string().unwrap_or_default(), name)
 }
 
 #[tokio::test]
 async fn sigterm_under_load_flushes_detections_and_exits_within_ten_seconds() {
-    let root = common::root();
     let db = common::fresh_database().await;
     let work = common::temp_dir("sigterm");
     let clip = common::comings_and_goings_clip(&work);
-    let enroll = Command::new(env!("CARGO_BIN_EXE_panoptes"))
-        .current_dir(&root)
-        .env("PANOPTES_DATABASE_URL", &db)
-        .args(["enroll", "--name", "Barack Obama"])
-        .arg(common::photo("obama.jpg"))
-        .output()
-        .expect("panoptes enroll");
-    assert!(enroll.status.success(), "{}", String::from_utf8_lossy(&enroll.stderr));
+    common::enroll_with_cli(&db, "Barack Obama", "obama.jpg");
 
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+    let port = common::free_port();
     let log = work.join("engine.log");
-    let mut engine = Command::new(env!("CARGO_BIN_EXE_panoptes"))
-        .current_dir(&root)
-        .env("PANOPTES_DATABASE_URL", &db)
-        .env("PANOPTES_API__LISTEN", format!("\"127.0.0.1:{port}\""))
+    let mut engine = common::serve_command(&db, port, &work.join("snapshots"))
         .env("PANOPTES_API__MEDIA_ROOT", format!("\"{}\"", common::path_str(&work)))
         .env("PANOPTES_API__RATE_LIMIT_PER_SECOND", "100000")
         .env("PANOPTES_API__RATE_LIMIT_BURST", "100000")
         .env("PANOPTES_STREAMING__DEMO_CLIP", "\"\"")
         .env("PANOPTES_STREAMING__COOLDOWN_SECS", "1")
-        .env("PANOPTES_SNAPSHOTS__DIR", format!("\"{}\"", common::path_str(&work.join("snapshots"))))
         .env("RUST_LOG", "info")
-        .arg("serve")
-        .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("start panoptes serve");

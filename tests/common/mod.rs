@@ -146,6 +146,57 @@ pub fn comings_and_goings_clip(dir: &Path) -> PathBuf {
     out
 }
 
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A child process killed (and reaped) when the test ends, however it ends.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Enrolls `name` from the test photo `photo_name` with `panoptes enroll`, as an operator would
+/// before starting the engine.
+pub fn enroll_with_cli(db: &str, name: &str, photo_name: &str) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_panoptes"))
+        .current_dir(root())
+        .env("PANOPTES_DATABASE_URL", db)
+        .args(["enroll", "--name", name])
+        .arg(photo(photo_name))
+        .output()
+        .expect("panoptes enroll");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `panoptes serve` on database `db`, listening on 127.0.0.1:`port`, writing snapshots under
+/// `snapshots`, its output discarded; callers add their own settings and spawn it.
+pub fn serve_command(db: &str, port: u16, snapshots: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_panoptes"));
+    c.current_dir(root())
+        .env("PANOPTES_DATABASE_URL", db)
+        .env("PANOPTES_API__LISTEN", format!("\"127.0.0.1:{port}\""))
+        .env("PANOPTES_SNAPSHOTS__DIR", format!("\"{}\"", path_str(snapshots)))
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    c
+}
+
+/// The sum of every sample of `name` (all label sets) in a Prometheus exposition.
+pub fn metric_sum(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
 /// GStreamer's RTSP server (Debian packages, started by the test) looping an H.264 file at
 /// rtsp://127.0.0.1:PORT/cam1. Killed on drop.
 pub struct RtspServer {
