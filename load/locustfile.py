@@ -32,18 +32,21 @@ def get_listed(client, url, name):
             r.success()
 
 
-def headers():
-    return {"Authorization": f"Bearer {KEY}"} if KEY else {}
+class PanoptesUser(HttpUser):
+    """Every simulated user presents the key (when one is given), as a real client would."""
+
+    abstract = True
+
+    def on_start(self):
+        if KEY:
+            self.client.headers.update({"Authorization": f"Bearer {KEY}"})
 
 
-class Operator(HttpUser):
+class Operator(PanoptesUser):
     """A person at a console or a dashboard: reads cameras and detections, looks people up."""
 
     weight = 12
     wait_time = between(1, 3)
-
-    def on_start(self):
-        self.client.headers.update(headers())
 
     @task(5)
     def list_cameras(self):
@@ -83,14 +86,11 @@ class Operator(HttpUser):
             get_listed(self.client, f"/api/v1/persons/{pid}", "GET /persons/{id}")
 
 
-class Integration(HttpUser):
+class Integration(PanoptesUser):
     """A door-access or visitor system: identifies faces, enrolls and removes people."""
 
     weight = 3
     wait_time = between(2, 6)
-
-    def on_start(self):
-        self.client.headers.update(headers())
 
     @task(4)
     def identify(self):
@@ -111,14 +111,11 @@ class Integration(HttpUser):
             self.client.delete(f"/api/v1/persons/{pid}", name="DELETE /persons/{id}")
 
 
-class Installer(HttpUser):
+class Installer(PanoptesUser):
     """Someone setting up cameras: adds one, changes it, removes it."""
 
     weight = 1
     wait_time = between(3, 8)
-
-    def on_start(self):
-        self.client.headers.update(headers())
 
     @task
     def add_change_remove_camera(self):
@@ -132,14 +129,11 @@ class Installer(HttpUser):
         self.client.delete(f"/api/v1/cameras/{cid}", name="DELETE /cameras/{id}")
 
 
-class AlertScreen(HttpUser):
+class AlertScreen(PanoptesUser):
     """A wall screen listening to live alerts over SSE, reconnecting every PANOPTES_SSE_SECONDS."""
 
     weight = 1
     wait_time = between(0.5, 1)
-
-    def on_start(self):
-        self.client.headers.update(headers())
 
     @task
     def listen(self):
