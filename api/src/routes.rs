@@ -80,7 +80,8 @@ pub fn configure_with_limit(cfg: &mut web::ServiceConfig, json_limit: usize) {
         if !seen.insert(path) {
             continue;
         }
-        let mut resource = web::resource(path).default_service(web::to(error::method_not_allowed));
+        // Named after its pattern: the request metrics label requests by it without allocating.
+        let mut resource = web::resource(path).name(path).default_service(web::to(error::method_not_allowed));
         for (method, _) in ROUTES.iter().filter(|(_, p)| *p == path) {
             if let Some(route) = handler(method, path) {
                 resource = resource.route(route);
