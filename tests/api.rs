@@ -350,6 +350,155 @@ async fn keys_roles_and_rate_limits() {
     assert_eq!(s, StatusCode::UNAUTHORIZED, "another address has its own bucket");
 }
 
+/// Two API states on one database stand for two nodes (or one node before and after a restart).
+async fn key_state(store: &panoptes_engine::storage::Store, keys: Vec<ApiKeyConfig>) -> web::Data<AppState> {
+    let p = common::pipeline();
+    let gallery = common::gallery_for(store, &p).await;
+    let state = AppState::new(store.clone(), gallery, ApiConfig { keys, ..ApiConfig::default() }).unwrap();
+    state.keys.reload(store).await.expect("read stored keys");
+    web::Data::new(state)
+}
+
+#[actix_web::test]
+async fn keys_created_through_the_api_are_stored_as_digests_and_revoked_everywhere() {
+    let (store, url) = common::fresh_store().await;
+    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
+    actix_web::rt::spawn(conn);
+    let admin = ApiKeyConfig {
+        name: "ops".into(),
+        role: Some(Role::Admin),
+        key: "admin-secret-0123456789".into(),
+        key_sha256: String::new(),
+    };
+    let node_a = key_state(&store, vec![admin.clone()]).await;
+    let node_b = key_state(&store, vec![admin]).await;
+    let (a, b) = (app!(node_a), app!(node_b));
+    let as_admin = |r: test::TestRequest| r.insert_header(("X-API-Key", "admin-secret-0123456789"));
+    let new_key = |body: Value| as_admin(test::TestRequest::post().uri("/api/v1/keys").set_json(body));
+
+    let (s, created) = call(&a, new_key(json!({"name": "wall screen", "role": "viewer"}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let key = created["key"].as_str().expect("the key is in the creation answer").to_string();
+    assert!(key.starts_with("pnp_") && key.len() == 68, "{key}");
+    assert_eq!(created["role"], "viewer");
+
+    // The database holds the key's SHA-256 digest and nothing from which the key can be read back.
+    let rows = db
+        .query("SELECT row_to_json(k)::text, key_sha256 = sha256(convert_to($1, 'UTF8')) FROM api_keys k", &[&key])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let (row_text, digest_matches): (String, bool) = (rows[0].get(0), rows[0].get(1));
+    assert!(digest_matches, "the stored digest is the key's SHA-256");
+    assert!(!row_text.contains(&key) && !row_text.contains(&key[4..]), "the key itself is stored: {row_text}");
+    // Nor does any listing show it.
+    let (s, list) = call(&a, as_admin(test::TestRequest::get().uri("/api/v1/keys"))).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+    assert!(!list.to_string().contains(&key[4..]) && list["items"][0].get("key").is_none(), "{list}");
+
+    // The new key works with its role, on this node at once and on the other after its re-read.
+    let with = |k: &str, r: test::TestRequest| r.insert_header(("Authorization", format!("Bearer {k}")));
+    let cameras = || test::TestRequest::get().uri("/api/v1/cameras");
+    assert_eq!(call(&a, with(&key, cameras())).await.0, StatusCode::OK);
+    let post = test::TestRequest::post().uri("/api/v1/cameras").set_json(json!({"name": "x", "url": "rtsp://h/s"}));
+    assert_eq!(code(&call(&a, with(&key, post)).await.1), "forbidden");
+    assert_eq!(code(&call(&a, with(&key, test::TestRequest::get().uri("/api/v1/keys"))).await.1), "forbidden");
+    assert_eq!(call(&b, with(&key, cameras())).await.0, StatusCode::UNAUTHORIZED, "node B has not re-read yet");
+    node_b.keys.reload(&store).await.unwrap();
+    assert_eq!(call(&b, with(&key, cameras())).await.0, StatusCode::OK);
+
+    // Refusals: a taken name, an unknown role, a name with a control character.
+    let (s, e) = call(&a, new_key(json!({"name": "wall screen", "role": "admin"}))).await;
+    assert_eq!((s, code(&e)), (StatusCode::CONFLICT, "name_taken"));
+    let (s, e) = call(&a, new_key(json!({"name": "root", "role": "superuser"}))).await;
+    assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"));
+    let (s, e) = call(&a, new_key(json!({"name": "bad\u{0}name", "role": "viewer"}))).await;
+    assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_name"));
+
+    // Revoked: refused here at once, there after its re-read; a second revocation finds nothing.
+    let id = created["id"].as_i64().unwrap();
+    let delete = || as_admin(test::TestRequest::delete().uri(&format!("/api/v1/keys/{id}")));
+    assert_eq!(call(&a, delete()).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(call(&a, with(&key, cameras())).await.0, StatusCode::UNAUTHORIZED);
+    node_b.keys.reload(&store).await.unwrap();
+    assert_eq!(call(&b, with(&key, cameras())).await.0, StatusCode::UNAUTHORIZED);
+    let (s, e) = call(&a, delete()).await;
+    assert_eq!((s, code(&e)), (StatusCode::NOT_FOUND, "not_found"));
+}
+
+#[actix_web::test]
+async fn the_first_stored_key_closes_an_open_api() {
+    let (store, _) = common::fresh_store().await;
+    let state = key_state(&store, Vec::new()).await;
+    let app = app!(state);
+    let cameras = || test::TestRequest::get().uri("/api/v1/cameras");
+    assert_eq!(call(&app, cameras()).await.0, StatusCode::OK, "no keys at all: open");
+    let (s, created) =
+        call(&app, test::TestRequest::post().uri("/api/v1/keys").set_json(json!({"name": "first", "role": "admin"})))
+            .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let key = created["key"].as_str().unwrap();
+    assert_eq!(code(&call(&app, cameras()).await.1), "unauthorized", "a stored key closes the API");
+    assert_eq!(call(&app, cameras().insert_header(("X-API-Key", key))).await.0, StatusCode::OK);
+    // A restarted node reads the key back and stays closed.
+    let restarted = key_state(&store, Vec::new()).await;
+    let app = app!(restarted);
+    assert_eq!(call(&app, cameras()).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(call(&app, cameras().insert_header(("X-API-Key", key))).await.0, StatusCode::OK);
+}
+
+/// Every route in the table, whatever its handler does: no key is refused (401) unless the route is
+/// a probe; a viewer key is refused (403) on writes and on key management, and let through elsewhere.
+#[actix_web::test]
+async fn every_route_enforces_its_role() {
+    let (store, _) = common::fresh_store().await;
+    let key = |name: &str, role: Role, key: &str| ApiKeyConfig {
+        name: name.into(),
+        role: Some(role),
+        key: key.into(),
+        key_sha256: String::new(),
+    };
+    let state = key_state(
+        &store,
+        vec![key("ops", Role::Admin, "admin-secret-0123456789"), key("wall", Role::Viewer, "viewer-secret-0123456789")],
+    )
+    .await;
+    let app = app!(state);
+    let open = ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"];
+    for &(method, path) in panoptes_api::routes::ROUTES {
+        let uri = path.replace("{id}", "1");
+        let request = || {
+            test::TestRequest::default()
+                .method(actix_web::http::Method::from_bytes(method.as_bytes()).unwrap())
+                .uri(&uri)
+        };
+        // Status only: the live-event stream's body never ends.
+        let status = |r: test::TestRequest| {
+            let app = &app;
+            async move { test::call_service(app, r.to_request()).await.status() }
+        };
+        let s = status(request()).await;
+        if open.contains(&path) {
+            assert!(s.is_success(), "{method} {path} is a probe: {s}");
+            continue;
+        }
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path} without a key");
+        let s = status(request().insert_header(("X-API-Key", "viewer-secret-0123456789"))).await;
+        let admin_only = method != "GET" && path != "/api/v1/identify" || path.starts_with("/api/v1/keys");
+        if admin_only {
+            assert_eq!(s, StatusCode::FORBIDDEN, "{method} {path} with a viewer key");
+        } else {
+            assert!(
+                s != StatusCode::UNAUTHORIZED && s != StatusCode::FORBIDDEN,
+                "{method} {path} with a viewer key: {s}"
+            );
+        }
+        let s = status(request().insert_header(("X-API-Key", "admin-secret-0123456789"))).await;
+        assert!(s != StatusCode::UNAUTHORIZED && s != StatusCode::FORBIDDEN, "{method} {path} with the admin key: {s}");
+    }
+}
+
 #[actix_web::test]
 async fn live_event_clients_sse_and_websocket_receive_a_detection_from_a_file_camera() {
     let media = common::temp_dir("api-sse");

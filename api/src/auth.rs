@@ -1,7 +1,13 @@
-//! API keys and roles. Keys are held as SHA-256 digests (configured as digests, or hashed at start
-//! from plain keys) and compared in constant time; the key itself is never logged or stored.
+//! API keys and roles. Keys are held as SHA-256 digests and compared in constant time; the key itself
+//! is never logged or stored. Two sources: the configuration (digests, or plain keys hashed at start)
+//! and the `api_keys` table (keys created through the API), re-read after every change made here and
+//! every few seconds, so a key created or revoked on another node takes effect here too.
+
+use std::sync::{Arc, RwLock};
 
 use actix_web::http::Method;
+use panoptes_engine::storage::{StorageError, Store};
+use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -23,7 +29,9 @@ pub struct Caller {
 
 #[derive(Clone, Debug, Default)]
 pub struct Keys {
-    keys: Vec<Key>,
+    configured: Arc<Vec<Key>>,
+    /// From the database; shared by every clone (each worker thread's copy of the state).
+    stored: Arc<RwLock<Vec<Key>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +44,16 @@ pub enum KeyConfigError {
     NoRole(usize),
     #[error("api.keys[{0}].key is shorter than 16 characters")]
     TooShort(usize),
+}
+
+/// A new random key (256 bits, hex, with a prefix that makes it recognisable in a secret scanner)
+/// and its digest.
+pub fn generate_key() -> (String, [u8; 32]) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let key = format!("pnp_{}", hex::encode(bytes));
+    let digest = Sha256::digest(key.as_bytes()).into();
+    (key, digest)
 }
 
 impl Keys {
@@ -55,12 +73,37 @@ impl Keys {
             let name = if k.name.is_empty() { format!("key{i}") } else { k.name.clone() };
             keys.push(Key { name, role, digest });
         }
-        Ok(Keys { keys })
+        Ok(Keys { configured: Arc::new(keys), stored: Arc::default() })
     }
 
-    /// No keys configured: the API is open.
+    /// Re-reads the keys stored in the database; returns how many there are. On failure the keys
+    /// read last stay in force (a database outage must not lock everyone out, nor let anyone in).
+    pub async fn reload(&self, store: &Store) -> Result<usize, StorageError> {
+        let rows = store.api_key_digests().await?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for r in rows {
+            let role = match r.role.as_str() {
+                "admin" => Role::Admin,
+                "viewer" => Role::Viewer,
+                other => {
+                    tracing::warn!(key = %r.name, role = other, "ignoring a stored API key with an unknown role");
+                    continue;
+                }
+            };
+            let Ok(digest) = <[u8; 32]>::try_from(r.sha256.as_slice()) else {
+                tracing::warn!(key = %r.name, "ignoring a stored API key whose digest is not 32 bytes");
+                continue;
+            };
+            keys.push(Key { name: r.name, role, digest });
+        }
+        let n = keys.len();
+        *self.stored.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        Ok(n)
+    }
+
+    /// No keys configured or stored: the API is open.
     pub fn is_open(&self) -> bool {
-        self.keys.is_empty()
+        self.configured.is_empty() && self.stored.read().unwrap_or_else(|p| p.into_inner()).is_empty()
     }
 
     /// The caller holding `presented`, if any. Every key is compared (in constant time), so the
@@ -68,13 +111,27 @@ impl Keys {
     pub fn identify(&self, presented: &str) -> Option<Caller> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found = None;
-        for k in &self.keys {
+        let stored = self.stored.read().unwrap_or_else(|p| p.into_inner());
+        for k in self.configured.iter().chain(stored.iter()) {
             if bool::from(k.digest.ct_eq(&digest)) {
                 found = Some(Caller { key_name: k.name.clone(), role: k.role.clone() });
             }
         }
         found
     }
+}
+
+/// Re-reads stored keys every `every` (keys created or revoked on other nodes).
+pub fn spawn_reload(keys: Keys, store: Store, every: std::time::Duration) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(every);
+        loop {
+            tick.tick().await;
+            if let Err(e) = keys.reload(&store).await {
+                tracing::debug!(error = %e, "could not re-read API keys; keeping the last ones read");
+            }
+        }
+    });
 }
 
 /// What a request needs: `None` for open probes, else the least role.
@@ -84,6 +141,10 @@ pub fn required_role(method: &Method, path: &str, open_probes: bool) -> Option<R
     }
     if path == "/api/v1/openapi.json" {
         return None;
+    }
+    // Keys are an administrator's business, reads included.
+    if path == "/api/v1/keys" || path.starts_with("/api/v1/keys/") {
+        return Some(Role::Admin);
     }
     // identify stores nothing: a read, whatever its method.
     if method == Method::GET || method == Method::HEAD || path == "/api/v1/identify" {
@@ -127,6 +188,15 @@ mod tests {
     }
 
     #[test]
+    fn generated_keys_are_random_and_match_their_digest() {
+        let (a, da) = generate_key();
+        let (b, _) = generate_key();
+        assert_ne!(a, b);
+        assert!(a.starts_with("pnp_") && a.len() == 68);
+        assert_eq!(<[u8; 32]>::from(Sha256::digest(a.as_bytes())), da);
+    }
+
+    #[test]
     fn bad_key_config_is_refused() {
         assert!(matches!(Keys::from_config(&[cfg("a", Role::Admin, "short")]), Err(KeyConfigError::TooShort(0))));
         let no_role = ApiKeyConfig { key: "x".repeat(20), ..ApiKeyConfig::default() };
@@ -143,5 +213,6 @@ mod tests {
         assert_eq!(required_role(&Method::POST, "/api/v1/identify", true), Some(Role::Viewer));
         assert_eq!(required_role(&Method::DELETE, "/api/v1/cameras/1", true), Some(Role::Admin));
         assert_eq!(required_role(&Method::POST, "/api/v1/persons", true), Some(Role::Admin));
+        assert_eq!(required_role(&Method::GET, "/api/v1/keys", true), Some(Role::Admin));
     }
 }

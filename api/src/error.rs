@@ -72,6 +72,10 @@ pub fn valid_name(name: &str) -> Result<String, ApiError> {
     if n.is_empty() || n.chars().count() > 200 {
         return Err(ApiError::unprocessable("invalid_name", "name must be 1 to 200 characters"));
     }
+    // PostgreSQL text cannot hold U+0000, and other control characters only hide a name in logs.
+    if n.chars().any(char::is_control) {
+        return Err(ApiError::unprocessable("invalid_name", "name must not contain control characters"));
+    }
     Ok(n.to_string())
 }
 

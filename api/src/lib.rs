@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod analyzer;
 pub mod annotate;
+pub mod api_keys;
 pub mod auth;
 pub mod cache;
 pub mod cameras;

@@ -4,7 +4,7 @@
 use actix_web::http::Method;
 use actix_web::{web, Route};
 
-use crate::{admin, cameras, detections, error, events, health, identify, openapi, persons, prometheus};
+use crate::{admin, api_keys, cameras, detections, error, events, health, identify, openapi, persons, prometheus};
 
 /// (method, path as in the OpenAPI document)
 pub const ROUTES: &[(&str, &str)] = &[
@@ -32,6 +32,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/events/ws"),
     ("GET", "/api/v1/admin/stats"),
     ("POST", "/api/v1/admin/cache/clear"),
+    ("GET", "/api/v1/keys"),
+    ("POST", "/api/v1/keys"),
+    ("DELETE", "/api/v1/keys/{id}"),
 ];
 
 fn handler(method: &str, path: &str) -> Option<Route> {
@@ -60,6 +63,9 @@ fn handler(method: &str, path: &str) -> Option<Route> {
         ("GET", "/api/v1/events/ws") => web::get().to(events::ws),
         ("GET", "/api/v1/admin/stats") => web::get().to(admin::stats),
         ("POST", "/api/v1/admin/cache/clear") => web::post().to(admin::clear_cache),
+        ("GET", "/api/v1/keys") => web::get().to(api_keys::list),
+        ("POST", "/api/v1/keys") => web::post().to(api_keys::create),
+        ("DELETE", "/api/v1/keys/{id}") => web::delete().to(api_keys::delete),
         _ => return None,
     })
 }

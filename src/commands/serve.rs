@@ -24,8 +24,10 @@ pub async fn run(ctx: Context) -> Result<()> {
 
     let s = &settings.streaming;
     let mut state = AppState::new(store.clone(), gallery.clone(), settings.api.clone()).context("api settings")?;
+    state.keys.reload(&store).await.context("reading API keys")?;
+    panoptes_api::auth::spawn_reload(state.keys.clone(), store.clone(), Duration::from_secs(5));
     if state.keys.is_open() {
-        tracing::warn!(listen = %settings.api.listen, "no API keys configured: the API is open to anyone who can reach it");
+        tracing::warn!(listen = %settings.api.listen, "no API keys configured or stored: the API is open to anyone who can reach it");
     }
     let sink = DetectionSink::new(store.clone(), s.sink_capacity).with_events(state.events.clone()).start();
     let mut matcher =

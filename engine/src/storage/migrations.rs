@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "initial", include_str!("migrations/0001_initial.sql")),
     (2, "camera_leases", include_str!("migrations/0002_camera_leases.sql")),
     (3, "person_photos", include_str!("migrations/0003_person_photos.sql")),
+    (4, "api_keys", include_str!("migrations/0004_api_keys.sql")),
 ];
 
 /// Arbitrary constant key for `pg_advisory_xact_lock`, unique to Panoptes' migrations.

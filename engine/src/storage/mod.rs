@@ -1,5 +1,6 @@
 //! PostgreSQL storage, the source of truth for persons, embeddings, cameras and detections.
 
+pub mod api_keys;
 pub mod cameras;
 pub mod detections;
 pub mod embeddings;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
+pub use api_keys::StoredApiKey;
 pub use cameras::{Camera, CameraPatch};
 pub use detections::{Detection, DetectionCursor, DetectionFilter, NewDetection};
 pub use embeddings::{EmbeddingRow, NewEmbedding};
