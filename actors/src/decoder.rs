@@ -62,6 +62,8 @@ pub struct DecoderActor {
     /// A wake-up could not be delivered (consumer mailbox full): retry with the next frame.
     owe_wake: bool,
     stats: DecoderStats,
+    #[cfg(feature = "fault-injection")]
+    panic_armed: bool,
 }
 
 impl DecoderActor {
@@ -76,6 +78,8 @@ impl DecoderActor {
             consumer,
             owe_wake: false,
             stats: DecoderStats::default(),
+            #[cfg(feature = "fault-injection")]
+            panic_armed: false,
         }
     }
 
@@ -126,7 +130,13 @@ impl Handler<EncodedFrame> for DecoderActor {
         let Some(decoder) = self.decoder.as_mut() else { return };
         let (next_due, interval) = (&mut self.next_due, self.interval);
         let started = Instant::now();
+        #[cfg(feature = "fault-injection")]
+        let panic_now = std::mem::take(&mut self.panic_armed);
         let result = catch_unwind(AssertUnwindSafe(|| {
+            #[cfg(feature = "fault-injection")]
+            if panic_now {
+                crate::fault_injection::panic_now("the H.264 decoder");
+            }
             // Only sampled frames are converted to RGB.
             decoder.decode_picture_if(&frame.unit.data, frame.unit.is_keyframe, || Self::take_due(next_due, interval))
         }));
@@ -171,5 +181,14 @@ impl Handler<GetDecoderStats> for DecoderActor {
 
     fn handle(&mut self, _: GetDecoderStats, _: &mut Self::Context) -> Self::Result {
         MessageResult(DecoderStats { dropped_for_inference: self.slot.dropped(), ..self.stats })
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::fault_injection::InjectPanic> for DecoderActor {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::fault_injection::InjectPanic, _: &mut Self::Context) {
+        self.panic_armed = true;
     }
 }

@@ -34,6 +34,8 @@ pub struct WorkerStats {
     pub batches: u64,
     pub faces: u64,
     pub errors: u64,
+    /// Panics caught inside inference (each lost its batch and counts as an error too).
+    pub restarts: u64,
     /// Observations the matcher could not take (its mailbox was full).
     pub observations_dropped: u64,
     /// Cameras whose frames this worker currently takes.
@@ -59,6 +61,8 @@ pub struct InferenceWorker {
     latest: Option<LatestFrames>,
     /// This worker's place in the pool (the `worker` label of its metrics).
     index: usize,
+    #[cfg(feature = "fault-injection")]
+    panic_armed: bool,
 }
 
 impl InferenceWorker {
@@ -80,6 +84,8 @@ impl InferenceWorker {
             stats,
             latest: None,
             index: 0,
+            #[cfg(feature = "fault-injection")]
+            panic_armed: false,
         }
     }
 
@@ -139,10 +145,19 @@ impl InferenceWorker {
         let refs: Vec<&RgbImage> = images.iter().map(|i| i.as_ref()).collect();
         // A panic inside inference loses this batch, not the worker and its cameras.
         let pipeline = &mut self.pipeline;
-        let result = match catch_unwind(AssertUnwindSafe(|| pipeline.analyze_batch(&refs))) {
+        #[cfg(feature = "fault-injection")]
+        let panic_now = std::mem::take(&mut self.panic_armed);
+        let result = match catch_unwind(AssertUnwindSafe(|| {
+            #[cfg(feature = "fault-injection")]
+            if panic_now {
+                crate::fault_injection::panic_now("inference");
+            }
+            pipeline.analyze_batch(&refs)
+        })) {
             Ok(r) => r,
             Err(_) => {
                 self.stats.errors += 1;
+                self.stats.restarts += 1;
                 instruments::actor_restarted("inference");
                 let cameras: Vec<i64> = frames.iter().map(|f| f.camera_id).collect();
                 tracing::error!(?cameras, "inference panicked; the batch is dropped and the worker goes on");
@@ -233,5 +248,14 @@ impl Handler<GetWorkerStats> for InferenceWorker {
     fn handle(&mut self, _: GetWorkerStats, _: &mut Self::Context) -> Self::Result {
         self.forget_stopped();
         MessageResult(WorkerStats { cameras: self.slots.len(), load: self.load.figures(Instant::now()), ..self.stats })
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::fault_injection::InjectPanic> for InferenceWorker {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::fault_injection::InjectPanic, _: &mut Self::Context) {
+        self.panic_armed = true;
     }
 }

@@ -6,6 +6,8 @@
 
 pub mod camera;
 pub mod decoder;
+#[cfg(feature = "fault-injection")]
+pub mod fault_injection;
 pub mod inference;
 pub mod instruments;
 pub mod latest;
