@@ -129,3 +129,32 @@ async fn an_rtsp_camera_gone_for_a_minute_comes_back_and_the_other_cameras_keep_
     })
     .await;
 }
+
+#[actix_web::test]
+async fn garbage_after_play_makes_the_camera_reconnect_while_the_other_cameras_keep_their_rate() {
+    use common::scripted_rtsp::{Script, ScriptedRtspServer};
+    let clip = common::h264_clip(&common::photo("obama.jpg"), 3, &["-profile:v", "baseline", "-g", "10"], "garbage");
+    // The first connection turns to random bytes after 20 access units; later ones are clean.
+    let server = ScriptedRtspServer::start(&clip, 10, Script::GarbageAfter { after: 20 });
+    let (rtsp_frames, file_frames) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut config = CameraConfig::new(1, server.url());
+    config.stall_timeout = Duration::from_secs(2);
+    let cam = CameraActor::new(config, Counter(rtsp_frames.clone()).start().recipient()).start();
+    let _other = CameraActor::new(
+        CameraConfig::new(2, common::path_str(&clip)),
+        Counter(file_frames.clone()).start().recipient(),
+    )
+    .start();
+    let (t0, other0) = (std::time::Instant::now(), file_frames.load(Ordering::SeqCst));
+
+    let s = wait_for(&cam, "streaming again after the garbage", Duration::from_secs(40), |s| {
+        s.reconnects >= 1 && s.state == CameraState::Streaming && s.frames_received > 40
+    })
+    .await;
+    let error = s.last_error.clone().unwrap_or_default();
+    assert!(error.contains("127.0.0.1") && error.contains("RTSP"), "the error names the camera: {s:?}");
+    assert!(!error.contains('\n') && error.len() < 400, "a one-line status, not retina's hex dump: {error}");
+    assert!(server.connections.load(Ordering::SeqCst) >= 2);
+    let other_fps = (file_frames.load(Ordering::SeqCst) - other0) as f64 / t0.elapsed().as_secs_f64();
+    assert!(other_fps > 8.0, "the other camera dropped to {other_fps:.1} fps");
+}

@@ -113,3 +113,28 @@ async fn garbage_in_answer_to_describe_is_an_error_not_a_crash() {
         .expect("garbage is refused");
     assert!(matches!(e, SourceError::Rtsp { .. } | SourceError::Timeout { .. }), "{e}");
 }
+
+#[tokio::test]
+async fn rtp_timestamps_jumping_backwards_neither_break_the_stream_nor_its_pictures() {
+    use common::scripted_rtsp::{Script, ScriptedRtspServer};
+    let clip = common::h264_clip(&common::photo("obama.jpg"), 3, &["-profile:v", "baseline", "-g", "10"], "ts-back");
+    // Every 30 units (one loop of the clip) the RTP clock goes 5 s back at unit 15.
+    let server = ScriptedRtspServer::start(&clip, 25, Script::TimestampsBack { at: 15, secs: 5 });
+    let mut src = RtspSource::connect(&server.url(), RtspTransport::Tcp, STEP).await.expect("connect");
+    let mut dec = H264Decoder::new().unwrap();
+    let (mut units, mut pictures) = (0, 0);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while units < 70 {
+            let au = src.next_access_unit().await.expect("no error across the jumps").expect("stream ended early");
+            units += 1;
+            if let Ok(Some(_)) = dec.decode(&au.data, au.is_keyframe) {
+                pictures += 1;
+            }
+        }
+    })
+    .await
+    .expect("70 access units within 30 s");
+    // Three backward jumps crossed: every unit arrived and decoded, on the one connection.
+    assert_eq!(pictures, 70);
+    assert_eq!(server.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

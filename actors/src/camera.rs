@@ -182,12 +182,24 @@ async fn run_camera(config: CameraConfig, consumer: Recipient<EncodedFrame>, sta
         warn!(error = %error, retry_in = ?delay, "camera failed; reconnecting");
         update(&status, |s| {
             s.state = CameraState::Backoff;
-            s.last_error = Some(error);
+            s.last_error = Some(status_line(&error));
             s.reconnects += 1;
             s.fps = 0.0;
         });
         tokio::time::sleep(delay).await;
     }
+}
+
+/// The error as the camera's status shows it: its first line, at most 300 characters. Some errors
+/// carry a hex dump of the offending bytes on the following lines (retina's framing errors): the log
+/// line keeps it, the status and the API answer stay readable.
+fn status_line(error: &str) -> String {
+    let first = error.lines().next().unwrap_or("");
+    let mut line: String = first.chars().take(300).collect();
+    if line.len() < error.trim_end().len() {
+        line.push_str(" …");
+    }
+    line
 }
 
 /// Forwards frames until the source fails; returns why.
@@ -235,5 +247,18 @@ async fn stream(
                 s.fps = f;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_line;
+
+    #[test]
+    fn status_lines_keep_the_first_line_and_say_when_they_cut() {
+        assert_eq!(status_line("connection refused"), "connection refused");
+        assert_eq!(status_line("framing error: byte 9\n0000: e2 8d\n"), "framing error: byte 9 …");
+        let long = "x".repeat(400);
+        assert_eq!(status_line(&long).chars().count(), 302);
     }
 }

@@ -3,6 +3,8 @@
 //! message saying how to provide it; nothing is skipped silently.
 #![allow(dead_code)]
 
+pub mod scripted_rtsp;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
