@@ -90,13 +90,7 @@ enum PersonsAction {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,ort=warn,tokio_postgres=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(log_filter()).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -105,6 +99,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `RUST_LOG`, or `info` by default. tokio-postgres logs every statement's parameters at debug level,
+/// camera passwords among them, so it stays at `warn` unless `RUST_LOG` names it explicitly.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    let spec = std::env::var("RUST_LOG").unwrap_or_default();
+    let spec = if spec.trim().is_empty() { "info,ort=warn".to_string() } else { spec };
+    let spec = if spec.contains("tokio_postgres") { spec } else { format!("{spec},tokio_postgres=warn") };
+    tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+        eprintln!("RUST_LOG={spec:?} is not a valid log filter ({e}); logging at info");
+        tracing_subscriber::EnvFilter::new("info,ort=warn,tokio_postgres=warn")
+    })
 }
 
 fn run(cli: Cli) -> Result<()> {

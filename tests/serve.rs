@@ -77,3 +77,91 @@ async fn serve_reports_health_and_readiness_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Camera passwords are needed to connect, so the database holds them; nothing else may show them:
+/// not the API's answers, not the metrics, not the logs (at debug level), not the camera errors.
+#[tokio::test]
+async fn camera_credentials_appear_in_no_answer_metric_or_log_line() {
+    use common::scripted_rtsp::{Script, ScriptedRtspServer};
+    const SECRETS: [&str; 2] = ["Sup3rS3cret", "An0therS3cret"];
+    let clip = common::h264_clip(&common::photo("obama.jpg"), 2, &["-profile:v", "baseline", "-g", "10"], "creds");
+    let server = ScriptedRtspServer::start(&clip, 10, Script::Clean);
+    let closed = free_port();
+    let db = common::fresh_database().await;
+    let port = free_port();
+    let dir = common::temp_dir("serve-creds");
+    let log_path = dir.join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = common::serve_command(&db, port, &dir.join("snapshots"))
+        .env("RUST_LOG", "debug")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start panoptes serve");
+    let mut serve = KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get(port, "/healthz").is_none() {
+        assert!(Instant::now() < deadline, "serve did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let add = |name: &str, url: String| {
+        let body = serde_json::json!({ "name": name, "url": url }).to_string();
+        let headers = format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "POST /api/v1/cameras HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n{body}")
+            .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+        answer
+    };
+    let mut seen = Vec::new();
+    seen.push(add("refusing", format!("rtsp://operator:{}@127.0.0.1:{closed}/cam1", SECRETS[0])));
+    seen.push(add("streaming", format!("rtsp://viewer:{}@127.0.0.1:{}/cam1", SECRETS[1], server.port)));
+    // Both cameras at work: one streaming, the other failing and logging why.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, body) = get(port, "/api/v1/cameras").expect("camera list");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let state =
+            |name: &str| v["items"].as_array().unwrap().iter().find(|c| c["name"] == name).map(|c| c["status"].clone());
+        let refusing = state("refusing").unwrap_or_default();
+        let streaming = state("streaming").unwrap_or_default();
+        if refusing["last_error"].is_string() && streaming["state"] == "streaming" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cameras not at work: {refusing} / {streaming}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let ids: Vec<i64> = seen
+        .iter()
+        .map(|answer| {
+            let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+            serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["id"].as_i64()).expect("camera id")
+        })
+        .collect();
+    let mut paths: Vec<String> = ids.iter().map(|id| format!("/api/v1/cameras/{id}")).collect();
+    paths.extend(["/api/v1/cameras", "/metrics", "/api/v1/admin/stats"].map(String::from));
+    for path in &paths {
+        let (status, body) = get(port, path).expect("answer");
+        assert_eq!(status, 200, "{path}: {body}");
+        seen.push(body);
+    }
+    let pid = serve.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let _ = serve.0.wait();
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.contains(&format!("127.0.0.1:{closed}")), "the failing camera was logged");
+    seen.push(logs);
+    for text in &seen {
+        for secret in SECRETS {
+            assert!(!text.contains(secret), "a camera password leaked: …{}…", excerpt(text, secret));
+        }
+        assert!(!text.contains("operator:") && !text.contains("viewer:"), "a camera user name leaked");
+    }
+}
+
+/// The line holding `secret`, for the failure message.
+fn excerpt<'a>(text: &'a str, secret: &str) -> &'a str {
+    text.lines().find(|l| l.contains(secret)).unwrap_or("")
+}
