@@ -31,6 +31,7 @@ async fn migrations_are_versioned_and_idempotent() {
     assert_eq!(
         tables,
         [
+            "api_keys",
             "camera_leases",
             "cameras",
             "detections",
