@@ -165,3 +165,40 @@ async fn camera_credentials_appear_in_no_answer_metric_or_log_line() {
 fn excerpt<'a>(text: &'a str, secret: &str) -> &'a str {
     text.lines().find(|l| l.contains(secret)).unwrap_or("")
 }
+
+/// `panoptes enroll` and `panoptes persons delete` write to the database only; the running engine
+/// notices within its 5 s check (readiness reports the gallery's size).
+#[tokio::test]
+async fn persons_enrolled_and_deleted_from_the_command_line_reach_the_running_engine() {
+    let db = common::fresh_database().await;
+    let port = free_port();
+    let child = common::serve_command(&db, port, &common::temp_dir("serve-cli").join("snapshots"))
+        .spawn()
+        .expect("start panoptes serve");
+    let _serve = KillOnDrop(child);
+    let gallery_size = || {
+        let (_, body) = get(port, "/readyz")?;
+        serde_json::from_str::<serde_json::Value>(&body).ok()?["gallery_embeddings"].as_i64()
+    };
+    let wait_for_size = |want: i64| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if gallery_size() == Some(want) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "gallery never reached {want} (last {:?})", gallery_size());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait_for_size(0);
+    common::enroll_with_cli(&db, "Barack Obama", "obama.jpg");
+    wait_for_size(1);
+    let out = Command::new(env!("CARGO_BIN_EXE_panoptes"))
+        .current_dir(common::root())
+        .env("PANOPTES_DATABASE_URL", &db)
+        .args(["persons", "delete", "1"])
+        .output()
+        .expect("panoptes persons delete");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for_size(0);
+}

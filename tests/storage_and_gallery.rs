@@ -108,3 +108,31 @@ async fn an_unreachable_database_is_a_clear_error() {
     let bad = Store::new("postgresql://[not a url", 1).err().expect("must fail");
     assert!(bad.to_string().contains("invalid database URL"), "{bad}");
 }
+
+/// Two engines on one database: what one enrolls or deletes reaches the other's index at its next
+/// check, and an engine whose own index already matches the database rebuilds nothing.
+#[tokio::test]
+async fn a_gallery_follows_enrollments_and_deletions_made_elsewhere() {
+    use panoptes_engine::gallery_sync::GallerySync;
+    let (store, _) = common::fresh_store().await;
+    let mut p = common::pipeline();
+    let (here, there) = (common::gallery_for(&store, &p).await, common::gallery_for(&store, &p).await);
+    let (mut sync_here, mut sync_there) = (GallerySync::default(), GallerySync::default());
+    assert!(!sync_there.refresh(&store, &there).await.unwrap(), "nothing stored, nothing to do");
+
+    let obama = store.create_person("Barack Obama", &serde_json::json!({})).await.unwrap();
+    let policy = EnrollmentPolicy::default();
+    enroll_photo(&mut p, &store, &here, &policy, obama.id, &common::photo_bytes("obama.jpg")).await.unwrap();
+    assert!(!sync_here.refresh(&store, &here).await.unwrap(), "the enrolling engine's index already holds it");
+    assert!(sync_there.refresh(&store, &there).await.unwrap());
+    let probe = p.analyze_bytes(&common::photo_bytes("obama2.jpg")).unwrap().remove(0).embedding;
+    let found = there.read().unwrap().search(&probe, 1).unwrap();
+    assert_eq!(found.first().map(|m| m.person_id), Some(obama.id), "the other engine recognises him now");
+    assert!(!sync_there.refresh(&store, &there).await.unwrap(), "no change, no rebuild");
+
+    // Deleted from the command line: both engines let go of him.
+    assert!(store.delete_person(obama.id).await.unwrap());
+    assert!(sync_here.refresh(&store, &here).await.unwrap());
+    assert!(sync_there.refresh(&store, &there).await.unwrap());
+    assert!(here.read().unwrap().is_empty() && there.read().unwrap().is_empty());
+}

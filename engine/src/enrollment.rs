@@ -180,13 +180,7 @@ pub async fn enroll_photo(
 /// Builds the gallery for the pipeline's model from the database.
 pub async fn load_gallery(store: &Store, pipeline: &FacePipeline) -> Result<Gallery, StorageError> {
     let model = pipeline.model().clone();
-    let rows = store.embeddings_for_model(&model).await?;
-    let mut gallery = Gallery::new(model.clone(), crate::embed::EMBEDDING_DIM);
-    for r in rows {
-        if let Err(e) = gallery.insert(r.id, r.person_id, &r.vector) {
-            tracing::warn!(embedding_id = r.id, error = %e, "skipping a stored embedding");
-        }
-    }
+    let gallery = crate::gallery_sync::read_gallery(store, &model).await?;
     let foreign = store.count_foreign_embeddings(&model).await?;
     if foreign > 0 {
         tracing::warn!(count = foreign, model = %model, "embeddings of other models are stored and ignored; re-enroll those persons");

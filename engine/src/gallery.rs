@@ -28,6 +28,27 @@ pub struct Match {
     pub score: f32,
 }
 
+/// A set of embedding ids in brief: how many, the largest and their sum. Embedding ids come from a
+/// sequence, so an addition always raises the largest and a removal always lowers the count: two sets
+/// with the same signature are, in practice, the same set. Compared with the database's to tell
+/// whether the index missed a change made elsewhere (the CLI, another engine).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GallerySignature {
+    pub count: i64,
+    pub max_id: i64,
+    pub id_sum: i64,
+}
+
+impl GallerySignature {
+    pub fn of(ids: impl IntoIterator<Item = i64>) -> Self {
+        ids.into_iter().fold(Self::default(), |s, id| Self {
+            count: s.count + 1,
+            max_id: s.max_id.max(id),
+            id_sum: s.id_sum.wrapping_add(id),
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     embedding_id: i64,
@@ -82,6 +103,11 @@ impl Gallery {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Which embeddings the index holds, in brief (see [`GallerySignature`]).
+    pub fn signature(&self) -> GallerySignature {
+        GallerySignature::of(self.entries.iter().map(|e| e.embedding_id))
     }
 
     /// Adds (or replaces) an embedding.

@@ -7,6 +7,7 @@ pub mod detect;
 pub mod embed;
 pub mod enrollment;
 pub mod gallery;
+pub mod gallery_sync;
 pub mod geometry;
 pub mod image_input;
 pub mod image_resize;

@@ -12,6 +12,7 @@ use panoptes_actors::matcher::MatcherActor;
 use panoptes_actors::scheduler::{default_node_id, Scheduler, SchedulerConfig, StopScheduler};
 use panoptes_actors::sink::{DetectionSink, Drain};
 use panoptes_api::AppState;
+use panoptes_engine::gallery::Gallery;
 use panoptes_engine::snapshot::SnapshotStore;
 
 use crate::context::{load_pipeline, Context};
@@ -26,6 +27,7 @@ pub async fn run(ctx: Context) -> Result<()> {
     let mut state = AppState::new(store.clone(), gallery.clone(), settings.api.clone()).context("api settings")?;
     state.keys.reload(&store).await.context("reading API keys")?;
     panoptes_api::auth::spawn_reload(state.keys.clone(), store.clone(), Duration::from_secs(5));
+    spawn_gallery_sync(store.clone(), gallery.clone());
     if state.keys.is_open() {
         tracing::warn!(listen = %settings.api.listen, "no API keys configured or stored: the API is open to anyone who can reach it");
     }
@@ -132,6 +134,21 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
         return base.allow_any_origin();
     }
     origins.iter().fold(base, |c, o| c.allowed_origin(o))
+}
+
+/// Every 5 s, re-reads the gallery when the stored embeddings changed outside this engine's API (the
+/// CLI, another engine); a database outage only postpones it.
+fn spawn_gallery_sync(store: panoptes_engine::storage::Store, gallery: Arc<std::sync::RwLock<Gallery>>) {
+    actix::spawn(async move {
+        let mut sync = panoptes_engine::gallery_sync::GallerySync::default();
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            if let Err(e) = sync.refresh(&store, &gallery).await {
+                tracing::debug!(error = %e, "could not compare the gallery with the database; will retry");
+            }
+        }
+    });
 }
 
 /// Deletes expired snapshot days at start and then hourly, on the blocking pool.

@@ -2,6 +2,7 @@
 
 use super::{StorageError, Store};
 use crate::embed::ModelId;
+use crate::gallery::GallerySignature;
 use crate::geometry::BBox;
 
 pub struct NewEmbedding<'a> {
@@ -48,6 +49,20 @@ impl Store {
             .await
             .map_err(|source| StorageError::Query { context: "load embeddings", source })?;
         Ok(rows.iter().map(|r| EmbeddingRow { id: r.get(0), person_id: r.get(1), vector: r.get(2) }).collect())
+    }
+
+    /// The signature of the stored embeddings of one model, to compare with the in-memory index's.
+    pub async fn embedding_signature(&self, model: &ModelId) -> Result<GallerySignature, StorageError> {
+        let c = self.client().await?;
+        let row = c
+            .query_one(
+                "SELECT count(*), coalesce(max(id), 0), coalesce(sum(id), 0)::bigint FROM face_embeddings
+                 WHERE model_name = $1 AND model_version = $2",
+                &[&model.name, &model.version],
+            )
+            .await
+            .map_err(|source| StorageError::Query { context: "read the embeddings' signature", source })?;
+        Ok(GallerySignature { count: row.get(0), max_id: row.get(1), id_sum: row.get(2) })
     }
 
     /// Embeddings stored under other models than `model` (they need re-enrollment after a model change).
