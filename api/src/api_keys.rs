@@ -42,6 +42,7 @@ async fn reload(state: &AppState) {
 pub async fn create(state: web::Data<AppState>, body: web::Json<NewKey>) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let name = valid_name(&b.name)?;
+    let was_open = state.keys.is_open();
     let (key, digest) = crate::auth::generate_key();
     let stored = state.store.create_api_key(&name, role_name(&b.role), &digest).await.map_err(|e| {
         if e.is_unique_violation() {
@@ -52,6 +53,9 @@ pub async fn create(state: web::Data<AppState>, body: web::Json<NewKey>) -> Resu
     })?;
     reload(&state).await;
     tracing::info!(key_id = stored.id, key = %stored.name, role = %stored.role, "API key created");
+    if was_open && !state.keys.is_open() {
+        tracing::warn!("the API was open; from now on every request needs a key");
+    }
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/keys/{}", stored.id)))
         .insert_header(("Cache-Control", "no-store"))
