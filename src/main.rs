@@ -104,12 +104,19 @@ fn main() -> ExitCode {
 /// `RUST_LOG`, or `info` by default. tokio-postgres logs every statement's parameters at debug level,
 /// camera passwords among them, so it stays at `warn` unless `RUST_LOG` names it explicitly.
 fn log_filter() -> tracing_subscriber::EnvFilter {
+    const DEFAULT: &str = "info,ort=warn";
+    let quiet_postgres = |spec: &str| {
+        if spec.contains("tokio_postgres") {
+            spec.to_string()
+        } else {
+            format!("{spec},tokio_postgres=warn")
+        }
+    };
     let spec = std::env::var("RUST_LOG").unwrap_or_default();
-    let spec = if spec.trim().is_empty() { "info,ort=warn".to_string() } else { spec };
-    let spec = if spec.contains("tokio_postgres") { spec } else { format!("{spec},tokio_postgres=warn") };
+    let spec = quiet_postgres(if spec.trim().is_empty() { DEFAULT } else { &spec });
     tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|e| {
         eprintln!("RUST_LOG={spec:?} is not a valid log filter ({e}); logging at info");
-        tracing_subscriber::EnvFilter::new("info,ort=warn,tokio_postgres=warn")
+        tracing_subscriber::EnvFilter::new(quiet_postgres(DEFAULT))
     })
 }
 

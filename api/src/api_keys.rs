@@ -25,13 +25,6 @@ struct CreatedKey {
     key: String,
 }
 
-fn role_name(role: &Role) -> &'static str {
-    match role {
-        Role::Admin => "admin",
-        Role::Viewer => "viewer",
-    }
-}
-
 /// Stored keys change rarely and must take effect at once: re-read them after each change here.
 async fn reload(state: &AppState) {
     if let Err(e) = state.keys.reload(&state.store).await {
@@ -44,7 +37,7 @@ pub async fn create(state: web::Data<AppState>, body: web::Json<NewKey>) -> Resu
     let name = valid_name(&b.name)?;
     let was_open = state.keys.is_open();
     let (key, digest) = crate::auth::generate_key();
-    let stored = state.store.create_api_key(&name, role_name(&b.role), &digest).await.map_err(|e| {
+    let stored = state.store.create_api_key(&name, b.role.as_str(), &digest).await.map_err(|e| {
         if e.is_unique_violation() {
             ApiError::Conflict { code: "name_taken", message: format!("an API key named {name:?} already exists") }
         } else {

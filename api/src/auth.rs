@@ -82,13 +82,9 @@ impl Keys {
         let rows = store.api_key_digests().await?;
         let mut keys = Vec::with_capacity(rows.len());
         for r in rows {
-            let role = match r.role.as_str() {
-                "admin" => Role::Admin,
-                "viewer" => Role::Viewer,
-                other => {
-                    tracing::warn!(key = %r.name, role = other, "ignoring a stored API key with an unknown role");
-                    continue;
-                }
+            let Some(role) = Role::parse(&r.role) else {
+                tracing::warn!(key = %r.name, role = %r.role, "ignoring a stored API key with an unknown role");
+                continue;
             };
             let Ok(digest) = <[u8; 32]>::try_from(r.sha256.as_slice()) else {
                 tracing::warn!(key = %r.name, "ignoring a stored API key whose digest is not 32 bytes");

@@ -11,6 +11,21 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    /// The name used in the configuration, the `api_keys` table and error messages.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// The role named `name`, if any.
+    pub fn parse(name: &str) -> Option<Role> {
+        [Role::Viewer, Role::Admin].into_iter().find(|r| r.as_str() == name)
+    }
+}
+
 /// One API key. Give `key_sha256` (hex of the key's SHA-256) rather than `key` so the file holds no
 /// secret: `printf %s "$KEY" | sha256sum`.
 #[derive(Clone, Debug, Default, Deserialize)]

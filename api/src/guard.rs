@@ -46,12 +46,7 @@ fn check(req: &ServiceRequest) -> Result<Option<crate::auth::Caller>, ApiError> 
     if let (Some(role), false) = (&required, state.keys.is_open()) {
         match &caller {
             None => return Err(ApiError::Unauthorized),
-            Some(c) if c.role < *role => {
-                return Err(ApiError::Forbidden(match c.role {
-                    crate::config::Role::Viewer => "viewer",
-                    crate::config::Role::Admin => "admin",
-                }))
-            }
+            Some(c) if c.role < *role => return Err(ApiError::Forbidden(c.role.as_str())),
             Some(_) => {}
         }
     }

@@ -61,7 +61,6 @@ impl Handler<TakeResults> for Collector {
 }
 
 /// (user + system CPU seconds, resident set size in bytes) of this process, from /proc.
-/// CPU seconds and resident bytes of this process so far.
 fn process_usage() -> Result<(f64, u64)> {
     let p = ProcessStats::read().context("cannot read this process's figures from /proc/self")?;
     Ok((p.cpu_seconds, p.resident_bytes))
