@@ -49,11 +49,22 @@ fn multipart_request(path: &str, body: Vec<u8>) -> test::TestRequest {
 
 async fn state_with(config: ApiConfig) -> (AppState, panoptes_engine::storage::Store) {
     let (store, _) = common::fresh_store().await;
+    (state_on(&store, config).await, store)
+}
+
+/// An API state on `store` with the real models, its stored keys read as at start.
+async fn state_on(store: &panoptes_engine::storage::Store, config: ApiConfig) -> AppState {
     let p = common::pipeline();
-    let gallery = common::gallery_for(&store, &p).await;
+    let gallery = common::gallery_for(store, &p).await;
     let mut state = AppState::new(store.clone(), gallery, config).unwrap();
     state.analyzer = panoptes_api::analyzer::Analyzer::new(vec![p]);
-    (state, store)
+    state.keys.reload(store).await.expect("read stored keys");
+    state
+}
+
+/// A configured key holding `key` in plain text.
+fn api_key(name: &str, role: Role, key: &str) -> ApiKeyConfig {
+    ApiKeyConfig { name: name.into(), role: Some(role), key: key.into(), key_sha256: String::new() }
 }
 
 macro_rules! app {
@@ -284,16 +295,10 @@ async fn enrollment_identify_and_each_refusal() {
 
 #[actix_web::test]
 async fn keys_roles_and_rate_limits() {
-    let key = |name: &str, role: Role, key: &str| ApiKeyConfig {
-        name: name.into(),
-        role: Some(role),
-        key: key.into(),
-        key_sha256: String::new(),
-    };
     let config = ApiConfig {
         keys: vec![
-            key("ops", Role::Admin, "admin-secret-0123456789"),
-            key("wall", Role::Viewer, "viewer-secret-0123456789"),
+            api_key("ops", Role::Admin, "admin-secret-0123456789"),
+            api_key("wall", Role::Viewer, "viewer-secret-0123456789"),
         ],
         rate_limit_per_second: 0.5,
         rate_limit_burst: 5.0,
@@ -352,11 +357,7 @@ async fn keys_roles_and_rate_limits() {
 
 /// Two API states on one database stand for two nodes (or one node before and after a restart).
 async fn key_state(store: &panoptes_engine::storage::Store, keys: Vec<ApiKeyConfig>) -> web::Data<AppState> {
-    let p = common::pipeline();
-    let gallery = common::gallery_for(store, &p).await;
-    let state = AppState::new(store.clone(), gallery, ApiConfig { keys, ..ApiConfig::default() }).unwrap();
-    state.keys.reload(store).await.expect("read stored keys");
-    web::Data::new(state)
+    web::Data::new(state_on(store, ApiConfig { keys, ..ApiConfig::default() }).await)
 }
 
 #[actix_web::test]
@@ -364,12 +365,7 @@ async fn keys_created_through_the_api_are_stored_as_digests_and_revoked_everywhe
     let (store, url) = common::fresh_store().await;
     let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
     actix_web::rt::spawn(conn);
-    let admin = ApiKeyConfig {
-        name: "ops".into(),
-        role: Some(Role::Admin),
-        key: "admin-secret-0123456789".into(),
-        key_sha256: String::new(),
-    };
+    let admin = api_key("ops", Role::Admin, "admin-secret-0123456789");
     let node_a = key_state(&store, vec![admin.clone()]).await;
     let node_b = key_state(&store, vec![admin]).await;
     let (a, b) = (app!(node_a), app!(node_b));
@@ -453,15 +449,12 @@ async fn the_first_stored_key_closes_an_open_api() {
 #[actix_web::test]
 async fn every_route_enforces_its_role() {
     let (store, _) = common::fresh_store().await;
-    let key = |name: &str, role: Role, key: &str| ApiKeyConfig {
-        name: name.into(),
-        role: Some(role),
-        key: key.into(),
-        key_sha256: String::new(),
-    };
     let state = key_state(
         &store,
-        vec![key("ops", Role::Admin, "admin-secret-0123456789"), key("wall", Role::Viewer, "viewer-secret-0123456789")],
+        vec![
+            api_key("ops", Role::Admin, "admin-secret-0123456789"),
+            api_key("wall", Role::Viewer, "viewer-secret-0123456789"),
+        ],
     )
     .await;
     let app = app!(state);

@@ -10,19 +10,38 @@ use std::time::{Duration, Instant};
 use common::{free_port, KillOnDrop};
 
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    request(port, "GET", path, "").map(|(status, _, body)| (status, body))
+    request(port, "GET", path, "", "").map(|(status, _, body)| (status, body))
+}
+
+fn post_json(port: u16, path: &str, json: &serde_json::Value) -> Option<(u16, String)> {
+    let body = json.to_string();
+    let headers = format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+    request(port, "POST", path, &headers, &body).map(|(status, _, body)| (status, body))
 }
 
 /// (status, head, body) of one request on a fresh connection.
-fn request(port: u16, method: &str, path: &str, headers: &str) -> Option<(u16, String, String)> {
+fn request(port: u16, method: &str, path: &str, headers: &str, body: &str) -> Option<(u16, String, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n").ok()?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n{body}").ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let status = buf.split(' ').nth(1)?.parse().ok()?;
     let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
     Some((status, head.to_ascii_lowercase(), body.to_string()))
+}
+
+/// Waits (60 s at most) for `/healthz` to answer; its answer.
+fn wait_until_up(port: u16, server: &mut KillOnDrop) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(r) = get(port, "/healthz") {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "serve did not come up");
+        assert!(server.0.try_wait().unwrap().is_none(), "serve exited early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[tokio::test]
@@ -34,15 +53,7 @@ async fn serve_reports_health_and_readiness_and_stops_on_sigterm() {
         .spawn()
         .expect("start panoptes serve");
     let mut server = KillOnDrop(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let health = loop {
-        if let Some(r) = get(port, "/healthz") {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "serve did not come up");
-        assert!(server.0.try_wait().unwrap().is_none(), "serve exited early");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let health = wait_until_up(port, &mut server);
     assert_eq!(health.0, 200);
     let (status, body) = get(port, "/readyz").expect("readyz");
     assert_eq!(status, 200, "{body}");
@@ -54,14 +65,14 @@ async fn serve_reports_health_and_readiness_and_stops_on_sigterm() {
     // A browser dashboard on the configured origin may call the API; another origin may not.
     let preflight = |origin: &str| {
         let h = format!("Origin: {origin}\r\nAccess-Control-Request-Method: GET\r\n");
-        request(port, "OPTIONS", "/api/v1/cameras", &h).expect("preflight")
+        request(port, "OPTIONS", "/api/v1/cameras", &h, "").expect("preflight")
     };
     let (status, head, _) = preflight("https://dash.example");
     assert_eq!(status, 200);
     assert!(head.contains("access-control-allow-origin: https://dash.example"), "{head}");
     let (_, head, _) = preflight("https://evil.example");
     assert!(!head.contains("access-control-allow-origin"), "{head}");
-    let (status, _, body) = request(port, "GET", "/api/v1/nothing", "").unwrap();
+    let (status, _, body) = request(port, "GET", "/api/v1/nothing", "", "").unwrap();
     assert_eq!(status, 404);
     assert!(body.contains("no_such_route"), "{body}");
 
@@ -99,20 +110,11 @@ async fn camera_credentials_appear_in_no_answer_metric_or_log_line() {
         .spawn()
         .expect("start panoptes serve");
     let mut serve = KillOnDrop(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while get(port, "/healthz").is_none() {
-        assert!(Instant::now() < deadline, "serve did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_up(port, &mut serve);
     let add = |name: &str, url: String| {
-        let body = serde_json::json!({ "name": name, "url": url }).to_string();
-        let headers = format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len());
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(s, "POST /api/v1/cameras HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n{body}")
-            .unwrap();
-        let mut answer = String::new();
-        s.read_to_string(&mut answer).unwrap();
-        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+        let (status, answer) =
+            post_json(port, "/api/v1/cameras", &serde_json::json!({ "name": name, "url": url })).expect("answer");
+        assert_eq!(status, 201, "{answer}");
         answer
     };
     let mut seen = Vec::new();
@@ -136,8 +138,7 @@ async fn camera_credentials_appear_in_no_answer_metric_or_log_line() {
     let ids: Vec<i64> = seen
         .iter()
         .map(|answer| {
-            let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-            serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["id"].as_i64()).expect("camera id")
+            serde_json::from_str::<serde_json::Value>(answer).ok().and_then(|v| v["id"].as_i64()).expect("camera id")
         })
         .collect();
     let mut paths: Vec<String> = ids.iter().map(|id| format!("/api/v1/cameras/{id}")).collect();
@@ -193,12 +194,6 @@ async fn persons_enrolled_and_deleted_from_the_command_line_reach_the_running_en
     wait_for_size(0);
     common::enroll_with_cli(&db, "Barack Obama", "obama.jpg");
     wait_for_size(1);
-    let out = Command::new(env!("CARGO_BIN_EXE_panoptes"))
-        .current_dir(common::root())
-        .env("PANOPTES_DATABASE_URL", &db)
-        .args(["persons", "delete", "1"])
-        .output()
-        .expect("panoptes persons delete");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    common::run_cli(&db, &["persons", "delete", "1"]);
     wait_for_size(0);
 }

@@ -166,14 +166,18 @@ impl Drop for KillOnDrop {
 /// Enrolls `name` from the test photo `photo_name` with `panoptes enroll`, as an operator would
 /// before starting the engine.
 pub fn enroll_with_cli(db: &str, name: &str, photo_name: &str) {
+    run_cli(db, &["enroll", "--name", name, &path_str(&photo(photo_name))]);
+}
+
+/// Runs `panoptes ARGS` on database `db`, which must succeed.
+pub fn run_cli(db: &str, args: &[&str]) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_panoptes"))
         .current_dir(root())
         .env("PANOPTES_DATABASE_URL", db)
-        .args(["enroll", "--name", name])
-        .arg(photo(photo_name))
+        .args(args)
         .output()
-        .expect("panoptes enroll");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        .unwrap_or_else(|e| panic!("panoptes {args:?}: {e}"));
+    assert!(out.status.success(), "panoptes {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// `panoptes serve` on database `db`, listening on 127.0.0.1:`port`, writing snapshots under
