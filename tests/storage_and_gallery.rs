@@ -35,6 +35,8 @@ async fn migrations_are_versioned_and_idempotent() {
             "camera_leases",
             "cameras",
             "detections",
+            "detections_dead_letter",
+            "engine_flags",
             "engine_nodes",
             "face_embeddings",
             "person_photos",
@@ -135,4 +137,33 @@ async fn a_gallery_follows_enrollments_and_deletions_made_elsewhere() {
     assert!(sync_here.refresh(&store, &here).await.unwrap());
     assert!(sync_there.refresh(&store, &there).await.unwrap());
     assert!(here.read().unwrap().is_empty() && there.read().unwrap().is_empty());
+}
+
+/// Eight engines offering the demo camera at the same moment: one camera, no error; offered again on
+/// a database whose cameras were all deleted, nothing is added.
+#[tokio::test]
+async fn the_demo_camera_is_offered_once_in_a_databases_life() {
+    let (store, _) = common::fresh_store().await;
+    let offers = (0..8).map(|_| {
+        let s = store.clone();
+        tokio::spawn(async move { s.offer_demo_camera("demo", "/clips/demo.h264", 5.0).await })
+    });
+    let mut added = 0;
+    for offer in offers {
+        if offer.await.unwrap().expect("no offer fails, however many race").is_some() {
+            added += 1;
+        }
+    }
+    assert_eq!(added, 1);
+    let cams = store.list_cameras().await.unwrap();
+    assert_eq!(cams.len(), 1);
+    store.delete_camera(cams[0].id).await.unwrap();
+    assert!(store.offer_demo_camera("demo", "/clips/demo.h264", 5.0).await.unwrap().is_none());
+    assert!(store.list_cameras().await.unwrap().is_empty());
+
+    // A database that already had cameras (created before the demo existed) never gets one.
+    let (other, _) = common::fresh_store().await;
+    let cam = other.create_camera("gate", "rtsp://10.0.0.9/s", 5.0, true).await.unwrap();
+    other.delete_camera(cam.id).await.unwrap();
+    assert!(other.offer_demo_camera("demo", "/clips/demo.h264", 5.0).await.unwrap().is_none());
 }

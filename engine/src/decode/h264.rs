@@ -44,6 +44,13 @@ impl H264Decoder {
         self.stats
     }
 
+    /// Something before the next access unit was lost or could not be decoded: the pictures that
+    /// follow would be decoded from missing references (smeared), so nothing is fed to the decoder
+    /// until the next keyframe.
+    pub fn resync(&mut self) {
+        self.seen_keyframe = false;
+    }
+
     /// Decodes one access unit (Annex-B, start codes included). Returns a frame when the decoder has
     /// one ready; with B-frames that may be an earlier picture than this access unit's.
     pub fn decode(&mut self, access_unit: &[u8], is_keyframe: bool) -> Result<Option<RgbImage>, DecodeError> {

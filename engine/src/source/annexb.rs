@@ -55,12 +55,33 @@ pub struct AccessUnit {
     pub data: Vec<u8>,
     /// Contains an IDR slice: decoding can start here.
     pub is_keyframe: bool,
+    /// Later pictures may refer to this one (a slice with `nal_ref_idc` ≠ 0): losing it damages
+    /// every picture up to the next keyframe. A non-reference picture can be lost alone.
+    pub is_reference: bool,
+}
+
+impl AccessUnit {
+    /// An access unit of Annex-B data; whether it is a reference is read from its slices.
+    pub fn new(data: Vec<u8>, is_keyframe: bool) -> AccessUnit {
+        let is_reference = is_reference(&data);
+        AccessUnit { data, is_keyframe, is_reference }
+    }
+}
+
+/// Whether any slice of the Annex-B data has `nal_ref_idc` ≠ 0 (data without slices counts as a
+/// reference: nothing can be proven safe to lose).
+pub fn is_reference(data: &[u8]) -> bool {
+    let mut slices = nal_units(data).into_iter().filter(|n| is_slice(kind(n))).peekable();
+    if slices.peek().is_none() {
+        return true;
+    }
+    slices.any(|n| n[0] & 0x60 != 0)
 }
 
 /// Groups a whole Annex-B stream into access units. Bytes before the first start code are ignored.
 pub fn access_units(data: &[u8]) -> Vec<AccessUnit> {
     let mut out = Vec::new();
-    let mut current = AccessUnit { data: Vec::new(), is_keyframe: false };
+    let mut current = AccessUnit { data: Vec::new(), is_keyframe: false, is_reference: false };
     let mut has_slice = false;
     for nal in nal_units(data) {
         let t = kind(nal);
@@ -69,7 +90,10 @@ pub fn access_units(data: &[u8]) -> Vec<AccessUnit> {
         let boundary = has_slice
             && (starts_picture(nal) || matches!(t, nal_type::AUD | nal_type::SPS | nal_type::PPS | nal_type::SEI));
         if boundary {
-            out.push(std::mem::replace(&mut current, AccessUnit { data: Vec::new(), is_keyframe: false }));
+            out.push(std::mem::replace(
+                &mut current,
+                AccessUnit { data: Vec::new(), is_keyframe: false, is_reference: false },
+            ));
             has_slice = false;
         }
         current.data.extend_from_slice(&[0, 0, 0, 1]);
@@ -77,6 +101,7 @@ pub fn access_units(data: &[u8]) -> Vec<AccessUnit> {
         if is_slice(t) {
             has_slice = true;
             current.is_keyframe |= t == nal_type::IDR_SLICE;
+            current.is_reference |= nal[0] & 0x60 != 0;
         }
     }
     if has_slice {
@@ -109,6 +134,16 @@ mod tests {
         assert!(aus[0].is_keyframe && !aus[1].is_keyframe);
         assert_eq!(nal_units(&aus[0].data).len(), 3);
         assert_eq!(nal_units(&aus[1].data).len(), 2);
+    }
+
+    #[test]
+    fn reference_pictures_are_told_from_disposable_ones_by_nal_ref_idc() {
+        // IDR (ref_idc 3), P (ref_idc 2), non-reference B (0x01: ref_idc 0, type 1)
+        let data = [0, 0, 0, 1, 0x65, 0x88, 0, 0, 0, 1, 0x41, 0x9A, 0, 0, 0, 1, 0x01, 0x9E];
+        let aus = access_units(&data);
+        assert_eq!(aus.iter().map(|a| a.is_reference).collect::<Vec<_>>(), [true, true, false]);
+        assert!(!is_reference(&aus[2].data));
+        assert!(is_reference(b"no slices at all"));
     }
 
     #[test]

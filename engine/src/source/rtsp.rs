@@ -6,13 +6,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use retina::client::{Demuxed, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions, Transport};
 use retina::codec::{CodecItem, FrameFormat};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::annexb::AccessUnit;
 use super::camera_url::CameraUrl;
 use super::SourceError;
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum RtspTransport {
     /// RTP interleaved on the RTSP connection: works through NAT and firewalls (default).
@@ -20,6 +20,28 @@ pub enum RtspTransport {
     Tcp,
     /// RTP over UDP: LAN only (retina has no reorder buffer).
     Udp,
+}
+
+impl RtspTransport {
+    /// The name used in the API and the `cameras.transport` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RtspTransport::Tcp => "tcp",
+            RtspTransport::Udp => "udp",
+        }
+    }
+}
+
+impl std::str::FromStr for RtspTransport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "tcp" => Ok(RtspTransport::Tcp),
+            "udp" => Ok(RtspTransport::Udp),
+            other => Err(format!("unknown RTSP transport {other:?} (expected tcp or udp)")),
+        }
+    }
 }
 
 pub struct RtspSource {
@@ -86,7 +108,7 @@ impl RtspSource {
                 }
                 Some(Ok(CodecItem::VideoFrame(f))) => {
                     let is_keyframe = f.is_random_access_point();
-                    return Ok(Some(AccessUnit { data: f.into_data(), is_keyframe }));
+                    return Ok(Some(AccessUnit::new(f.into_data(), is_keyframe)));
                 }
                 Some(Ok(_)) => continue, // audio, RTCP, metadata
             }

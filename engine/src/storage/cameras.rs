@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::{StorageError, Store};
+use crate::source::rtsp::RtspTransport;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Camera {
@@ -12,6 +13,26 @@ pub struct Camera {
     pub url: String,
     pub analysis_fps: f32,
     pub enabled: bool,
+    /// How RTP reaches us from an RTSP camera.
+    pub transport: RtspTransport,
+}
+
+impl Camera {
+    /// Whether `other` is a different stream to connect to (not only other settings of the same one):
+    /// only then must a running pipeline reconnect.
+    pub fn stream_differs(&self, other: &Camera) -> bool {
+        self.url != other.url || self.transport != other.transport
+    }
+}
+
+/// A camera to add.
+#[derive(Clone, Copy, Debug)]
+pub struct NewCamera<'a> {
+    pub name: &'a str,
+    pub url: &'a str,
+    pub analysis_fps: f32,
+    pub enabled: bool,
+    pub transport: RtspTransport,
 }
 
 /// Fields to change on a camera (`None` keeps the stored value).
@@ -21,17 +42,29 @@ pub struct CameraPatch {
     pub url: Option<String>,
     pub analysis_fps: Option<f32>,
     pub enabled: Option<bool>,
+    pub transport: Option<RtspTransport>,
 }
 
+const COLUMNS: &str = "id, name, url, analysis_fps, enabled, transport";
+
 fn from_row(r: &tokio_postgres::Row) -> Camera {
-    Camera { id: r.get(0), name: r.get(1), url: r.get(2), analysis_fps: r.get(3), enabled: r.get(4) }
+    let transport: &str = r.get(5);
+    Camera {
+        id: r.get(0),
+        name: r.get(1),
+        url: r.get(2),
+        analysis_fps: r.get(3),
+        enabled: r.get(4),
+        // The column's CHECK admits only the known names.
+        transport: transport.parse().unwrap_or_default(),
+    }
 }
 
 impl Store {
     pub async fn list_cameras(&self) -> Result<Vec<Camera>, StorageError> {
         let c = self.client().await?;
         let rows = c
-            .query("SELECT id, name, url, analysis_fps, enabled FROM cameras ORDER BY id", &[])
+            .query(&format!("SELECT {COLUMNS} FROM cameras ORDER BY id"), &[])
             .await
             .map_err(|source| StorageError::Query { context: "list cameras", source })?;
         Ok(rows.iter().map(from_row).collect())
@@ -40,7 +73,7 @@ impl Store {
     pub async fn camera(&self, id: i64) -> Result<Option<Camera>, StorageError> {
         let c = self.client().await?;
         let row = c
-            .query_opt("SELECT id, name, url, analysis_fps, enabled FROM cameras WHERE id = $1", &[&id])
+            .query_opt(&format!("SELECT {COLUMNS} FROM cameras WHERE id = $1"), &[&id])
             .await
             .map_err(|source| StorageError::Query { context: "read camera", source })?;
         Ok(row.as_ref().map(from_row))
@@ -51,10 +84,20 @@ impl Store {
         let c = self.client().await?;
         let row = c
             .query_opt(
-                "UPDATE cameras SET name = coalesce($2, name), url = coalesce($3, url),
-                     analysis_fps = coalesce($4, analysis_fps), enabled = coalesce($5, enabled), updated_at = now()
-                 WHERE id = $1 RETURNING id, name, url, analysis_fps, enabled",
-                &[&id, &patch.name, &patch.url, &patch.analysis_fps, &patch.enabled],
+                &format!(
+                    "UPDATE cameras SET name = coalesce($2, name), url = coalesce($3, url),
+                         analysis_fps = coalesce($4, analysis_fps), enabled = coalesce($5, enabled),
+                         transport = coalesce($6, transport), updated_at = now()
+                     WHERE id = $1 RETURNING {COLUMNS}"
+                ),
+                &[
+                    &id,
+                    &patch.name,
+                    &patch.url,
+                    &patch.analysis_fps,
+                    &patch.enabled,
+                    &patch.transport.map(|t| t.as_str()),
+                ],
             )
             .await
             .map_err(|source| StorageError::Query { context: "update camera", source })?;
@@ -70,6 +113,7 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// A camera with the default transport (TCP).
     pub async fn create_camera(
         &self,
         name: &str,
@@ -77,15 +121,51 @@ impl Store {
         analysis_fps: f32,
         enabled: bool,
     ) -> Result<Camera, StorageError> {
+        self.insert_camera(&NewCamera { name, url, analysis_fps, enabled, transport: RtspTransport::Tcp }).await
+    }
+
+    pub async fn insert_camera(&self, cam: &NewCamera<'_>) -> Result<Camera, StorageError> {
         let c = self.client().await?;
         let r = c
             .query_one(
-                "INSERT INTO cameras (name, url, analysis_fps, enabled) VALUES ($1, $2, $3, $4)
-                 RETURNING id, name, url, analysis_fps, enabled",
-                &[&name, &url, &analysis_fps, &enabled],
+                &format!(
+                    "INSERT INTO cameras (name, url, analysis_fps, enabled, transport) VALUES ($1, $2, $3, $4, $5)
+                     RETURNING {COLUMNS}"
+                ),
+                &[&cam.name, &cam.url, &cam.analysis_fps, &cam.enabled, &cam.transport.as_str()],
             )
             .await
             .map_err(|source| StorageError::Query { context: "create camera", source })?;
         Ok(from_row(&r))
+    }
+
+    /// Adds the demo camera if this database has never offered it and never had a camera (its id
+    /// sequence was never used): atomic, so
+    /// engines starting together on one database add it once (the others find the flag taken), and a
+    /// demo camera the operator deleted never comes back. `None` when nothing was added.
+    pub async fn offer_demo_camera(
+        &self,
+        name: &str,
+        url: &str,
+        analysis_fps: f32,
+    ) -> Result<Option<Camera>, StorageError> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                &format!(
+                    "WITH flag AS (
+                         INSERT INTO engine_flags (name) VALUES ('demo_camera_offered')
+                         ON CONFLICT (name) DO NOTHING RETURNING name)
+                     INSERT INTO cameras (name, url, analysis_fps, enabled)
+                     SELECT $1, $2, $3, true FROM flag
+                     WHERE NOT EXISTS (SELECT 1 FROM cameras) AND NOT (SELECT is_called FROM cameras_id_seq)
+                     ON CONFLICT (name) DO NOTHING
+                     RETURNING {COLUMNS}"
+                ),
+                &[&name, &url, &analysis_fps],
+            )
+            .await
+            .map_err(|source| StorageError::Query { context: "offer the demo camera", source })?;
+        Ok(row.as_ref().map(from_row))
     }
 }

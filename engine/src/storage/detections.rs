@@ -56,6 +56,9 @@ fn from_row(r: &tokio_postgres::Row) -> Detection {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NewDetection {
+    /// Reserved from the table's sequence before the row is written, so that the live event can
+    /// name the row; `None` takes the next value when written.
+    pub id: Option<i64>,
     pub camera_id: i64,
     pub detected_at: DateTime<Utc>,
     /// `None` for an unknown face.
@@ -66,39 +69,81 @@ pub struct NewDetection {
     pub snapshot_path: Option<String>,
 }
 
+// With a reserved id, writing a row twice (a retry after a lost acknowledgement) leaves one row.
+const INSERT: &str = "INSERT INTO detections (id, camera_id, detected_at, person_id, score, det_score, box_x, box_y, box_w, box_h, snapshot_path)
+     VALUES (coalesce($1, nextval('detections_id_seq')), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+     ON CONFLICT (id) DO NOTHING";
+
+fn insert_params(d: &NewDetection) -> [&(dyn ToSql + Sync); 11] {
+    [
+        &d.id,
+        &d.camera_id,
+        &d.detected_at,
+        &d.person_id,
+        &d.score,
+        &d.det_score,
+        &d.bbox.x,
+        &d.bbox.y,
+        &d.bbox.width,
+        &d.bbox.height,
+        &d.snapshot_path,
+    ]
+}
+
 impl Store {
     /// Writes a batch in one transaction: all rows land or none do (the caller keeps them to retry).
     pub async fn insert_detections(&self, batch: &[NewDetection]) -> Result<(), StorageError> {
         let mut c = self.client().await?;
         let q = |context: &'static str| move |source| StorageError::Query { context, source };
         let tx = c.transaction().await.map_err(q("begin detections batch"))?;
-        let stmt = tx
-            .prepare(
-                "INSERT INTO detections (camera_id, detected_at, person_id, score, det_score, box_x, box_y, box_w, box_h, snapshot_path)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .await
-            .map_err(q("prepare detection insert"))?;
+        let stmt = tx.prepare_cached(INSERT).await.map_err(q("prepare detection insert"))?;
         for d in batch {
-            tx.execute(
-                &stmt,
-                &[
-                    &d.camera_id,
-                    &d.detected_at,
-                    &d.person_id,
-                    &d.score,
-                    &d.det_score,
-                    &d.bbox.x,
-                    &d.bbox.y,
-                    &d.bbox.width,
-                    &d.bbox.height,
-                    &d.snapshot_path,
-                ],
-            )
-            .await
-            .map_err(q("insert detection"))?;
+            tx.execute(&stmt, &insert_params(d)).await.map_err(q("insert detection"))?;
         }
         tx.commit().await.map_err(q("commit detections batch"))
+    }
+
+    /// `n` ids for detections not written yet, taken from the table's sequence.
+    pub async fn reserve_detection_ids(&self, n: i64) -> Result<Vec<i64>, StorageError> {
+        let c = self.client().await?;
+        let rows = c
+            .query("SELECT nextval('detections_id_seq') FROM generate_series(1, $1::bigint)", &[&n])
+            .await
+            .map_err(|source| StorageError::Query { context: "reserve detection ids", source })?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Writes one detection on its own (after a batch was refused, to find the row at fault).
+    pub async fn insert_detection(&self, d: &NewDetection) -> Result<(), StorageError> {
+        let c = self.client().await?;
+        let stmt = c
+            .prepare_cached(INSERT)
+            .await
+            .map_err(|source| StorageError::Query { context: "prepare detection insert", source })?;
+        c.execute(&stmt, &insert_params(d))
+            .await
+            .map_err(|source| StorageError::Query { context: "insert detection", source })?;
+        Ok(())
+    }
+
+    /// Keeps a detection the database refused for good, with the reason, in `detections_dead_letter`.
+    pub async fn dead_letter_detection(&self, d: &NewDetection, error: &str) -> Result<(), StorageError> {
+        let c = self.client().await?;
+        let row = serde_json::to_value(d).unwrap_or_default();
+        c.execute("INSERT INTO detections_dead_letter (detection, error) VALUES ($1, $2)", &[&row, &error])
+            .await
+            .map_err(|source| StorageError::Query { context: "keep a refused detection", source })?;
+        Ok(())
+    }
+
+    /// Detections kept in the dead-letter table: (the detection as JSON, the database's reason).
+    pub async fn dead_letter_detections(&self) -> Result<Vec<(serde_json::Value, String)>, StorageError> {
+        let c = self.client().await?;
+        let rows = c
+            .query("SELECT detection, error FROM detections_dead_letter ORDER BY id", &[])
+            .await
+            .map_err(|source| StorageError::Query { context: "read refused detections", source })?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// Detections matching `filter`, newest first, after `cursor` when given (keyset pagination: the

@@ -51,6 +51,19 @@ impl Store {
         Ok(rows.iter().map(|r| EmbeddingRow { id: r.get(0), person_id: r.get(1), vector: r.get(2) }).collect())
     }
 
+    /// One person's embeddings of one model (1:1 verification against an enrolled person).
+    pub async fn embeddings_of_person(&self, person_id: i64, model: &ModelId) -> Result<Vec<Vec<f32>>, StorageError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT vector FROM face_embeddings WHERE person_id = $1 AND model_name = $2 AND model_version = $3 ORDER BY id",
+                &[&person_id, &model.name, &model.version],
+            )
+            .await
+            .map_err(|source| StorageError::Query { context: "load a person's embeddings", source })?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// The signature of the stored embeddings of one model, to compare with the in-memory index's.
     pub async fn embedding_signature(&self, model: &ModelId) -> Result<GallerySignature, StorageError> {
         let c = self.client().await?;

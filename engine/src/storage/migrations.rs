@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "camera_leases", include_str!("migrations/0002_camera_leases.sql")),
     (3, "person_photos", include_str!("migrations/0003_person_photos.sql")),
     (4, "api_keys", include_str!("migrations/0004_api_keys.sql")),
+    (5, "flags_dead_letters_transport", include_str!("migrations/0005_flags_dead_letters_transport.sql")),
 ];
 
 /// Arbitrary constant key for `pg_advisory_xact_lock`, unique to Panoptes' migrations.

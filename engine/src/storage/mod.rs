@@ -15,7 +15,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio_postgres::NoTls;
 
 pub use api_keys::StoredApiKey;
-pub use cameras::{Camera, CameraPatch};
+pub use cameras::{Camera, CameraPatch, NewCamera};
 pub use detections::{Detection, DetectionCursor, DetectionFilter, NewDetection};
 pub use embeddings::{EmbeddingRow, NewEmbedding};
 pub use persons::Person;
@@ -35,6 +35,16 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// The database refused the statement itself (bad data, a broken constraint, a missing
+    /// privilege): sending it again cannot succeed. Anything else — no connection, a server shutting
+    /// down, a serialization conflict — may pass on a retry.
+    pub fn is_permanent(&self) -> bool {
+        let StorageError::Query { source, .. } = self else { return false };
+        // SQLSTATE classes: 22 data exception, 23 integrity constraint violation, 42 syntax error or
+        // access rule violation, 44 WITH CHECK OPTION violation.
+        source.code().is_some_and(|c| matches!(&c.code()[..2], "22" | "23" | "42" | "44"))
+    }
+
     /// The statement broke a unique constraint (a duplicate name, for instance).
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StorageError::Query { source, .. }
