@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use panoptes_actors::camera::{CameraActor, CameraConfig};
@@ -86,9 +86,9 @@ async fn random_bytes_do_not_stop_the_decoder() {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             (seed >> 24) as u8
         }));
-        let unit = AccessUnit { data, is_keyframe: i % 10 == 0 };
+        let unit = AccessUnit::new(data, i % 10 == 0);
         // send (not do_send): waits for mailbox room instead of ignoring the bound
-        decoder.send(EncodedFrame { camera_id: 9, unit, received_at: Instant::now() }).await.expect("decoder alive");
+        decoder.send(EncodedFrame::arriving_now(9, unit)).await.expect("decoder alive");
     }
     let s = decoder.send(GetDecoderStats).await.expect("decoder survived garbage");
     assert!(s.corrupt + s.restarts > 0, "{s:?}");
@@ -96,8 +96,45 @@ async fn random_bytes_do_not_stop_the_decoder() {
     let clip =
         common::h264_clip(&common::photo("obama.jpg"), 1, &["-profile:v", "baseline", "-g", "10"], "after-garbage");
     for unit in panoptes_engine::source::annexb::access_units(&std::fs::read(&clip).unwrap()) {
-        decoder.send(EncodedFrame { camera_id: 9, unit, received_at: Instant::now() }).await.unwrap();
+        decoder.send(EncodedFrame::arriving_now(9, unit)).await.unwrap();
     }
     let after = decoder.send(GetDecoderStats).await.unwrap();
     assert!(after.decoded > s.decoded, "{after:?}");
+}
+
+/// After a reference picture is lost (the camera could not hand it to a full decoder mailbox) or
+/// found corrupt, the pictures that follow refer to something the decoder never had: they are not
+/// decoded — nothing smeared reaches the detector — until the next keyframe.
+#[actix_web::test]
+async fn after_a_lost_or_corrupt_reference_the_decoder_waits_for_the_next_keyframe() {
+    let clip = common::h264_clip(&common::photo("obama.jpg"), 3, &["-profile:v", "baseline", "-g", "10"], "loss");
+    let units = panoptes_engine::source::annexb::access_units(&std::fs::read(&clip).unwrap());
+    assert_eq!(units.len(), 30);
+    assert!(units[0].is_keyframe && units[10].is_keyframe && units[20].is_keyframe && !units[5].is_keyframe);
+    let taken = Arc::new(AtomicUsize::new(0));
+    let consumer = SlowConsumer { work: Duration::ZERO, taken }.start();
+    let decoder = DecoderActor::new(4, 5.0, consumer.recipient()).start();
+    let mut lost = 0;
+    for (i, unit) in units.into_iter().enumerate() {
+        let mut unit = unit;
+        match i {
+            // P-frame 5 never reaches the decoder: the camera counts it lost on the next frame.
+            5 => {
+                assert!(unit.is_reference);
+                lost += 1;
+                continue;
+            }
+            // P-frame 15 arrives damaged.
+            15 => unit.data.truncate(unit.data.len() / 3),
+            _ => {}
+        }
+        let mut frame = EncodedFrame::arriving_now(4, unit);
+        frame.references_lost = lost;
+        decoder.send(frame).await.unwrap();
+    }
+    let s = decoder.send(GetDecoderStats).await.unwrap();
+    eprintln!("after a loss and a damaged unit: {s:?}");
+    // 0–4 decode; 6–9 wait for keyframe 10; 10–14 decode; 15 is corrupt, so 16–19 wait for
+    // keyframe 20; 20–29 decode.
+    assert_eq!((s.decoded, s.corrupt, s.skipped_after_loss), (20, 1, 8), "{s:?}");
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use panoptes_actors::camera::{CameraActor, CameraConfig};
@@ -59,7 +59,7 @@ async fn a_panic_inside_the_decoder_is_caught_counted_and_decoding_resumes() {
     let decoder = DecoderActor::new(3, 5.0, Drain.start().recipient()).start();
     let send = |unit| {
         let d = decoder.clone();
-        async move { d.send(EncodedFrame { camera_id: 3, unit, received_at: Instant::now() }).await.expect("alive") }
+        async move { d.send(EncodedFrame::arriving_now(3, unit)).await.expect("alive") }
     };
     let mut units = units.into_iter();
     for unit in units.by_ref().take(15) {

@@ -85,7 +85,7 @@ impl CameraConfig {
 pub struct GetStatus;
 
 /// Stops the camera (its task is aborted; the decoder behind it stops when its last address drops).
-#[derive(Message)]
+#[derive(Message, Clone, Copy, Debug)]
 #[rtype(result = "()")]
 pub struct StopCamera;
 
@@ -212,6 +212,7 @@ async fn stream(
 ) -> String {
     let mut keyframe_seen = false;
     let mut window = (Instant::now(), 0u32);
+    let mut references_lost = 0u64;
     loop {
         let unit = match tokio::time::timeout(config.stall_timeout, source.next()).await {
             Ok(Ok(Some(u))) => u,
@@ -237,7 +238,18 @@ async fn stream(
         } else {
             None
         };
-        let sent = consumer.try_send(EncodedFrame { camera_id: config.id, unit, received_at: Instant::now() });
+        let is_reference = unit.is_reference;
+        let frame = EncodedFrame {
+            camera_id: config.id,
+            unit,
+            received_at: Instant::now(),
+            captured_at: chrono::Utc::now(),
+            references_lost,
+        };
+        let sent = consumer.try_send(frame);
+        if sent.is_err() && is_reference {
+            references_lost += 1;
+        }
         update(status, |s| {
             s.frames_received += 1;
             if sent.is_err() {

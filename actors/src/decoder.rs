@@ -33,12 +33,17 @@ pub struct FrameReady {
     pub slot: Arc<LatestSlot<DecodedFrame>>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct DecoderStats {
+    /// The analysis rate this decoder samples at now.
+    pub analysis_fps: f32,
     pub decoded: u64,
     pub sampled: u64,
     pub corrupt: u64,
     pub restarts: u64,
+    /// Access units not decoded because a reference before them was lost or corrupt: decoding waits
+    /// for the next keyframe rather than show smeared pictures.
+    pub skipped_after_loss: u64,
     /// Sampled frames replaced before inference took them.
     pub dropped_for_inference: u64,
 }
@@ -47,8 +52,9 @@ pub struct DecoderStats {
 #[rtype(result = "DecoderStats")]
 pub struct GetDecoderStats;
 
-/// Changes the rate at which decoded pictures are sampled for analysis (load shedding).
-#[derive(Message)]
+/// Changes the rate at which decoded pictures are sampled for analysis (load shedding, or a new
+/// configured rate).
+#[derive(Message, Clone, Copy, Debug)]
 #[rtype(result = "()")]
 pub struct SetAnalysisFps(pub f32);
 
@@ -61,6 +67,10 @@ pub struct DecoderActor {
     consumer: Recipient<FrameReady>,
     /// A wake-up could not be delivered (consumer mailbox full): retry with the next frame.
     owe_wake: bool,
+    /// The camera's count of lost references as of the last access unit.
+    references_lost: u64,
+    /// Waiting for a keyframe after a loss.
+    resyncing: bool,
     stats: DecoderStats,
     #[cfg(feature = "fault-injection")]
     panic_armed: bool,
@@ -77,6 +87,8 @@ impl DecoderActor {
             slot: Arc::new(LatestSlot::default()),
             consumer,
             owe_wake: false,
+            references_lost: 0,
+            resyncing: false,
             stats: DecoderStats::default(),
             #[cfg(feature = "fault-injection")]
             panic_armed: false,
@@ -128,6 +140,24 @@ impl Handler<EncodedFrame> for DecoderActor {
             }
         }
         let Some(decoder) = self.decoder.as_mut() else { return };
+        if frame.references_lost > self.references_lost {
+            self.references_lost = frame.references_lost;
+            if !self.resyncing {
+                warn!(
+                    camera_id = self.camera_id,
+                    "a reference picture was lost before the decoder; waiting for the next keyframe"
+                );
+            }
+            self.resyncing = true;
+            decoder.resync();
+        }
+        if self.resyncing {
+            if !frame.unit.is_keyframe {
+                self.stats.skipped_after_loss += 1;
+                return;
+            }
+            self.resyncing = false;
+        }
         let (next_due, interval) = (&mut self.next_due, self.interval);
         let started = Instant::now();
         #[cfg(feature = "fault-injection")]
@@ -151,7 +181,11 @@ impl Handler<EncodedFrame> for DecoderActor {
             Ok(Ok(None)) => {}
             Ok(Err(e)) => {
                 self.stats.corrupt += 1;
-                warn!(camera_id = self.camera_id, error = %e, "skipping corrupt H.264 data");
+                warn!(camera_id = self.camera_id, error = %e, "corrupt H.264 data; waiting for the next keyframe");
+                self.resyncing = true;
+                if let Some(d) = self.decoder.as_mut() {
+                    d.resync();
+                }
             }
             Err(_) => {
                 // The decoder's state is unknown after a panic: start again at the next keyframe.
@@ -180,7 +214,11 @@ impl Handler<GetDecoderStats> for DecoderActor {
     type Result = MessageResult<GetDecoderStats>;
 
     fn handle(&mut self, _: GetDecoderStats, _: &mut Self::Context) -> Self::Result {
-        MessageResult(DecoderStats { dropped_for_inference: self.slot.dropped(), ..self.stats })
+        MessageResult(DecoderStats {
+            dropped_for_inference: self.slot.dropped(),
+            analysis_fps: 1.0 / self.interval.as_secs_f32(),
+            ..self.stats
+        })
     }
 }
 

@@ -19,6 +19,7 @@ use tracing::warn;
 
 use crate::decoder::{DecodedFrame, FrameReady};
 use crate::instruments::{self, FaceOutcome};
+use crate::latency_record::LatencyRecord;
 use crate::latest::LatestSlot;
 use crate::latest_frames::{AnalysedFrame, FaceMark, LatestFrames};
 use crate::load::{LoadFigures, LoadWindow};
@@ -59,6 +60,8 @@ pub struct InferenceWorker {
     load: LoadWindow,
     stats: WorkerStats,
     latest: Option<LatestFrames>,
+    /// Every decided frame's capture→decision latency (the engine's, shared by its workers).
+    latencies: Option<Arc<LatencyRecord>>,
     /// This worker's place in the pool (the `worker` label of its metrics).
     index: usize,
     #[cfg(feature = "fault-injection")]
@@ -83,6 +86,7 @@ impl InferenceWorker {
             load: LoadWindow::new(LOAD_WINDOW),
             stats,
             latest: None,
+            latencies: None,
             index: 0,
             #[cfg(feature = "fault-injection")]
             panic_armed: false,
@@ -104,6 +108,12 @@ impl InferenceWorker {
     /// Publish each camera's newest analysed frame and faces (for live snapshots).
     pub fn with_latest_frames(mut self, latest: LatestFrames) -> Self {
         self.latest = Some(latest);
+        self
+    }
+
+    /// Record every decided frame's latency in `record`.
+    pub fn with_latency_record(mut self, record: Arc<LatencyRecord>) -> Self {
+        self.latencies = Some(record);
         self
     }
 
@@ -186,6 +196,9 @@ impl InferenceWorker {
             self.load.record(done, latency, busy_each);
             instruments::frames_analysed(frame.camera_id, 1);
             instruments::capture_to_decision(frame.camera_id, latency);
+            if let Some(record) = &self.latencies {
+                record.record(latency);
+            }
             let mut marks = Vec::with_capacity(faces.len());
             for face in faces {
                 self.stats.faces += 1;

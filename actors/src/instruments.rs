@@ -17,6 +17,7 @@ pub const FACES_DETECTED_TOTAL: &str = "panoptes_faces_detected_total";
 pub const ACTOR_RESTARTS_TOTAL: &str = "panoptes_actor_restarts_total";
 pub const DETECTION_EVENTS_TOTAL: &str = "panoptes_detection_events_total";
 pub const SNAPSHOT_WRITE_DURATION_SECONDS: &str = "panoptes_snapshot_write_duration_seconds";
+pub const CONTROL_MESSAGES_FAILED_TOTAL: &str = "panoptes_control_messages_failed_total";
 
 /// Whether a detected face matched an enrolled person (above the threshold) or not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +56,15 @@ pub fn inference_batch(worker: usize, provider: &'static str, waits: &[Duration]
     let labels = [("worker", worker), ("provider", provider.to_string())];
     histogram!(INFERENCE_BATCH_FRAMES, &labels).record(waits.len() as f64);
     histogram!(INFERENCE_BATCH_DURATION_SECONDS, &labels).record(elapsed.as_secs_f64());
+}
+
+/// The control messages whose delivery failures are counted (the `message` label of
+/// `panoptes_control_messages_failed_total`).
+pub const CONTROL_MESSAGES: &[&str] = &["stop_camera", "set_analysis_fps"];
+
+/// A control message (see [`crate::control`]) could not be delivered after its retries.
+pub fn control_message_failed(message: &'static str) {
+    counter!(CONTROL_MESSAGES_FAILED_TOTAL, "message" => message).increment(1);
 }
 
 /// The actors whose restarts are counted (the `actor` label of `panoptes_actor_restarts_total`).

@@ -5,11 +5,13 @@
 //! by the scheduler, which also holds the node's camera leases.
 
 pub mod camera;
+pub mod control;
 pub mod decoder;
 #[cfg(feature = "fault-injection")]
 pub mod fault_injection;
 pub mod inference;
 pub mod instruments;
+pub mod latency_record;
 pub mod latest;
 pub mod latest_frames;
 pub mod load;

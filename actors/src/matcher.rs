@@ -73,6 +73,7 @@ impl MatcherActor {
         self.counters.events.fetch_add(1, Ordering::Relaxed);
         instruments::detection_events(o.camera_id, 1);
         let detection = NewDetection {
+            id: None,
             camera_id: o.camera_id,
             detected_at: o.seen_at,
             person_id: o.person_id,

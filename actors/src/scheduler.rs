@@ -23,6 +23,7 @@ use panoptes_engine::storage::{Camera, Store};
 use serde::Serialize;
 
 use crate::camera::{CameraActor, CameraConfig, CameraStatus, GetStatus, StopCamera};
+use crate::control::{deliver, DeliveryError};
 use crate::decoder::{DecoderActor, DecoderStats, GetDecoderStats, SetAnalysisFps};
 use crate::inference::{GetWorkerStats, InferenceWorker, WorkerStats};
 use crate::shedding::{decide, CameraRate, RateChange};
@@ -39,6 +40,8 @@ pub struct SchedulerConfig {
     /// Shedding never lowers a camera below this rate.
     pub min_fps: f32,
     pub shedding: bool,
+    /// The rate a raw H.264 file camera plays at (the file itself carries no timing).
+    pub file_fps: f32,
 }
 
 impl Default for SchedulerConfig {
@@ -50,6 +53,7 @@ impl Default for SchedulerConfig {
             lease_ttl: Duration::from_secs(15),
             min_fps: 0.5,
             shedding: true,
+            file_fps: 10.0,
         }
     }
 }
@@ -101,6 +105,8 @@ pub struct Scheduler {
     config: SchedulerConfig,
     workers: Vec<WorkerSlot>,
     running: HashMap<i64, Pipeline>,
+    /// Pipelines asked to stop whose stop has not been confirmed yet (retried every tick until it is).
+    stopping_cameras: Vec<(i64, Addr<CameraActor>)>,
     ticking: bool,
     /// Set by `StopScheduler`: no more ticks start cameras.
     stopping: bool,
@@ -121,6 +127,7 @@ impl Scheduler {
             config,
             workers,
             running: HashMap::new(),
+            stopping_cameras: Vec::new(),
             ticking: false,
             stopping: false,
             live_nodes: 0,
@@ -192,7 +199,7 @@ impl Scheduler {
             }
             (cameras, leases, stats)
         };
-        ctx.spawn(work.into_actor(self).map(|(cameras, leases, stats), act, _| {
+        ctx.spawn(work.into_actor(self).map(|(cameras, leases, stats), act, ctx| {
             act.ticking = false;
             if act.stopping {
                 return;
@@ -205,7 +212,7 @@ impl Scheduler {
             match (cameras, leases) {
                 (Ok(cameras), Some(Ok(sync))) => {
                     act.live_nodes = sync.live_nodes;
-                    act.apply(cameras, &sync.held);
+                    act.apply(cameras, &sync.held, ctx);
                 }
                 // The running cameras keep running while the database is away: no other node can
                 // claim them either until it returns.
@@ -214,8 +221,9 @@ impl Scheduler {
                 }
                 (Ok(_), None) => {}
             }
+            act.stop_pending(ctx);
             if act.config.shedding {
-                act.balance();
+                act.balance(ctx);
             }
             let board = act.board.clone();
             let reports = act.reports();
@@ -223,17 +231,38 @@ impl Scheduler {
         }));
     }
 
-    fn apply(&mut self, cameras: Vec<Camera>, held: &[i64]) {
+    fn apply(&mut self, cameras: Vec<Camera>, held: &[i64], ctx: &mut Context<Self>) {
         let wanted: HashMap<i64, Camera> =
             cameras.into_iter().filter(|c| c.enabled && held.binary_search(&c.id).is_ok()).map(|c| (c.id, c)).collect();
-        let stale: Vec<i64> =
-            self.running.iter().filter(|(id, r)| wanted.get(id) != Some(&r.config)).map(|(id, _)| *id).collect();
+        // Only a change of the stream itself (its URL or transport) needs a new connection; a new name
+        // or analysis rate is applied to the running pipeline.
+        let stale: Vec<i64> = self
+            .running
+            .iter()
+            .filter(|(id, r)| wanted.get(id).is_none_or(|c| c.stream_differs(&r.config)))
+            .map(|(id, _)| *id)
+            .collect();
         for id in stale {
             if let Some(r) = self.running.remove(&id) {
                 tracing::info!(camera_id = id, "stopping camera pipeline");
-                let _ = r.camera.try_send(StopCamera);
+                self.stopping_cameras.push((id, r.camera));
             }
         }
+        for (id, cam) in &wanted {
+            let Some(r) = self.running.get_mut(id) else { continue };
+            if r.config.analysis_fps != cam.analysis_fps {
+                tracing::info!(
+                    camera_id = id,
+                    from = r.config.analysis_fps,
+                    to = cam.analysis_fps,
+                    "new analysis rate"
+                );
+                // A shed camera starts again from its new configured rate.
+                Self::set_rate(ctx, *id, r.decoder.clone(), cam.analysis_fps);
+            }
+            r.config = cam.clone();
+        }
+        self.stop_pending(ctx);
         let mut new: Vec<Camera> = wanted.into_values().filter(|c| !self.running.contains_key(&c.id)).collect();
         new.sort_by_key(|c| c.id);
         for cam in new {
@@ -242,10 +271,41 @@ impl Scheduler {
             tracing::info!(camera_id = id, url = %redact(&cam.url), worker, "starting camera pipeline");
             let decoder =
                 DecoderActor::new(id, cam.analysis_fps, self.workers[worker].addr.clone().recipient()).start();
-            let camera = CameraActor::new(CameraConfig::new(id, cam.url.clone()), decoder.clone().recipient()).start();
+            let mut camera_config = CameraConfig::new(id, cam.url.clone());
+            camera_config.transport = cam.transport;
+            camera_config.file_fps = self.config.file_fps;
+            let camera = CameraActor::new(camera_config, decoder.clone().recipient()).start();
             let fps = cam.analysis_fps;
             self.running.insert(id, Pipeline { config: cam, camera, decoder, worker, fps });
         }
+    }
+
+    /// Delivers `StopCamera` to every pipeline waiting to stop; one whose stop is not confirmed stays
+    /// on the list for the next tick, so no camera keeps running unknown to the scheduler.
+    fn stop_pending(&mut self, ctx: &mut Context<Self>) {
+        for (id, camera) in std::mem::take(&mut self.stopping_cameras) {
+            let addr = camera.clone();
+            let stop = async move { deliver(&addr, StopCamera, "stop_camera", id).await };
+            ctx.spawn(stop.into_actor(self).map(move |result, act, _| {
+                if let Err(DeliveryError::TimedOut) = result {
+                    act.stopping_cameras.push((id, camera));
+                }
+            }));
+        }
+    }
+
+    /// Delivers a new analysis rate to a camera's decoder; the rate is recorded as in force only once
+    /// the decoder has it.
+    fn set_rate(ctx: &mut Context<Self>, camera_id: i64, decoder: Addr<DecoderActor>, fps: f32) {
+        let addr = decoder.clone();
+        let send = async move { deliver(&addr, SetAnalysisFps(fps), "set_analysis_fps", camera_id).await };
+        ctx.spawn(actix::fut::wrap_future::<_, Self>(send).map(move |result, act, _| {
+            let Some(pipeline) = act.running.get_mut(&camera_id) else { return };
+            // The camera may have been restarted meanwhile: only its own decoder's answer counts.
+            if result.is_ok() && pipeline.decoder == decoder {
+                pipeline.fps = fps;
+            }
+        }));
     }
 
     /// The worker whose projected utilisation after taking `fps` more frames per second is lowest;
@@ -266,7 +326,7 @@ impl Scheduler {
     }
 
     /// One shedding or restoring step per worker whose figures call for it.
-    fn balance(&mut self) {
+    fn balance(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         let budget_ms = self.config.latency_budget.as_secs_f64() * 1e3;
         for w in 0..self.workers.len() {
@@ -291,7 +351,7 @@ impl Scheduler {
                     (camera_id, fps, "restoring")
                 }
             };
-            if let Some(pipeline) = self.running.get_mut(&camera_id) {
+            if let Some(pipeline) = self.running.get(&camera_id) {
                 tracing::info!(
                     camera_id,
                     from = pipeline.fps,
@@ -300,8 +360,7 @@ impl Scheduler {
                     utilization = load.utilization,
                     "{verb} analysis rate"
                 );
-                pipeline.fps = fps;
-                let _ = pipeline.decoder.try_send(SetAnalysisFps(fps));
+                Self::set_rate(ctx, camera_id, pipeline.decoder.clone(), fps);
             }
             self.workers[w].last_change = Some(now);
         }
@@ -321,6 +380,7 @@ impl Actor for Scheduler {
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        // The system is going down: a camera that misses this stops with it.
         for r in self.running.values() {
             let _ = r.camera.try_send(StopCamera);
         }
@@ -340,15 +400,17 @@ impl Handler<StopScheduler> for Scheduler {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, msg: StopScheduler, _: &mut Self::Context) -> Self::Result {
-        for (_, r) in self.running.drain() {
-            let _ = r.camera.try_send(StopCamera);
-        }
+        let mut cameras: Vec<(i64, Addr<CameraActor>)> = self.running.drain().map(|(id, r)| (id, r.camera)).collect();
+        cameras.append(&mut self.stopping_cameras);
         self.stopping = true;
         let store = self.store.clone();
         let node = self.config.node_id.clone();
         let release = msg.release_leases;
         Box::pin(
             async move {
+                // Every camera stopped before the leases go, so no other node starts one still running here.
+                let stops = cameras.iter().map(|(id, c)| deliver(c, StopCamera, "stop_camera", *id));
+                futures::future::join_all(stops).await;
                 if release {
                     if let Err(e) = store.release_node(&node).await {
                         tracing::warn!(error = %e, "could not release camera leases at shutdown");
