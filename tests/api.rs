@@ -6,14 +6,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::prelude::*;
 use actix_web::body::MessageBody;
 use actix_web::http::StatusCode;
 use actix_web::{test, web, App};
-use panoptes_actors::inference::InferenceWorker;
-use panoptes_actors::matcher::MatcherActor;
-use panoptes_actors::scheduler::{Scheduler, SchedulerConfig, StopScheduler};
-use panoptes_actors::sink::DetectionSink;
 use panoptes_api::config::{ApiKeyConfig, Role};
 use panoptes_api::{ApiConfig, AppState};
 use serde_json::{json, Value};
@@ -293,6 +288,162 @@ async fn enrollment_identify_and_each_refusal() {
     assert!(store.person(person_id).await.unwrap().is_none());
 }
 
+/// A test photo re-encoded as lossless WebP (what browsers and phones often send).
+fn webp_of(name: &str) -> Vec<u8> {
+    let img = image::load_from_memory(&common::photo_bytes(name)).unwrap().to_rgb8();
+    let mut out = Vec::new();
+    image::codecs::webp::WebPEncoder::new_lossless(&mut out)
+        .encode(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
+        .unwrap();
+    out
+}
+
+#[actix_web::test]
+async fn webp_photos_enroll_and_identify_with_the_same_limits_and_errors() {
+    let (state, _) = state_with(ApiConfig::default()).await;
+    let state = web::Data::new(state);
+    let app = app!(state);
+    let obama = webp_of("obama.jpg");
+    assert_eq!(&obama[..4], b"RIFF");
+    let (s, r) = call(
+        &app,
+        multipart_request(
+            "/api/v1/persons",
+            multipart(&[("name", "Barack Obama")], &[("photos", "obama.webp", &obama)]),
+        ),
+    )
+    .await;
+    assert_eq!((s, &r["faces_enrolled"]), (StatusCode::CREATED, &json!(1)), "{r}");
+    let probe = webp_of("obama2.jpg");
+    let (s, r) =
+        call(&app, multipart_request("/api/v1/identify", multipart(&[], &[("photo", "o2.webp", &probe)]))).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["faces"][0]["matches"][0]["name"], "Barack Obama", "{r}");
+    let cut = probe[..probe.len() / 3].to_vec();
+    let (s, e) =
+        call(&app, multipart_request("/api/v1/identify", multipart(&[], &[("photo", "cut.webp", &cut)]))).await;
+    assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "corrupt_image"), "{e}");
+    let group = webp_of("t1.jpg");
+    let (s, e) = call(
+        &app,
+        multipart_request("/api/v1/persons", multipart(&[("name", "Group")], &[("photos", "t1.webp", &group)])),
+    )
+    .await;
+    assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "several_faces"), "{e}");
+}
+
+#[actix_web::test]
+async fn verify_compares_two_photos_or_a_photo_and_a_person() {
+    let (state, _) = state_with(ApiConfig::default()).await;
+    let state = web::Data::new(state);
+    let app = app!(state);
+    let photo = |name: &str| common::photo_bytes(name);
+    let verify = |files: &[(&str, &str, &[u8])], texts: &[(&str, &str)]| {
+        multipart_request("/api/v1/verify", multipart(texts, files))
+    };
+    let (o1, o2, biden) = (photo("obama.jpg"), photo("obama2.jpg"), photo("biden.jpg"));
+    let (s, same) = call(&app, verify(&[("photo_a", "a.jpg", &o1), ("photo_b", "b.jpg", &o2)], &[])).await;
+    assert_eq!(s, StatusCode::OK, "{same}");
+    assert_eq!(same["is_match"], true, "{same}");
+    assert!(same["similarity"].as_f64().unwrap() >= same["threshold"].as_f64().unwrap());
+    assert_eq!(same["face_a"]["faces_in_photo"], 1);
+    let (_, other) = call(&app, verify(&[("photo_a", "a.jpg", &o1), ("photo_b", "b.jpg", &biden)], &[])).await;
+    assert_eq!(other["is_match"], false, "{other}");
+    assert!(other["similarity"].as_f64().unwrap() < 0.5);
+
+    // Against an enrolled person: the best of their faces.
+    let (_, enrolled) = call(
+        &app,
+        multipart_request("/api/v1/persons", multipart(&[("name", "Barack Obama")], &[("photos", "o.jpg", &o1)])),
+    )
+    .await;
+    let id = enrolled["person"]["id"].as_i64().unwrap().to_string();
+    let (s, v) = call(&app, verify(&[("photo", "p.jpg", &o2)], &[("person_id", &id)])).await;
+    assert_eq!((s, &v["is_match"], &v["person_faces"]), (StatusCode::OK, &json!(true), &json!(1)), "{v}");
+    let (_, v) = call(&app, verify(&[("photo", "p.jpg", &biden)], &[("person_id", &id)])).await;
+    assert_eq!(v["is_match"], false, "{v}");
+    // A group photo: the largest face is compared, and the answer says there were more.
+    let (s, v) = call(&app, verify(&[("photo_a", "a.jpg", &o1), ("photo_b", "t1.jpg", &photo("t1.jpg"))], &[])).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["face_b"]["faces_in_photo"].as_u64().unwrap() > 1, "{v}");
+
+    // Bad input, each with its reason.
+    let noise: Vec<u8> = (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    let hanks = photo("Tom_Hanks_54745.png");
+    /// Files, text fields, expected status and error code.
+    type Case<'a> = (Vec<(&'a str, &'a str, &'a [u8])>, Vec<(&'a str, &'a str)>, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
+        (vec![("photo_a", "a.jpg", &o1)], vec![], StatusCode::UNPROCESSABLE_ENTITY, "no_photo"),
+        (vec![("photo", "p.jpg", &o1)], vec![], StatusCode::UNPROCESSABLE_ENTITY, "no_photo"),
+        (vec![], vec![("person_id", &id)], StatusCode::UNPROCESSABLE_ENTITY, "no_photo"),
+        (
+            vec![("photo", "p.jpg", &o1)],
+            vec![("person_id", "seven")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_person_id",
+        ),
+        (vec![("photo", "p.jpg", &o1)], vec![("person_id", "999999")], StatusCode::NOT_FOUND, "not_found"),
+        (
+            vec![("photo_a", "a.jpg", &o1), ("photo_b", "n.bin", &noise)],
+            vec![],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unsupported_image_format",
+        ),
+        (
+            vec![("photo_a", "h.png", &hanks), ("photo_b", "b.jpg", &o2)],
+            vec![],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_face",
+        ),
+    ];
+    for (files, texts, status, expected) in cases {
+        let (s, e) = call(&app, verify(&files, &texts)).await;
+        assert_eq!((s, code(&e)), (status, expected), "{e}");
+    }
+    let (_, e) = call(&app, verify(&[("photo_a", "h.png", &hanks), ("photo_b", "b.jpg", &o2)], &[])).await;
+    assert!(e["error"]["message"].as_str().unwrap().starts_with("photo_a:"), "names the photo: {e}");
+}
+
+/// A client that gives up while the camera list is being rebuilt (its request future is dropped
+/// half-way) must not leave the rebuild marked as running: the list would then never be rebuilt.
+#[actix_web::test]
+async fn a_camera_list_request_abandoned_half_way_does_not_freeze_the_list() {
+    let (store, url) = common::fresh_store().await;
+    let state = state_on(&store, ApiConfig::default()).await;
+    let state = web::Data::new(state);
+    let app = app!(state);
+    store.create_camera("first", "rtsp://127.0.0.1/a", 5.0, false).await.unwrap();
+    let (_, list) = call(&app, test::TestRequest::get().uri("/api/v1/cameras")).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    store.create_camera("second", "rtsp://127.0.0.1/b", 5.0, false).await.unwrap();
+    actix::clock::sleep(panoptes_api::cache::CAMERA_LIST_TTL).await;
+
+    // Hold the cameras table so the rebuild waits on the database, and give up on that request.
+    let (locker, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    actix::spawn(async move {
+        let _ = conn.await;
+    });
+    locker.batch_execute("BEGIN; LOCK TABLE cameras IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(500),
+        test::call_service(&app, test::TestRequest::get().uri("/api/v1/cameras").to_request()),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the request should have been waiting on the lock");
+    locker.batch_execute("COMMIT").await.unwrap();
+
+    let mut seen = 0;
+    for _ in 0..30 {
+        let (_, list) = call(&app, test::TestRequest::get().uri("/api/v1/cameras")).await;
+        seen = list["items"].as_array().unwrap().len();
+        if seen == 2 {
+            break;
+        }
+        actix::clock::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(seen, 2, "the camera list stayed frozen after an abandoned rebuild");
+}
+
 #[actix_web::test]
 async fn keys_roles_and_rate_limits() {
     let config = ApiConfig {
@@ -478,7 +629,8 @@ async fn every_route_enforces_its_role() {
         }
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path} without a key");
         let s = status(request().insert_header(("X-API-Key", "viewer-secret-0123456789"))).await;
-        let admin_only = method != "GET" && path != "/api/v1/identify" || path.starts_with("/api/v1/keys");
+        let reads = ["/api/v1/identify", "/api/v1/verify"];
+        let admin_only = method != "GET" && !reads.contains(&path) || path.starts_with("/api/v1/keys");
         if admin_only {
             assert_eq!(s, StatusCode::FORBIDDEN, "{method} {path} with a viewer key");
         } else {
@@ -494,32 +646,13 @@ async fn every_route_enforces_its_role() {
 
 #[actix_web::test]
 async fn live_event_clients_sse_and_websocket_receive_a_detection_from_a_file_camera() {
-    let media = common::temp_dir("api-sse");
+    let db = common::fresh_database().await;
+    let settings = common::engine_settings(&db, "sse");
+    let media = std::path::PathBuf::from(&settings.api.media_root);
     let clip = common::h264_clip(&common::photo("obama2.jpg"), 2, &["-profile:v", "baseline", "-g", "10"], "sse");
     std::fs::copy(&clip, media.join("lobby.h264")).unwrap();
-    let (mut state, store) =
-        state_with(ApiConfig { media_root: common::path_str(&media), ..ApiConfig::default() }).await;
-    let gallery = state.gallery.clone();
-    let sink = DetectionSink::new(store.clone(), 1000).with_events(state.events.clone()).start();
-    let matcher = MatcherActor::new(Duration::from_secs(30), false, sink.clone().recipient()).start();
-    let arbiter = Arbiter::new();
-    let (g, m) = (gallery.clone(), matcher.recipient());
-    let latest = panoptes_actors::latest_frames::LatestFrames::default();
-    let l = latest.clone();
-    let worker = InferenceWorker::start_in_arbiter(&arbiter.handle(), move |_| {
-        InferenceWorker::new(common::pipeline(), g, 0.55, m).with_latest_frames(l)
-    });
-    state.latest_frames = Some(latest);
-    let scheduler = Scheduler::new(
-        store.clone(),
-        vec![worker],
-        SchedulerConfig { node_id: "sse".into(), ..SchedulerConfig::default() },
-    );
-    state.camera_status = Some(scheduler.status_board());
-    let scheduler = scheduler.start();
-    state.scheduler = Some(scheduler.clone());
-    state.sink = Some(sink);
-    let state = web::Data::new(state);
+    let engine = common::start_engine(settings).await;
+    let state = engine.api_state();
     let app = app!(state);
 
     let obama = common::photo_bytes("obama.jpg");
@@ -577,6 +710,26 @@ async fn live_event_clients_sse_and_websocket_receive_a_detection_from_a_file_ca
 
     let ws_event: Value = serde_json::from_str(&websocket_text(&mut ws).await).unwrap();
     assert_eq!((&ws_event["camera_id"], &ws_event["person_name"]), (&cam["id"], &json!("Barack Obama")));
+    // The event names the row it becomes: a client opens it, and its snapshot, by that id.
+    let id = event["id"].as_i64().unwrap_or_else(|| panic!("the live event carries no detection id: {event}"));
+    assert_eq!(ws_event["id"], event["id"]);
+    let mut row = Value::Null;
+    for _ in 0..50 {
+        let (s, r) = call(&app, test::TestRequest::get().uri(&format!("/api/v1/detections/{id}"))).await;
+        if s == StatusCode::OK {
+            row = r;
+            break;
+        }
+        actix::clock::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!((&row["id"], &row["camera_id"]), (&json!(id), &cam["id"]), "{row}");
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::get().uri(&format!("/api/v1/detections/{id}/snapshot.jpg")).to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK, "the detection's snapshot is served");
+    assert!(test::read_body(resp).await.starts_with(&[0xFF, 0xD8]), "a JPEG");
 
     // Live status is republished every second: it reaches "streaming" shortly.
     let uri = format!("/api/v1/cameras/{}", cam["id"]);
@@ -606,8 +759,7 @@ async fn live_event_clients_sse_and_websocket_receive_a_detection_from_a_file_ca
 
     let (s, stats) = call(&app, test::TestRequest::get().uri("/api/v1/admin/stats")).await;
     assert_eq!((s, stats["gallery_embeddings"].as_u64()), (StatusCode::OK, Some(1)));
-    scheduler.send(StopScheduler { release_leases: true }).await.unwrap();
-    arbiter.stop();
+    engine.shutdown().await;
 }
 
 /// A minimal WebSocket client handshake over a real socket.
@@ -698,6 +850,7 @@ async fn webhooks_deliver_events_and_retry_a_failing_receiver() {
     panoptes_api::webhooks::spawn(state.clone());
     actix::clock::sleep(Duration::from_millis(100)).await; // the dispatcher subscribes
     let event = |person_id| panoptes_engine::storage::NewDetection {
+        id: None,
         camera_id: 7,
         detected_at: chrono::Utc::now(),
         person_id,

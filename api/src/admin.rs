@@ -8,13 +8,9 @@ use crate::error::ApiError;
 use crate::AppState;
 
 pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let scheduler = match &state.scheduler {
-        Some(s) => s.send(GetSchedulerStats).await.ok(),
-        None => None,
-    };
-    let sink = match &state.sink {
-        Some(s) => s.send(GetSinkStats).await.ok(),
-        None => None,
+    let (scheduler, sink) = match &state.engine {
+        Some(e) => (e.scheduler.send(GetSchedulerStats).await.ok(), e.sink.send(GetSinkStats).await.ok()),
+        None => (None, None),
     };
     let gallery = state.gallery.read().unwrap_or_else(|p| p.into_inner()).len();
     Ok(HttpResponse::Ok().json(serde_json::json!({

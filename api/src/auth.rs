@@ -142,8 +142,8 @@ pub fn required_role(method: &Method, path: &str, open_probes: bool) -> Option<R
     if path == "/api/v1/keys" || path.starts_with("/api/v1/keys/") {
         return Some(Role::Admin);
     }
-    // identify stores nothing: a read, whatever its method.
-    if method == Method::GET || method == Method::HEAD || path == "/api/v1/identify" {
+    // identify and verify store nothing: reads, whatever their method.
+    if method == Method::GET || method == Method::HEAD || path == "/api/v1/identify" || path == "/api/v1/verify" {
         Some(Role::Viewer)
     } else {
         Some(Role::Admin)
@@ -207,6 +207,7 @@ mod tests {
         assert_eq!(required_role(&Method::GET, "/healthz", false), Some(Role::Viewer));
         assert_eq!(required_role(&Method::GET, "/api/v1/cameras", true), Some(Role::Viewer));
         assert_eq!(required_role(&Method::POST, "/api/v1/identify", true), Some(Role::Viewer));
+        assert_eq!(required_role(&Method::POST, "/api/v1/verify", true), Some(Role::Viewer));
         assert_eq!(required_role(&Method::DELETE, "/api/v1/cameras/1", true), Some(Role::Admin));
         assert_eq!(required_role(&Method::POST, "/api/v1/persons", true), Some(Role::Admin));
         assert_eq!(required_role(&Method::GET, "/api/v1/keys", true), Some(Role::Admin));

@@ -60,6 +60,15 @@ impl Default for Caches {
     }
 }
 
+/// One request's claim on rebuilding the camera list; released on drop.
+pub struct RebuildGuard<'a>(&'a AtomicBool);
+
+impl Drop for RebuildGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct CacheStats {
     pub hits: u64,
@@ -76,14 +85,14 @@ impl Caches {
         fresh.map(|(_, body)| body.clone())
     }
 
-    /// True when the caller should rebuild the list; false when another request already is (serve
-    /// [`last_good_camera_list`](Self::last_good_camera_list) meanwhile).
-    pub fn begin_camera_list_rebuild(&self) -> bool {
-        !self.camera_list_rebuilding.swap(true, Ordering::AcqRel)
-    }
-
-    pub fn end_camera_list_rebuild(&self) {
-        self.camera_list_rebuilding.store(false, Ordering::Release);
+    /// A guard when the caller should rebuild the list; `None` when another request already is (serve
+    /// [`last_good_camera_list`](Self::last_good_camera_list) meanwhile). The rebuild ends when the
+    /// guard drops — also when the handler's future is dropped half-way because its client went away.
+    pub fn begin_camera_list_rebuild(&self) -> Option<RebuildGuard<'_>> {
+        if self.camera_list_rebuilding.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        Some(RebuildGuard(&self.camera_list_rebuilding))
     }
 
     pub fn store_camera_list(&self, now: Instant, body: Bytes) {

@@ -8,7 +8,8 @@ use std::time::Instant;
 use actix_web::{web, HttpResponse};
 use panoptes_actors::scheduler::CameraReport;
 use panoptes_engine::source::camera_url::{redact, CameraUrl};
-use panoptes_engine::storage::{Camera, CameraPatch};
+use panoptes_engine::source::rtsp::RtspTransport;
+use panoptes_engine::storage::{Camera, CameraPatch, NewCamera as NewCameraRow};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{valid_name, ApiError};
@@ -21,6 +22,7 @@ pub struct NewCamera {
     pub url: String,
     pub analysis_fps: Option<f32>,
     pub enabled: Option<bool>,
+    pub transport: Option<RtspTransport>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -30,6 +32,7 @@ pub struct CameraUpdate {
     pub url: Option<String>,
     pub analysis_fps: Option<f32>,
     pub enabled: Option<bool>,
+    pub transport: Option<RtspTransport>,
 }
 
 /// What the API shows of a camera: the URL without credentials, and live status when it runs here.
@@ -40,6 +43,7 @@ pub struct CameraView {
     pub url: String,
     pub analysis_fps: f32,
     pub enabled: bool,
+    pub transport: RtspTransport,
     pub status: Option<LiveStatus>,
 }
 
@@ -74,12 +78,20 @@ fn view(c: Camera, report: Option<&CameraReport>) -> CameraView {
             worker: r.worker,
         })
     });
-    CameraView { id: c.id, name: c.name, url: redact(&c.url), analysis_fps: c.analysis_fps, enabled: c.enabled, status }
+    CameraView {
+        id: c.id,
+        name: c.name,
+        url: redact(&c.url),
+        analysis_fps: c.analysis_fps,
+        enabled: c.enabled,
+        transport: c.transport,
+        status,
+    }
 }
 
 /// Live status from the scheduler's board (republished every second; no actor round trip).
 fn live(state: &AppState) -> std::sync::Arc<Vec<CameraReport>> {
-    state.camera_status.as_ref().map(|b| b.get()).unwrap_or_default()
+    state.engine.as_ref().map(|e| e.camera_status.get()).unwrap_or_default()
 }
 
 fn check_fps(fps: f32) -> Result<(), ApiError> {
@@ -138,11 +150,14 @@ pub async fn create(state: web::Data<AppState>, body: web::Json<NewCamera>) -> R
     let fps = b.analysis_fps.unwrap_or(5.0);
     check_fps(fps)?;
     let url = check_url(&state, &b.url)?;
-    let cam = state
-        .store
-        .create_camera(&name, &url, fps, b.enabled.unwrap_or(true))
-        .await
-        .map_err(|e| conflict_or(e, &name))?;
+    let new = NewCameraRow {
+        name: &name,
+        url: &url,
+        analysis_fps: fps,
+        enabled: b.enabled.unwrap_or(true),
+        transport: b.transport.unwrap_or_default(),
+    };
+    let cam = state.store.insert_camera(&new).await.map_err(|e| conflict_or(e, &name))?;
     state.caches.invalidate_cameras();
     tracing::info!(camera_id = cam.id, url = %redact(&cam.url), "camera added through the API");
     Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/cameras/{}", cam.id))).json(view(cam, None)))
@@ -155,13 +170,14 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
     }
     // Expired: one request rebuilds, concurrent ones get the previous list (at most ~1 s older)
     // instead of all hitting the database and the scheduler at once.
-    if !state.caches.begin_camera_list_rebuild() {
+    let rebuild = state.caches.begin_camera_list_rebuild();
+    if rebuild.is_none() {
         if let Some(body) = state.caches.last_good_camera_list() {
             return Ok(HttpResponse::Ok().content_type("application/json").body(body));
         }
     }
     let result = rebuild_list(&state, now).await;
-    state.caches.end_camera_list_rebuild();
+    drop(rebuild);
     result
 }
 
@@ -216,7 +232,13 @@ pub async fn update(
         Some(u) => Some(check_url(&state, u)?),
         None => None,
     };
-    let patch = CameraPatch { name: name.clone(), url, analysis_fps: b.analysis_fps, enabled: b.enabled };
+    let patch = CameraPatch {
+        name: name.clone(),
+        url,
+        analysis_fps: b.analysis_fps,
+        enabled: b.enabled,
+        transport: b.transport,
+    };
     let cam = state
         .store
         .update_camera(id, &patch)
@@ -240,7 +262,7 @@ pub async fn delete(state: web::Data<AppState>, id: web::Path<i64>) -> Result<Ht
 /// The camera's newest analysed frame with face boxes (green: recognised, red: unknown) and names.
 pub async fn snapshot(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let latest = state.latest_frames.as_ref().and_then(|l| l.get(id));
+    let latest = state.engine.as_ref().and_then(|e| e.latest_frames.get(id));
     let Some(latest) = latest else {
         state.store.camera(id).await?.ok_or(ApiError::NotFound { what: "camera", id })?;
         // Not a server fault: the camera is disabled, still connecting, or analysed on another node.

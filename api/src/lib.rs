@@ -25,6 +25,7 @@ pub mod prometheus;
 pub mod rate_limit;
 pub mod routes;
 pub mod tls;
+pub mod verify;
 pub mod webhooks;
 
 use std::path::PathBuf;
@@ -55,19 +56,28 @@ pub struct AppState {
     pub policy: EnrollmentPolicy,
     pub match_threshold: f32,
     pub top_k: usize,
-    /// The running engine (absent when the API runs without one: no live status).
-    pub scheduler: Option<Addr<Scheduler>>,
-    pub sink: Option<Addr<DetectionSink>>,
-    pub matcher: Option<Addr<MatcherActor>>,
-    /// Live camera status published by the scheduler.
-    pub camera_status: Option<panoptes_actors::scheduler::StatusBoard>,
-    /// Newest analysed frame per camera (absent: no live snapshots).
-    pub latest_frames: Option<panoptes_actors::latest_frames::LatestFrames>,
+    /// The running streaming engine (absent when the API runs without one: no live status, no
+    /// live snapshots, no engine figures).
+    pub engine: Option<EngineLink>,
     pub events: tokio::sync::broadcast::Sender<NewDetection>,
+    /// Where detection snapshots are read from (absent: the snapshot routes answer 503).
     pub snapshots: Option<Arc<SnapshotStore>>,
     /// `config.media_root`, resolved at start (None: file cameras refused).
     pub media_root: Option<PathBuf>,
     pub webhooks: webhooks::WebhookCounters,
+}
+
+/// The parts of the running engine the API reads. Only the engine assembly (`panoptes::assembly`)
+/// builds one, from the parts it started, so a part that runs is reachable from every route.
+#[derive(Clone)]
+pub struct EngineLink {
+    pub scheduler: Addr<Scheduler>,
+    pub sink: Addr<DetectionSink>,
+    pub matcher: Addr<MatcherActor>,
+    /// Live camera status published by the scheduler.
+    pub camera_status: panoptes_actors::scheduler::StatusBoard,
+    /// Newest analysed frame per camera (live snapshots).
+    pub latest_frames: panoptes_actors::latest_frames::LatestFrames,
 }
 
 /// A configuration the API cannot start with.
@@ -98,11 +108,7 @@ impl AppState {
             policy: EnrollmentPolicy::default(),
             match_threshold: 0.55,
             top_k: 5,
-            scheduler: None,
-            sink: None,
-            matcher: None,
-            camera_status: None,
-            latest_frames: None,
+            engine: None,
             events,
             snapshots: None,
             media_root,

@@ -76,44 +76,50 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
 async fn collect(state: &AppState) {
     gauge!("panoptes_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     collect_cameras(state);
-    if let Some(scheduler) = &state.scheduler {
-        if let Ok(s) = scheduler.send(GetSchedulerStats).await {
-            counter!("panoptes_scheduler_sheds_total").absolute(s.sheds);
-            counter!("panoptes_scheduler_restores_total").absolute(s.restores);
-            gauge!("panoptes_scheduler_cameras").set(s.cameras as f64);
-            gauge!("panoptes_engine_nodes_live").set(s.live_nodes as f64);
-            for (i, w) in s.workers.iter().enumerate() {
-                let worker = i.to_string();
-                let provider = w.provider.map(|p| p.as_str()).unwrap_or("none");
-                gauge!("panoptes_worker_info", "worker" => worker.clone(), "provider" => provider).set(1.0);
-                gauge!("panoptes_worker_cameras", "worker" => worker.clone()).set(w.cameras as f64);
-                gauge!("panoptes_worker_utilisation_ratio", "worker" => worker.clone()).set(w.load.utilization);
-                counter!("panoptes_inference_errors_total", "worker" => worker.clone()).absolute(w.errors);
-                counter!("panoptes_face_observations_dropped_total", "worker" => worker)
-                    .absolute(w.observations_dropped);
-            }
+    if let Some(engine) = &state.engine {
+        collect_engine(engine).await;
+    }
+    collect_api(state);
+}
+
+/// Figures of the engine's actors.
+async fn collect_engine(engine: &crate::EngineLink) {
+    if let Ok(s) = engine.scheduler.send(GetSchedulerStats).await {
+        counter!("panoptes_scheduler_sheds_total").absolute(s.sheds);
+        counter!("panoptes_scheduler_restores_total").absolute(s.restores);
+        gauge!("panoptes_scheduler_cameras").set(s.cameras as f64);
+        gauge!("panoptes_engine_nodes_live").set(s.live_nodes as f64);
+        for (i, w) in s.workers.iter().enumerate() {
+            let worker = i.to_string();
+            let provider = w.provider.map(|p| p.as_str()).unwrap_or("none");
+            gauge!("panoptes_worker_info", "worker" => worker.clone(), "provider" => provider).set(1.0);
+            gauge!("panoptes_worker_cameras", "worker" => worker.clone()).set(w.cameras as f64);
+            gauge!("panoptes_worker_utilisation_ratio", "worker" => worker.clone()).set(w.load.utilization);
+            counter!("panoptes_inference_errors_total", "worker" => worker.clone()).absolute(w.errors);
+            counter!("panoptes_face_observations_dropped_total", "worker" => worker).absolute(w.observations_dropped);
         }
     }
-    if let Some(matcher) = &state.matcher {
-        if let Ok(m) = matcher.send(GetMatcherStats).await {
-            counter!("panoptes_detection_events_dropped_total").absolute(m.events_dropped);
-            for (outcome, n) in
-                [("written", m.snapshots_written), ("failed", m.snapshots_failed), ("skipped", m.snapshots_skipped)]
-            {
-                counter!("panoptes_snapshots_total", "outcome" => outcome).absolute(n);
-            }
-            gauge!("panoptes_snapshot_writes_pending").set(m.snapshots_pending as f64);
+    if let Ok(m) = engine.matcher.send(GetMatcherStats).await {
+        counter!("panoptes_detection_events_dropped_total").absolute(m.events_dropped);
+        for (outcome, n) in
+            [("written", m.snapshots_written), ("failed", m.snapshots_failed), ("skipped", m.snapshots_skipped)]
+        {
+            counter!("panoptes_snapshots_total", "outcome" => outcome).absolute(n);
         }
+        gauge!("panoptes_snapshot_writes_pending").set(m.snapshots_pending as f64);
     }
-    if let Some(sink) = &state.sink {
-        if let Ok(s) = sink.send(GetSinkStats).await {
-            gauge!("panoptes_sink_buffered_events").set(s.buffered as f64);
-            gauge!("panoptes_sink_capacity_events").set(s.capacity as f64);
-            counter!("panoptes_sink_written_total").absolute(s.written);
-            counter!("panoptes_sink_overflow_total").absolute(s.overflow);
-            counter!("panoptes_sink_write_failures_total").absolute(s.write_failures);
-        }
+    if let Ok(s) = engine.sink.send(GetSinkStats).await {
+        gauge!("panoptes_sink_buffered_events").set(s.buffered as f64);
+        gauge!("panoptes_sink_capacity_events").set(s.capacity as f64);
+        counter!("panoptes_sink_written_total").absolute(s.written);
+        counter!("panoptes_sink_overflow_total").absolute(s.overflow);
+        counter!("panoptes_sink_write_failures_total").absolute(s.write_failures);
+        counter!("panoptes_sink_dead_letters_total").absolute(s.dead_lettered);
     }
+}
+
+/// Figures the API keeps itself (gallery, caches, pool, subscribers, webhooks).
+fn collect_api(state: &AppState) {
     let gallery = state.gallery.read().unwrap_or_else(|p| p.into_inner()).len();
     gauge!("panoptes_gallery_embeddings").set(gallery as f64);
     for (cache, hm) in state.caches.by_cache() {
@@ -136,13 +142,16 @@ async fn collect(state: &AppState) {
     for actor in instruments::RESTARTING_ACTORS {
         counter!(instruments::ACTOR_RESTARTS_TOTAL, "actor" => *actor).increment(0);
     }
+    for message in instruments::CONTROL_MESSAGES {
+        counter!(instruments::CONTROL_MESSAGES_FAILED_TOTAL, "message" => *message).increment(0);
+    }
 }
 
 const STATES: [CameraState; 4] =
     [CameraState::Connecting, CameraState::Streaming, CameraState::Backoff, CameraState::Stopped];
 
 fn collect_cameras(state: &AppState) {
-    let Some(board) = &state.camera_status else { return };
+    let Some(board) = state.engine.as_ref().map(|e| &e.camera_status) else { return };
     for r in board.get().iter() {
         let camera = r.id.to_string();
         let c = || camera.clone();

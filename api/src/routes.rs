@@ -4,7 +4,9 @@
 use actix_web::http::Method;
 use actix_web::{web, Route};
 
-use crate::{admin, api_keys, cameras, detections, error, events, health, identify, openapi, persons, prometheus};
+use crate::{
+    admin, api_keys, cameras, detections, error, events, health, identify, openapi, persons, prometheus, verify,
+};
 
 /// (method, path as in the OpenAPI document)
 pub const ROUTES: &[(&str, &str)] = &[
@@ -25,6 +27,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/persons/{id}"),
     ("POST", "/api/v1/persons/{id}/faces"),
     ("POST", "/api/v1/identify"),
+    ("POST", "/api/v1/verify"),
     ("GET", "/api/v1/detections"),
     ("GET", "/api/v1/detections/{id}"),
     ("GET", "/api/v1/detections/{id}/snapshot.jpg"),
@@ -56,6 +59,7 @@ fn handler(method: &str, path: &str) -> Option<Route> {
         ("DELETE", "/api/v1/persons/{id}") => web::delete().to(persons::delete),
         ("POST", "/api/v1/persons/{id}/faces") => web::post().to(persons::add_faces),
         ("POST", "/api/v1/identify") => web::post().to(identify::identify),
+        ("POST", "/api/v1/verify") => web::post().to(verify::verify),
         ("GET", "/api/v1/detections") => web::get().to(detections::list),
         ("GET", "/api/v1/detections/{id}") => web::get().to(detections::get),
         ("GET", "/api/v1/detections/{id}/snapshot.jpg") => web::get().to(detections::snapshot),

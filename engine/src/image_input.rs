@@ -1,4 +1,4 @@
-//! Decoding of user-supplied still images (JPEG, PNG) into RGB, with size limits checked before any
+//! Decoding of user-supplied still images (JPEG, PNG, WebP) into RGB, with size limits checked before any
 //! pixel buffer is allocated and EXIF orientation applied so that faces are upright.
 
 use std::io::Cursor;
@@ -30,7 +30,7 @@ pub enum ImageError {
     Empty,
     #[error("the image file is {bytes} bytes, more than the {max} bytes allowed")]
     FileTooLarge { bytes: usize, max: usize },
-    #[error("unsupported image format: only JPEG and PNG are accepted")]
+    #[error("unsupported image format: only JPEG, PNG and WebP are accepted")]
     UnsupportedFormat,
     #[error(
         "the image is {width}×{height} pixels, more than the {max_side} px per side or {max_pixels} pixels allowed"
@@ -56,7 +56,7 @@ impl ImageError {
     }
 }
 
-/// Decodes a JPEG or PNG into upright RGB.
+/// Decodes a JPEG, PNG or WebP (lossy or lossless; an animation's first frame) into upright RGB.
 pub fn decode_rgb(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
@@ -65,10 +65,14 @@ pub fn decode_rgb(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, ImageE
         return Err(ImageError::FileTooLarge { bytes: bytes.len(), max: limits.max_bytes });
     }
     let format = match image::guess_format(bytes) {
-        Ok(f @ (ImageFormat::Jpeg | ImageFormat::Png)) => f,
+        Ok(f @ (ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP)) => f,
         _ => return Err(ImageError::UnsupportedFormat),
     };
-    let format_name = if format == ImageFormat::Jpeg { "JPEG" } else { "PNG" };
+    let format_name = match format {
+        ImageFormat::Jpeg => "JPEG",
+        ImageFormat::Png => "PNG",
+        _ => "WebP",
+    };
     // The JPEG decoder fills a cut-off scan with grey instead of failing: check the markers ourselves.
     if format == ImageFormat::Jpeg && !jpeg_has_end_after_last_scan(bytes) {
         return Err(ImageError::TruncatedJpeg);
@@ -170,6 +174,26 @@ mod tests {
         assert_eq!(img.dimensions(), (16, 16));
         let cut = &jpeg[..jpeg.len() - 20];
         assert_eq!(decode_rgb(cut, &ImageLimits::default()), Err(ImageError::TruncatedJpeg));
+    }
+
+    fn tiny_webp() -> Vec<u8> {
+        let img = RgbImage::from_pixel(16, 16, image::Rgb([200, 100, 50]));
+        let mut out = Vec::new();
+        image::codecs::webp::WebPEncoder::new_lossless(&mut out)
+            .encode(img.as_raw(), 16, 16, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn webp_decodes_and_a_cut_one_is_corrupt() {
+        let webp = tiny_webp();
+        let img = decode_rgb(&webp, &ImageLimits::default()).unwrap();
+        assert_eq!(img.get_pixel(3, 3), &image::Rgb([200, 100, 50]));
+        let cut = &webp[..webp.len() / 2];
+        assert!(matches!(decode_rgb(cut, &ImageLimits::default()), Err(ImageError::Corrupt { format: "WebP", .. })));
+        let limits = ImageLimits { max_side: 8, ..Default::default() };
+        assert!(matches!(decode_rgb(&webp, &limits), Err(ImageError::DimensionsTooLarge { width: 16, .. })));
     }
 
     #[test]
