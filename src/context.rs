@@ -2,14 +2,29 @@
 
 use std::sync::{Arc, RwLock};
 
-use anyhow::{Context as _, Result};
 use panoptes_engine::enrollment::load_gallery;
 use panoptes_engine::gallery::Gallery;
 use panoptes_engine::pipeline::FacePipeline;
-use panoptes_engine::runtime::Runtime;
-use panoptes_engine::storage::Store;
+use panoptes_engine::runtime::{ModelError, Runtime};
+use panoptes_engine::storage::{StorageError, Store};
 
-use crate::settings::Settings;
+use crate::settings::{Settings, SettingsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Models(#[from] ModelError),
+    #[error("connecting to the database at {url}")]
+    Database {
+        url: String,
+        #[source]
+        source: StorageError,
+    },
+    #[error("reading the gallery")]
+    Gallery(#[source] StorageError),
+}
 
 pub struct Context {
     pub settings: Settings,
@@ -19,20 +34,19 @@ pub struct Context {
 }
 
 /// Loads ONNX Runtime and the models (failing fast with the missing file's name).
-pub fn load_pipeline(settings: &Settings) -> Result<FacePipeline> {
+pub fn load_pipeline(settings: &Settings) -> Result<FacePipeline, ModelError> {
     let runtime = Runtime::load(&settings.models.onnxruntime)?;
-    let pipeline = FacePipeline::load(&runtime, &settings.models.dir, &settings.pipeline)?;
-    Ok(pipeline)
+    FacePipeline::load(&runtime, &settings.models.dir, &settings.pipeline)
 }
 
 impl Context {
-    pub async fn open(settings: Settings) -> Result<Context> {
+    pub async fn open(settings: Settings) -> Result<Context, ContextError> {
         let pipeline = load_pipeline(&settings)?;
         let url = settings.database_url()?;
         let store = Store::connect(&url, settings.database.pool_size)
             .await
-            .with_context(|| format!("connecting to the database at {}", redact_url(&url)))?;
-        let gallery = load_gallery(&store, &pipeline).await?;
+            .map_err(|source| ContextError::Database { url: redact_url(&url), source })?;
+        let gallery = load_gallery(&store, &pipeline).await.map_err(ContextError::Gallery)?;
         tracing::info!(embeddings = gallery.len(), model = %gallery.model(), "gallery loaded");
         Ok(Context { settings, pipeline, store, gallery: Arc::new(RwLock::new(gallery)) })
     }

@@ -1,8 +1,6 @@
 //! The `panoptes` binary.
 
 mod commands;
-mod context;
-mod settings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,8 +8,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::context::Context;
-use crate::settings::Settings;
+use panoptes::{Context, Settings};
 
 #[derive(Parser)]
 #[command(name = "panoptes", version, about = "Multi-camera face recognition engine")]
@@ -52,7 +49,8 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
-    /// Measure the streaming pipeline on file-source cameras (no database, empty in-memory gallery).
+    /// Measure the whole engine on file-source cameras (in a throwaway database on the configured
+    /// PostgreSQL server; nobody enrolled).
     Bench {
         #[arg(long, default_value_t = 1)]
         cameras: usize,
@@ -64,14 +62,19 @@ enum Command {
         analysis_fps: f32,
         #[arg(long, default_value_t = 30)]
         seconds: u64,
-        #[arg(long, default_value_t = 1)]
-        workers: usize,
+        /// Inference workers (default: streaming.inference_workers from config).
+        #[arg(long)]
+        workers: Option<usize>,
         /// Annex-B H.264 clip every camera plays in a loop.
         #[arg(long, default_value = ".local/demo/lobby.h264")]
         video: PathBuf,
         /// Execution provider for the workers (default: pipeline.session.provider from config).
         #[arg(long)]
         provider: Option<panoptes_engine::runtime::Provider>,
+        /// Let the scheduler lower analysis rates under load, as `serve` does (off by default, so
+        /// overload shows as latency and dropped frames).
+        #[arg(long)]
+        shedding: bool,
     },
 }
 
@@ -127,12 +130,12 @@ fn run(cli: Cli) -> Result<()> {
             return actix_web::rt::System::new()
                 .block_on(async move { commands::serve::run(Context::open(settings).await?).await });
         }
-        Command::Bench { cameras, fps, analysis_fps, seconds, workers, video, provider } => {
+        Command::Bench { cameras, fps, analysis_fps, seconds, workers, video, provider, shedding } => {
             let mut settings = settings;
             if let Some(p) = provider {
                 settings.pipeline.session.provider = p;
             }
-            let args = commands::bench::BenchArgs { cameras, fps, analysis_fps, seconds, workers, video };
+            let args = commands::bench::BenchArgs { cameras, fps, analysis_fps, seconds, workers, video, shedding };
             return actix_web::rt::System::new().block_on(commands::bench::run(settings, args));
         }
         _ => {}

@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
 use panoptes_engine::enrollment::EnrollmentPolicy;
 use panoptes_engine::pipeline::PipelineConfig;
 use panoptes_engine::snapshot::SnapshotConfig;
@@ -48,6 +47,8 @@ pub struct StreamingSettings {
     pub node_id: String,
     /// Another node takes a camera over when its lease has not been renewed for this long.
     pub lease_ttl_secs: u64,
+    /// The rate a raw H.264 (Annex-B) file camera plays at: such files carry no timing of their own.
+    pub file_fps: f32,
 }
 
 impl Default for StreamingSettings {
@@ -64,6 +65,7 @@ impl Default for StreamingSettings {
             min_fps: 0.5,
             node_id: String::new(),
             lease_ttl_secs: 15,
+            file_fps: 10.0,
         }
     }
 }
@@ -108,66 +110,101 @@ impl Default for GallerySettings {
     }
 }
 
+/// Why the configuration cannot be used; each names the file, key or value at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("reading config file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parsing config file {}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("invalid configuration (a key is unknown or a value has the wrong type)")]
+    Shape(#[source] toml::de::Error),
+    #[error("environment override {key}: {reason}")]
+    Override { key: String, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no database configured: set PANOPTES_DATABASE_URL (or database.url) or start the private cluster with scripts/pg start")]
+    NoDatabase,
+}
+
 const DEFAULT_FILE: &str = "config/panoptes.toml";
 const PRIVATE_CLUSTER_PORT: &str = ".local/pg/port";
 
 impl Settings {
     /// Reads the file (explicit path, else $PANOPTES_CONFIG, else config/panoptes.toml when present,
     /// else built-in defaults), then applies environment overrides.
-    pub fn load(explicit: Option<&Path>) -> Result<Settings> {
-        let path = explicit.map(Path::to_path_buf).or_else(|| std::env::var_os("PANOPTES_CONFIG").map(PathBuf::from));
+    pub fn load(explicit: Option<&Path>) -> Result<Settings, SettingsError> {
+        let path = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("PANOPTES_CONFIG").map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from(DEFAULT_FILE)).filter(|p| p.is_file()));
         let mut doc: toml::Table = match &path {
             Some(p) => {
                 let text =
-                    std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
-                text.parse().with_context(|| format!("parsing config file {}", p.display()))?
+                    std::fs::read_to_string(p).map_err(|source| SettingsError::Read { path: p.clone(), source })?;
+                text.parse().map_err(|source| SettingsError::Parse { path: p.clone(), source })?
             }
-            None if Path::new(DEFAULT_FILE).is_file() => std::fs::read_to_string(DEFAULT_FILE)?
-                .parse()
-                .with_context(|| format!("parsing config file {DEFAULT_FILE}"))?,
             None => toml::Table::new(),
         };
         apply_env(&mut doc, std::env::vars())?;
-        let settings: Settings = toml::Value::Table(doc)
-            .try_into()
-            .context("invalid configuration (a key is unknown or a value has the wrong type)")?;
+        let settings: Settings = toml::Value::Table(doc).try_into().map_err(SettingsError::Shape)?;
         settings.validate()?;
         Ok(settings)
     }
 
-    fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<(), SettingsError> {
+        let bail = |m: String| Err(SettingsError::Invalid(m));
         if !(-1.0..=1.0).contains(&self.gallery.match_threshold) {
-            bail!("gallery.match_threshold must be between -1 and 1, got {}", self.gallery.match_threshold);
+            return bail(format!(
+                "gallery.match_threshold must be between -1 and 1, got {}",
+                self.gallery.match_threshold
+            ));
         }
         if self.gallery.top_k == 0 {
-            bail!("gallery.top_k must be at least 1");
+            return bail("gallery.top_k must be at least 1".into());
         }
         if self.streaming.latency_budget_ms == 0 {
-            bail!("streaming.latency_budget_ms must be at least 1");
+            return bail("streaming.latency_budget_ms must be at least 1".into());
         }
         if self.streaming.lease_ttl_secs < 3 {
-            bail!("streaming.lease_ttl_secs must be at least 3 (leases are renewed every second)");
+            return bail("streaming.lease_ttl_secs must be at least 3 (leases are renewed every second)".into());
+        }
+        if !(self.streaming.file_fps.is_finite() && self.streaming.file_fps > 0.0 && self.streaming.file_fps <= 240.0) {
+            return bail(format!("streaming.file_fps must be in (0, 240], got {}", self.streaming.file_fps));
         }
         if !self.streaming.min_fps.is_finite() || self.streaming.min_fps <= 0.0 {
-            bail!("streaming.min_fps must be above 0, got {}", self.streaming.min_fps);
+            return bail(format!("streaming.min_fps must be above 0, got {}", self.streaming.min_fps));
         }
         Ok(())
     }
 
-    /// The database URL: configured, or the private cluster of scripts/pg.
-    pub fn database_url(&self) -> Result<String> {
+    /// The database URL: configured, or the private cluster of scripts/pg (in `$PANOPTES_PG_DIR`,
+    /// default .local/pg).
+    pub fn database_url(&self) -> Result<String, SettingsError> {
         if !self.database.url.is_empty() {
             return Ok(self.database.url.clone());
         }
-        match std::fs::read_to_string(PRIVATE_CLUSTER_PORT) {
+        let port_file = match std::env::var_os("PANOPTES_PG_DIR") {
+            Some(dir) => PathBuf::from(dir).join("port"),
+            None => PathBuf::from(PRIVATE_CLUSTER_PORT),
+        };
+        match std::fs::read_to_string(port_file) {
             Ok(port) => Ok(format!("postgresql://postgres@127.0.0.1:{}/panoptes", port.trim())),
-            Err(_) => bail!("no database configured: set PANOPTES_DATABASE_URL (or database.url) or start the private cluster with scripts/pg start"),
+            Err(_) => Err(SettingsError::NoDatabase),
         }
     }
 }
 
 /// Applies PANOPTES_A__B__C=value as a.b.c = value (value read as a TOML literal, else as a string).
-fn apply_env(doc: &mut toml::Table, vars: impl Iterator<Item = (String, String)>) -> Result<()> {
+fn apply_env(doc: &mut toml::Table, vars: impl Iterator<Item = (String, String)>) -> Result<(), SettingsError> {
     for (key, raw) in vars {
         let path: Vec<String> = if key == "PANOPTES_DATABASE_URL" {
             vec!["database".into(), "url".into()]
@@ -184,13 +221,13 @@ fn apply_env(doc: &mut toml::Table, vars: impl Iterator<Item = (String, String)>
             .ok()
             .and_then(|mut t| t.remove("v"))
             .unwrap_or(toml::Value::String(raw.clone()));
-        let (last, parents) = path.split_last().context("empty override")?;
+        let Some((last, parents)) = path.split_last() else { continue };
         let mut table = &mut *doc;
         for p in parents {
             let entry = table.entry(p.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
             table = match entry {
                 toml::Value::Table(t) => t,
-                _ => bail!("environment override {key}: {p} is not a section"),
+                _ => return Err(SettingsError::Override { key, reason: format!("{p} is not a section") }),
             };
         }
         table.insert(last.clone(), value);

@@ -14,10 +14,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use panoptes_actors::camera::CameraState;
-use panoptes_actors::inference::InferenceWorker;
-use panoptes_actors::matcher::MatcherActor;
-use panoptes_actors::scheduler::{CameraReport, ListCameraStatus, Scheduler, SchedulerConfig, StopScheduler};
-use panoptes_actors::sink::DetectionSink;
+use panoptes_actors::scheduler::{CameraReport, ListCameraStatus, Scheduler};
 use panoptes_engine::enrollment::{enroll_photo, EnrollmentPolicy};
 use panoptes_engine::storage::Store;
 use rand::{Rng, SeedableRng};
@@ -56,7 +53,7 @@ async fn rows(store: &Store, camera: i64) -> usize {
 
 #[actix_web::test]
 async fn rtsp_cameras_detect_the_enrolled_person_survive_garbage_and_recover_from_a_server_restart() {
-    let (store, _) = common::fresh_store().await;
+    let (store, db) = common::fresh_store().await;
     let mut p = common::pipeline();
     let gallery = common::gallery_for(&store, &p).await;
     let obama = store.create_person("Barack Obama", &serde_json::json!({})).await.unwrap();
@@ -75,14 +72,11 @@ async fn rtsp_cameras_detect_the_enrolled_person_survive_garbage_and_recover_fro
     let high_server = common::RtspServer::start(&high_clip, 10);
     let random_server = common::RtspServer::start(&random_clip, 10);
 
-    let sink = DetectionSink::new(store.clone(), 10_000).start();
+    let mut settings = common::engine_settings(&db, "rtsp-test");
     // A short cooldown, so that the appearance after the outage is a new event.
-    let matcher = MatcherActor::new(Duration::from_secs(2), false, sink.recipient()).start();
-    let arbiter = Arbiter::new();
-    let (g, m) = (gallery.clone(), matcher.recipient());
-    let worker = InferenceWorker::start_in_arbiter(&arbiter.handle(), move |_| InferenceWorker::new(p, g, 0.55, m));
-    let config = SchedulerConfig { node_id: "rtsp-test".into(), ..SchedulerConfig::default() };
-    let scheduler = Scheduler::new(store.clone(), vec![worker], config).start();
+    settings.streaming.cooldown_secs = 2;
+    let engine = common::start_engine(settings).await;
+    let scheduler = engine.scheduler().clone();
 
     let added = Instant::now();
     let cam_obama = store.create_camera("lobby", &obama_server.url(), 5.0, true).await.unwrap().id;
@@ -145,6 +139,5 @@ async fn rtsp_cameras_detect_the_enrolled_person_survive_garbage_and_recover_fro
 
     assert_eq!(rows(&store, cam_biden).await, 0, "the stranger is never detected as anyone");
     assert_eq!(state(&report(&scheduler, cam_biden).await), Some(CameraState::Streaming));
-    scheduler.send(StopScheduler { release_leases: true }).await.unwrap();
-    arbiter.stop();
+    engine.shutdown().await;
 }

@@ -24,8 +24,10 @@ fn request(port: u16, method: &str, path: &str, headers: &str, body: &str) -> Op
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n{body}").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    // Bodies may be JPEG: only the head needs to be text.
+    let buf = String::from_utf8_lossy(&raw).into_owned();
     let status = buf.split(' ').nth(1)?.parse().ok()?;
     let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
     Some((status, head.to_ascii_lowercase(), body.to_string()))
@@ -196,4 +198,69 @@ async fn persons_enrolled_and_deleted_from_the_command_line_reach_the_running_en
     wait_for_size(1);
     common::run_cli(&db, &["persons", "delete", "1"]);
     wait_for_size(0);
+}
+
+/// `panoptes serve` with its demo camera and Obama enrolled: the detection's snapshot is served
+/// (it once answered 503 "snapshots are disabled in this process" while the JPEG files were on disk).
+#[tokio::test]
+async fn a_running_serve_serves_the_snapshots_of_its_detections() {
+    let db = common::fresh_database().await;
+    common::enroll_with_cli(&db, "Barack Obama", "obama.jpg");
+    let port = free_port();
+    let child = common::serve_command(&db, port, &common::temp_dir("serve-snap").join("snapshots"))
+        .spawn()
+        .expect("start panoptes serve");
+    let mut serve = KillOnDrop(child);
+    wait_until_up(port, &mut serve);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let detection = loop {
+        let (_, body) = get(port, "/api/v1/detections?limit=1").expect("detections");
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if let Some(d) = page["items"].as_array().and_then(|i| i.first()).cloned() {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "no detection from the demo camera: {body}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let url = detection["snapshot_url"].as_str().unwrap_or_else(|| panic!("no snapshot: {detection}"));
+    let (status, head, _) = request(port, "GET", url, "", "").expect("snapshot");
+    assert_eq!(status, 200, "{url}: {head}");
+    assert!(head.contains("content-type: image/jpeg"), "{head}");
+    let (status, head, _) = request(port, "GET", &format!("{url}?kind=frame"), "", "").expect("frame snapshot");
+    assert_eq!(status, 200, "{head}");
+}
+
+/// Replicas started together on one database (as Compose or Kubernetes start them): both come up,
+/// the demo camera is added once, and a demo camera the operator deleted does not come back.
+#[tokio::test]
+async fn engines_started_together_add_the_demo_camera_once_and_a_deleted_one_stays_deleted() {
+    for round in 0..2 {
+        let db = common::fresh_database().await;
+        let (pa, pb) = (free_port(), free_port());
+        let dir = common::temp_dir(&format!("serve-pair-{round}"));
+        let start = |port: u16, node: &str| {
+            common::serve_command(&db, port, &dir.join(node))
+                .env("PANOPTES_STREAMING__NODE_ID", format!("\"{node}\""))
+                .spawn()
+                .expect("start panoptes serve")
+        };
+        let (mut a, mut b) = (KillOnDrop(start(pa, "a")), KillOnDrop(start(pb, "b")));
+        wait_until_up(pa, &mut a);
+        wait_until_up(pb, &mut b);
+        let (_, body) = get(pa, "/api/v1/cameras").expect("cameras");
+        let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let items = list["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "round {round}: {body}");
+        assert_eq!(items[0]["name"], "demo");
+        let id = items[0]["id"].as_i64().unwrap();
+        let (status, _, _) = request(pa, "DELETE", &format!("/api/v1/cameras/{id}"), "", "").unwrap();
+        assert_eq!(status, 204);
+        drop((a, b));
+
+        let port = free_port();
+        let mut again = KillOnDrop(common::serve_command(&db, port, &dir.join("again")).spawn().unwrap());
+        wait_until_up(port, &mut again);
+        let (_, body) = get(port, "/api/v1/cameras").expect("cameras");
+        assert!(body.contains("\"items\":[]"), "the deleted demo camera came back: {body}");
+    }
 }

@@ -3,22 +3,16 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::prelude::*;
-use panoptes_actors::camera::{CameraActor, CameraConfig};
-use panoptes_actors::decoder::DecoderActor;
-use panoptes_actors::inference::InferenceWorker;
-use panoptes_actors::matcher::MatcherActor;
-use panoptes_actors::sink::{DetectionSink, GetSinkStats};
+use panoptes_actors::sink::GetSinkStats;
 use panoptes_engine::enrollment::{enroll_photo, EnrollmentPolicy};
-use panoptes_engine::snapshot::{SnapshotConfig, SnapshotKind, SnapshotStore};
+use panoptes_engine::snapshot::{SnapshotKind, SnapshotStore};
 use panoptes_engine::storage::DetectionFilter;
 
 #[actix_web::test]
 async fn an_enrolled_person_on_camera_produces_one_detection_and_a_stranger_none() {
-    let (store, _) = common::fresh_store().await;
+    let (store, db) = common::fresh_store().await;
     let mut enroll_pipeline = common::pipeline();
     let gallery = common::gallery_for(&store, &enroll_pipeline).await;
     let obama = store.create_person("Barack Obama", &serde_json::json!({})).await.unwrap();
@@ -40,29 +34,11 @@ async fn an_enrolled_person_on_camera_produces_one_detection_and_a_stranger_none
     let cam_obama = store.create_camera("lobby", &common::path_str(&obama_clip), 5.0, true).await.unwrap();
     let cam_biden = store.create_camera("gate", &common::path_str(&biden_clip), 5.0, true).await.unwrap();
 
-    let sink = DetectionSink::new(store.clone(), 10_000).start();
-    let snapshot_dir = common::temp_dir("e2e-snapshots");
-    let snapshots = Arc::new(
-        SnapshotStore::new(&SnapshotConfig {
-            dir: common::path_str(&snapshot_dir),
-            encryption_key: "7f".repeat(32),
-            ..SnapshotConfig::default()
-        })
-        .unwrap(),
-    );
-    let matcher = MatcherActor::new(Duration::from_secs(30), false, sink.clone().recipient())
-        .with_snapshots(snapshots.clone())
-        .start();
-    let worker_arbiter = Arbiter::new();
-    let (g, m) = (gallery.clone(), matcher.recipient());
-    let worker = InferenceWorker::start_in_arbiter(&worker_arbiter.handle(), move |_| {
-        InferenceWorker::new(common::pipeline(), g, 0.55, m)
-    });
-    let mut cameras = Vec::new();
-    for cam in [&cam_obama, &cam_biden] {
-        let decoder = DecoderActor::new(cam.id, cam.analysis_fps, worker.clone().recipient()).start();
-        cameras.push(CameraActor::new(CameraConfig::new(cam.id, cam.url.clone()), decoder.recipient()).start());
-    }
+    let mut settings = common::engine_settings(&db, "e2e");
+    settings.snapshots.encryption_key = "7f".repeat(32);
+    let snapshot_dir = std::path::PathBuf::from(&settings.snapshots.dir);
+    let snapshots = SnapshotStore::new(&settings.snapshots).unwrap();
+    let engine = common::start_engine(settings).await;
 
     let start = Instant::now();
     let first = loop {
@@ -81,7 +57,7 @@ async fn an_enrolled_person_on_camera_produces_one_detection_and_a_stranger_none
     actix::clock::sleep(Duration::from_secs(3)).await;
     assert_eq!(store.detections_for_camera(cam_obama.id, 10).await.unwrap().len(), 1);
     assert!(store.detections_for_camera(cam_biden.id, 10).await.unwrap().is_empty());
-    let stats = sink.send(GetSinkStats).await.unwrap();
+    let stats = engine.sink().send(GetSinkStats).await.unwrap();
     assert_eq!((stats.written, stats.overflow), (1, 0));
 
     // The event carries its snapshot: encrypted on disk, and the decrypted face crop shows Obama.
@@ -100,5 +76,5 @@ async fn an_enrolled_person_on_camera_produces_one_detection_and_a_stranger_none
     let best = gallery.read().unwrap().search(&faces[0].embedding, 1).unwrap();
     assert_eq!(best[0].person_id, obama.id);
     assert!(best[0].score >= 0.55, "snapshot face matches at {}", best[0].score);
-    worker_arbiter.stop();
+    engine.shutdown().await;
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use panoptes_engine::enrollment::enroll_photo;
 
-use crate::context::Context;
+use panoptes::Context;
 
 pub async fn run(mut ctx: Context, name: &str, person_id: Option<i64>, photos: &[PathBuf]) -> Result<()> {
     let name = name.trim();

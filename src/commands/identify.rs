@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use crate::context::Context;
+use panoptes::Context;
 
 #[derive(Serialize)]
 struct FaceReport {

@@ -267,3 +267,27 @@ pub async fn eventually<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// Settings for an engine of the tests on database `db`: the repository's models, one inference
+/// worker, no demo camera, snapshots and media in a temporary directory of their own, `node` as its
+/// lease identity. Callers adjust the rest before [`start_engine`].
+pub fn engine_settings(db: &str, node: &str) -> panoptes::Settings {
+    let mut s = panoptes::Settings::default();
+    s.database.url = db.to_string();
+    s.database.pool_size = 8;
+    s.models.dir = root().join("models/onnx");
+    s.models.onnxruntime = root().join(".local/onnxruntime/libonnxruntime.so");
+    s.streaming.demo_clip = String::new();
+    s.streaming.inference_workers = 1;
+    s.streaming.node_id = node.to_string();
+    let dir = temp_dir(&format!("engine-{node}"));
+    s.snapshots.dir = path_str(&dir.join("snapshots"));
+    s.api.media_root = path_str(&dir);
+    s
+}
+
+/// The engine as `panoptes serve` assembles it, on the running actix system.
+pub async fn start_engine(settings: panoptes::Settings) -> panoptes::Engine {
+    let ctx = panoptes::Context::open(settings).await.expect("models and database");
+    panoptes::Engine::start(ctx).await.expect("start the engine")
+}

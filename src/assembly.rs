@@ -1,0 +1,241 @@
+//! The one place where the engine is put together: the detection sink, the matcher and its snapshot
+//! store, the inference workers on their own threads, the scheduler that starts camera pipelines, the
+//! background loops (stored keys, gallery sync, snapshot retention, webhooks) and the API state that
+//! reaches all of them. `panoptes serve`, `panoptes bench` and the integration tests start the engine
+//! here, so a part that is configured is wired everywhere.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::web;
+use panoptes_actors::inference::InferenceWorker;
+use panoptes_actors::latency_record::LatencyRecord;
+use panoptes_actors::latest_frames::LatestFrames;
+use panoptes_actors::matcher::MatcherActor;
+use panoptes_actors::scheduler::{default_node_id, Scheduler, SchedulerConfig, StopScheduler};
+use panoptes_actors::sink::{DetectionSink, Drain};
+use panoptes_api::{AppState, EngineLink};
+use panoptes_engine::gallery::Gallery;
+use panoptes_engine::runtime::ModelError;
+use panoptes_engine::snapshot::{SnapshotError, SnapshotStore};
+use panoptes_engine::storage::{StorageError, Store};
+
+use crate::context::{load_pipeline, Context};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("loading the models")]
+    Models(#[from] ModelError),
+    #[error("the database")]
+    Storage(#[from] StorageError),
+    #[error("snapshot settings")]
+    Snapshots(#[from] SnapshotError),
+    #[error("API settings")]
+    Api(#[from] panoptes_api::ApiConfigError),
+    #[error("the demo clip {path}")]
+    DemoClip {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running engine. Dropping it leaves the actors running until the actix system stops; call
+/// [`Engine::shutdown`] for an orderly stop.
+pub struct Engine {
+    store: Store,
+    gallery: Arc<std::sync::RwLock<Gallery>>,
+    scheduler: Addr<Scheduler>,
+    sink: Addr<DetectionSink>,
+    api: web::Data<AppState>,
+    node_id: String,
+    latencies: Arc<LatencyRecord>,
+    arbiters: Vec<Arbiter>,
+}
+
+/// What an orderly stop did.
+#[derive(Debug)]
+pub struct ShutdownReport {
+    /// Detections still buffered at the stop and written then.
+    pub flushed: Result<u64, String>,
+}
+
+impl Engine {
+    /// Starts every part on the current actix system, from loaded models, database and gallery.
+    pub async fn start(ctx: Context) -> Result<Engine, EngineError> {
+        let Context { settings, pipeline, store, gallery } = ctx;
+        // Before any actor starts, so the first frames' latencies are recorded.
+        panoptes_api::prometheus::install();
+        offer_demo_camera(&store, &settings.streaming.demo_clip).await?;
+
+        let s = &settings.streaming;
+        let mut state = AppState::new(store.clone(), gallery.clone(), settings.api.clone())?;
+        state.keys.reload(&store).await?;
+        panoptes_api::auth::spawn_reload(state.keys.clone(), store.clone(), Duration::from_secs(5));
+        spawn_gallery_sync(store.clone(), gallery.clone());
+        if state.keys.is_open() {
+            tracing::warn!(listen = %settings.api.listen, "no API keys configured or stored: the API is open to anyone who can reach it");
+        }
+
+        let sink = DetectionSink::new(store.clone(), s.sink_capacity).with_events(state.events.clone()).start();
+        // Snapshots already on disk stay readable when writing new ones is switched off.
+        let snapshots = Arc::new(SnapshotStore::new(&settings.snapshots)?);
+        let mut matcher =
+            MatcherActor::new(Duration::from_secs(s.cooldown_secs), s.record_unknown, sink.clone().recipient());
+        if settings.snapshots.enabled {
+            tracing::info!(dir = %snapshots.dir().display(), encrypted = snapshots.encrypted(), "writing detection snapshots");
+            spawn_snapshot_janitor(snapshots.clone());
+            matcher = matcher.with_snapshots(snapshots.clone());
+        }
+        let matcher = matcher.start();
+
+        let mut pipelines = vec![pipeline];
+        for _ in 1..s.inference_workers.max(1) {
+            pipelines.push(load_pipeline(&settings)?);
+        }
+        let latest_frames = LatestFrames::default();
+        let latencies = Arc::new(LatencyRecord::default());
+        let mut arbiters = Vec::new();
+        let mut workers = Vec::new();
+        for (index, p) in pipelines.into_iter().enumerate() {
+            let arbiter = Arbiter::new();
+            let (g, m, threshold) = (gallery.clone(), matcher.clone().recipient(), settings.gallery.match_threshold);
+            let (max_batch, latest, record) = (s.max_batch, latest_frames.clone(), latencies.clone());
+            workers.push(InferenceWorker::start_in_arbiter(&arbiter.handle(), move |_| {
+                InferenceWorker::new(p, g, threshold, m)
+                    .with_index(index)
+                    .with_max_batch(max_batch)
+                    .with_latest_frames(latest)
+                    .with_latency_record(record)
+            }));
+            arbiters.push(arbiter);
+        }
+        let node_id = if s.node_id.is_empty() { default_node_id() } else { s.node_id.clone() };
+        let scheduler_config = SchedulerConfig {
+            latency_budget: Duration::from_millis(s.latency_budget_ms),
+            node_id: node_id.clone(),
+            lease_ttl: Duration::from_secs(s.lease_ttl_secs),
+            min_fps: s.min_fps,
+            shedding: s.shedding,
+            file_fps: s.file_fps,
+            ..SchedulerConfig::default()
+        };
+        tracing::info!(%node_id, "camera leases are held under this node id");
+        let scheduler = Scheduler::new(store.clone(), workers, scheduler_config);
+        let camera_status = scheduler.status_board();
+        let scheduler = scheduler.start();
+
+        // The API analyses enrollment and identify photos with its own pipeline (own ONNX sessions).
+        state.analyzer = panoptes_api::analyzer::Analyzer::new(vec![load_pipeline(&settings)?]);
+        state.policy = settings.enrollment.clone();
+        state.match_threshold = settings.gallery.match_threshold;
+        state.top_k = settings.gallery.top_k;
+        state.snapshots = Some(snapshots);
+        state.engine = Some(EngineLink {
+            scheduler: scheduler.clone(),
+            sink: sink.clone(),
+            matcher,
+            camera_status,
+            latest_frames,
+        });
+        let api = web::Data::new(state);
+        panoptes_api::webhooks::spawn(api.clone());
+        Ok(Engine { store, gallery, scheduler, sink, api, node_id, latencies, arbiters })
+    }
+
+    /// The state every API route reads (serve it with `panoptes_api::configure`).
+    pub fn api_state(&self) -> web::Data<AppState> {
+        self.api.clone()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn gallery(&self) -> &Arc<std::sync::RwLock<Gallery>> {
+        &self.gallery
+    }
+
+    pub fn scheduler(&self) -> &Addr<Scheduler> {
+        &self.scheduler
+    }
+
+    pub fn sink(&self) -> &Addr<DetectionSink> {
+        &self.sink
+    }
+
+    /// Capture→decision latency of every frame decided since the start.
+    pub fn decision_latency(&self) -> &LatencyRecord {
+        &self.latencies
+    }
+
+    /// This engine's identity in the camera lease table.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Stops the cameras, releases this node's leases (other nodes take the cameras at once), stops
+    /// the workers and writes what the sink still holds (bounded by 5 s). A frame inside an inference
+    /// worker at that moment is not waited for.
+    pub async fn shutdown(self) -> ShutdownReport {
+        let _ = self.scheduler.send(StopScheduler { release_leases: true }).await;
+        for a in self.arbiters {
+            a.stop();
+        }
+        let flushed = match tokio::time::timeout(Duration::from_secs(5), self.sink.send(Drain)).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(format!("the detection sink is gone: {e}")),
+            Err(_) => Err("the detection sink did not flush within 5 s".into()),
+        };
+        ShutdownReport { flushed }
+    }
+}
+
+/// Every 5 s, re-reads the gallery when the stored embeddings changed outside this engine's API (the
+/// CLI, another engine); a database outage only postpones it.
+fn spawn_gallery_sync(store: Store, gallery: Arc<std::sync::RwLock<Gallery>>) {
+    actix::spawn(async move {
+        let mut sync = panoptes_engine::gallery_sync::GallerySync::default();
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            if let Err(e) = sync.refresh(&store, &gallery).await {
+                tracing::debug!(error = %e, "could not compare the gallery with the database; will retry");
+            }
+        }
+    });
+}
+
+/// Deletes expired snapshot days at start and then hourly, on the blocking pool.
+fn spawn_snapshot_janitor(snapshots: Arc<SnapshotStore>) {
+    actix::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            let s = snapshots.clone();
+            match tokio::task::spawn_blocking(move || s.purge_expired(chrono::Utc::now().date_naive())).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(days = n, "deleted expired snapshot days"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not delete expired snapshots"),
+                Err(e) => tracing::error!(error = %e, "snapshot janitor panicked"),
+            }
+        }
+    });
+}
+
+/// The out-of-the-box demo: a looping clip as camera "demo", offered once in the database's life —
+/// engines starting together add it once, and a demo camera the operator deleted does not come back.
+async fn offer_demo_camera(store: &Store, clip: &str) -> Result<(), EngineError> {
+    if clip.is_empty() || !std::path::Path::new(clip).is_file() {
+        return Ok(());
+    }
+    let absolute = std::fs::canonicalize(clip)
+        .map_err(|source| EngineError::DemoClip { path: clip.to_string(), source })?
+        .to_string_lossy()
+        .into_owned();
+    if let Some(cam) = store.offer_demo_camera("demo", &absolute, 5.0).await? {
+        tracing::info!(camera_id = cam.id, clip = %absolute, "added the demo camera");
+    }
+    Ok(())
+}
