@@ -5,6 +5,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 
+# The suite's own cluster, apart from the one scripts/run.sh keeps (.local/pg, fsync on): its
+# databases are throwaway, so it runs without fsync.
+export PANOPTES_PG_DIR="${PANOPTES_PG_DIR:-$ROOT/.local/pg-test}" PANOPTES_PG_FSYNC="${PANOPTES_PG_FSYNC:-off}"
 PANOPTES_DATABASE_URL= scripts/setup.sh
 
 # Tests create and use their own databases on the private cluster (they need CREATE DATABASE rights).
