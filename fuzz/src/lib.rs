@@ -5,20 +5,26 @@
 use actix_web::http::{Method, StatusCode};
 use actix_web::{test, web, App};
 use panoptes_api::{ApiConfig, AppState};
-use panoptes_engine::decode::h264::H264Decoder;
+use panoptes_engine::decode::{self, Codec, DecoderBackend};
 use panoptes_engine::image_input::{decode_rgb, ImageLimits};
 use panoptes_engine::source::annexb::access_units;
 
 /// Bytes as a camera's H.264 elementary stream: split into access units (as the file source does,
-/// and as retina hands them over after depacketizing RTP) and decoded by openh264 in order, with
-/// the keyframe flag taken from the stream itself. Errors are fine; panics and aborts are not.
+/// and as retina hands them over after depacketizing RTP) and decoded in order by each backend
+/// (openh264 and libavcodec), with the keyframe flag taken from the stream itself. Errors are fine;
+/// panics and aborts are not.
 pub fn h264_access_units(data: &[u8]) {
-    let Ok(mut decoder) = H264Decoder::new() else { return };
-    for unit in access_units(data) {
-        if let Ok(Some(picture)) = decoder.decode(&unit.data, unit.is_keyframe) {
-            // openh264 stops at level 5.2's frame size (36,864 macroblocks).
-            let (w, h) = picture.dimensions();
-            assert!(w > 0 && h > 0 && (w as u64) * (h as u64) <= 36_864 * 256, "picture {w}x{h}");
+    let units = access_units(data);
+    for backend in [DecoderBackend::Openh264, DecoderBackend::Libav] {
+        let Ok(mut decoder) = decode::open(backend, Codec::H264) else { return };
+        for (tag, unit) in units.iter().enumerate() {
+            if let Ok(pictures) = decoder.decode(&unit.data, unit.is_keyframe, tag as u64, &mut |_| true) {
+                for picture in pictures.into_iter().filter_map(|p| p.frame) {
+                    // Decoders stop at level 5.2's frame size (36,864 macroblocks); frames hold 16..=8192 px.
+                    let (w, h) = picture.dimensions();
+                    assert!(w > 0 && h > 0 && (w as u64) * (h as u64) <= 36_864 * 256, "picture {w}x{h}");
+                }
+            }
         }
     }
 }

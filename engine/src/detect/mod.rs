@@ -15,8 +15,9 @@ use ort::value::TensorRef;
 use serde::{Deserialize, Serialize};
 
 use self::anchors::{anchor_centres, AnchorLayer};
-use self::letterbox::{letterbox_into, Placement};
+use self::letterbox::{letterbox_into, letterbox_yuv_into, Placement};
 use self::tiling::{views, TilingConfig, View};
+use crate::frame::YuvFrame;
 use crate::geometry::{BBox, Point};
 use crate::runtime::{io_name, ModelError, Provider, Runtime, SessionSettings};
 
@@ -94,6 +95,22 @@ pub struct Face {
     pub keypoints: [Point; 6],
 }
 
+/// What the detector can look at: a still image, or a decoded video frame kept in YUV.
+#[derive(Clone, Copy)]
+pub enum Picture<'a> {
+    Rgb(&'a RgbImage),
+    Yuv(&'a YuvFrame),
+}
+
+impl Picture<'_> {
+    fn dimensions(&self) -> (u32, u32) {
+        match self {
+            Picture::Rgb(i) => i.dimensions(),
+            Picture::Yuv(f) => f.dimensions(),
+        }
+    }
+}
+
 pub struct FaceDetector {
     session: Session,
     config: DetectorConfig,
@@ -151,24 +168,33 @@ impl FaceDetector {
 
     /// Faces in each of several images (e.g. frames of several cameras), run as shared batches.
     pub fn detect_batch(&mut self, images: &[&RgbImage]) -> Result<Vec<Vec<Face>>, ModelError> {
+        let pictures: Vec<Picture> = images.iter().map(|i| Picture::Rgb(i)).collect();
+        self.detect_pictures(&pictures, self.config.score_threshold)
+    }
+
+    /// Faces scoring at least `min_score` in each of several pictures, run as shared batches. A
+    /// tracker asks for candidates below the configured threshold to keep faces it already follows.
+    pub fn detect_pictures(&mut self, pictures: &[Picture], min_score: f32) -> Result<Vec<Vec<Face>>, ModelError> {
         let mut jobs: Vec<(usize, View)> = Vec::new();
-        for (i, img) in images.iter().enumerate() {
-            if img.width() == 0 || img.height() == 0 {
+        for (i, pic) in pictures.iter().enumerate() {
+            let (w, h) = pic.dimensions();
+            if w == 0 || h == 0 {
                 continue;
             }
-            jobs.extend(views(img.width(), img.height(), &self.config.tiling).into_iter().map(|v| (i, v)));
+            jobs.extend(views(w, h, &self.config.tiling).into_iter().map(|v| (i, v)));
         }
-        let mut candidates: Vec<Vec<Face>> = vec![Vec::new(); images.len()];
+        let mut candidates: Vec<Vec<Face>> = vec![Vec::new(); pictures.len()];
         for chunk in jobs.chunks(self.config.max_batch.max(1)) {
-            self.run_chunk(images, chunk, &mut candidates)?;
+            self.run_chunk(pictures, chunk, min_score, &mut candidates)?;
         }
         Ok(candidates.into_iter().map(|c| nms::weighted_nms(c, self.config.nms_iou)).collect())
     }
 
     fn run_chunk(
         &mut self,
-        images: &[&RgbImage],
+        images: &[Picture],
         chunk: &[(usize, View)],
+        min_score: f32,
         out: &mut [Vec<Face>],
     ) -> Result<(), ModelError> {
         let side = self.config.model.input_side();
@@ -176,9 +202,12 @@ impl FaceDetector {
         self.tensor.resize(per * chunk.len(), 0.0);
         let mut placements = Vec::with_capacity(chunk.len());
         for (k, (i, view)) in chunk.iter().enumerate() {
-            let p =
-                letterbox_into(&mut self.resizer, images[*i], *view, side, &mut self.tensor[k * per..(k + 1) * per])
-                    .map_err(|message| ModelError::Inference { model: MODEL, message })?;
+            let tensor = &mut self.tensor[k * per..(k + 1) * per];
+            let p = match images[*i] {
+                Picture::Rgb(img) => letterbox_into(&mut self.resizer, img, *view, side, tensor),
+                Picture::Yuv(frame) => letterbox_yuv_into(&mut self.resizer, frame, *view, side, tensor),
+            }
+            .map_err(|message| ModelError::Inference { model: MODEL, message })?;
             placements.push(p);
         }
         let infer_err = |e: ort::Error| ModelError::Inference { model: MODEL, message: e.to_string() };
@@ -204,12 +233,12 @@ impl FaceDetector {
                 &cls[k * n..(k + 1) * n],
                 &self.anchors,
                 side as f32,
-                self.config.score_threshold,
+                min_score,
             );
-            let img = images[*i];
+            let (img_w, img_h) = images[*i].dimensions();
             for f in faces {
                 let face = to_image_coords(&f, placement);
-                if is_tile_edge_cut(&face.bbox, *view, img.width(), img.height()) {
+                if is_tile_edge_cut(&face.bbox, *view, img_w, img_h) {
                     continue;
                 }
                 out[*i].push(face);

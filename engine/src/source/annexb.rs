@@ -80,34 +80,90 @@ pub fn is_reference(data: &[u8]) -> bool {
 
 /// Groups a whole Annex-B stream into access units. Bytes before the first start code are ignored.
 pub fn access_units(data: &[u8]) -> Vec<AccessUnit> {
+    group(data).into_iter().map(|(_, unit)| unit).collect()
+}
+
+/// The access units of `data`, each with the offset of its first NAL unit's payload in `data`.
+fn group(data: &[u8]) -> Vec<(usize, AccessUnit)> {
     let mut out = Vec::new();
-    let mut current = AccessUnit { data: Vec::new(), is_keyframe: false, is_reference: false };
+    let empty = || AccessUnit { data: Vec::new(), is_keyframe: false, is_reference: false };
+    let mut current = (0, empty());
     let mut has_slice = false;
     for nal in nal_units(data) {
+        let offset = nal.as_ptr() as usize - data.as_ptr() as usize;
         let t = kind(nal);
         // A new picture begins at its first slice, or at a non-slice NAL (AUD, SPS, PPS, SEI) that
         // follows the previous picture's slices.
         let boundary = has_slice
             && (starts_picture(nal) || matches!(t, nal_type::AUD | nal_type::SPS | nal_type::PPS | nal_type::SEI));
         if boundary {
-            out.push(std::mem::replace(
-                &mut current,
-                AccessUnit { data: Vec::new(), is_keyframe: false, is_reference: false },
-            ));
+            out.push(std::mem::replace(&mut current, (offset, empty())));
             has_slice = false;
         }
-        current.data.extend_from_slice(&[0, 0, 0, 1]);
-        current.data.extend_from_slice(nal);
+        if current.1.data.is_empty() {
+            current.0 = offset;
+        }
+        current.1.data.extend_from_slice(&[0, 0, 0, 1]);
+        current.1.data.extend_from_slice(nal);
         if is_slice(t) {
             has_slice = true;
-            current.is_keyframe |= t == nal_type::IDR_SLICE;
-            current.is_reference |= nal[0] & 0x60 != 0;
+            current.1.is_keyframe |= t == nal_type::IDR_SLICE;
+            current.1.is_reference |= nal[0] & 0x60 != 0;
         }
     }
     if has_slice {
         out.push(current);
     }
     out
+}
+
+/// Splits an Annex-B stream that arrives in pieces (read from a file a block at a time) into access
+/// units, holding only the unfinished tail: a picture is complete once the next one has begun.
+#[derive(Default)]
+pub struct AccessUnitSplitter {
+    tail: Vec<u8>,
+    ready: std::collections::VecDeque<AccessUnit>,
+}
+
+impl AccessUnitSplitter {
+    /// Adds the next bytes of the stream.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.tail.extend_from_slice(bytes);
+        // Everything before the last start code holds whole NAL units; the last picture among them
+        // may go on past it, so it stays in the tail.
+        let Some(last) = last_start_code(&self.tail) else { return };
+        let mut units = group(&self.tail[..last]);
+        let Some((resume, _)) = units.pop() else { return };
+        if units.is_empty() {
+            return;
+        }
+        self.ready.extend(units.into_iter().map(|(_, u)| u));
+        // From the unfinished unit's first start code (its 3-byte tail is a start code too).
+        self.tail.drain(..resume - 3);
+    }
+
+    /// The next complete access unit.
+    pub fn next_unit(&mut self) -> Option<AccessUnit> {
+        self.ready.pop_front()
+    }
+
+    /// At the end of the stream: every unit left, the last one included.
+    pub fn finish(&mut self) -> Vec<AccessUnit> {
+        let mut out: Vec<AccessUnit> = self.ready.drain(..).collect();
+        out.extend(access_units(&std::mem::take(&mut self.tail)));
+        out
+    }
+
+    /// Bytes held while waiting for the rest of a picture.
+    pub fn held_bytes(&self) -> usize {
+        self.tail.len() + self.ready.iter().map(|u| u.data.len()).sum::<usize>()
+    }
+}
+
+/// Where the last start code (3 or 4 bytes) of `data` begins.
+fn last_start_code(data: &[u8]) -> Option<usize> {
+    let i = data.windows(3).rposition(|w| w == [0, 0, 1])?;
+    Some(if i > 0 && data[i - 1] == 0 { i - 1 } else { i })
 }
 
 #[cfg(test)]
@@ -144,6 +200,28 @@ mod tests {
         assert_eq!(aus.iter().map(|a| a.is_reference).collect::<Vec<_>>(), [true, true, false]);
         assert!(!is_reference(&aus[2].data));
         assert!(is_reference(b"no slices at all"));
+    }
+
+    #[test]
+    fn a_stream_split_anywhere_gives_the_same_units_as_a_whole() {
+        let data = [
+            0, 0, 0, 1, 0x67, 0xAA, 0, 0, 0, 1, 0x68, 0xBB, 0, 0, 0, 1, 0x65, 0x88, 7, 7, 0, 0, 0, 1, 0x41, 0x9A, 9, 0,
+            0, 0, 1, 0x41, 0x40, 5, 0, 0, 0, 1, 0x41, 0x9B, 0, 0, 1, 0x01, 0x9E, 3,
+        ];
+        let whole = access_units(&data);
+        assert_eq!(whole.len(), 4);
+        for piece in [1, 2, 3, 5, 7, 64] {
+            let mut s = AccessUnitSplitter::default();
+            let mut got = Vec::new();
+            for chunk in data.chunks(piece) {
+                s.push(chunk);
+                while let Some(u) = s.next_unit() {
+                    got.push(u);
+                }
+            }
+            got.extend(s.finish());
+            assert_eq!(got, whole, "pieces of {piece} bytes");
+        }
     }
 
     #[test]
