@@ -1,0 +1,348 @@
+//! Face tracking per camera, so that a face seen in many frames is embedded a few times, not in every
+//! frame, and recorded once.
+//!
+//! Association follows ByteTrack: each track's box is predicted with a constant velocity; detections
+//! scoring at least `high_score` are matched to the predictions first (greedily, best overlap first),
+//! then weaker candidates (down to `low_score`, which the detector would otherwise drop) may continue
+//! the tracks still unmatched — a face half-turned or blurred for a frame keeps its track — but never
+//! start one. A track unmatched for `lost_secs` ends.
+//!
+//! Identity comes from the track's embeddings (see [`identity`]). A track is embedded when it starts,
+//! then in every analysed frame while it is not a person (pending or unknown), and once it is a person
+//! only when its face is clearly better (`better_quality` times the quality it was last embedded at),
+//! at most `max_embeddings` times in all.
+
+pub mod identity;
+pub mod quality;
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use self::identity::{Identity, IdentityChange, Votes};
+use crate::detect::Face;
+use crate::geometry::BBox;
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackConfig {
+    /// Detections at or above this start tracks and are matched first.
+    pub high_score: f32,
+    /// Weaker detector candidates, down to this, may continue a track but never start one.
+    pub low_score: f32,
+    /// Least overlap (IoU) of a detection with a track's predicted box to continue it.
+    pub match_iou: f32,
+    /// A track unmatched for this long has ended.
+    pub lost_secs: f32,
+    /// Most embeddings computed for one track.
+    pub max_embeddings: u32,
+    /// A settled track is embedded again only when its face's quality is this many times the quality
+    /// it was last embedded at.
+    pub better_quality: f32,
+    /// Embeddings above the match threshold that must agree on a person before the track is theirs.
+    pub confirm_embeddings: u32,
+    /// One embedding at or above this score settles the identity on its own (a fast alert).
+    pub instant_match_score: f32,
+    /// Most tracks per camera (a crowd beyond this is not tracked face by face).
+    pub max_tracks: usize,
+}
+
+impl Default for TrackConfig {
+    fn default() -> Self {
+        Self {
+            high_score: 0.5,
+            low_score: 0.35,
+            match_iou: 0.2,
+            lost_secs: 1.5,
+            max_embeddings: 5,
+            better_quality: 1.25,
+            confirm_embeddings: 2,
+            instant_match_score: 0.7,
+            max_tracks: 32,
+        }
+    }
+}
+
+/// The best face of a track so far (its snapshot), with the frame it is in.
+#[derive(Clone, Debug)]
+pub struct BestFace<F> {
+    pub quality: f32,
+    pub face: Face,
+    pub frame: F,
+    pub captured_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Track<F> {
+    pub id: u64,
+    pub bbox: BBox,
+    /// Centre velocity, pixels per second.
+    velocity: (f32, f32),
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    last_seen_at: Instant,
+    /// Analysed frames in which the track was matched.
+    pub frames: u32,
+    pub best_det_score: f32,
+    pub embeddings: u32,
+    /// Quality of the face last embedded.
+    embedded_quality: f32,
+    votes: Votes,
+    pub identity: Identity,
+    pub best: Option<BestFace<F>>,
+    /// Matched in the latest analysed frame.
+    seen_in_last_frame: bool,
+}
+
+impl<F> Track<F> {
+    fn predicted(&self, at: Instant) -> BBox {
+        let dt = at.saturating_duration_since(self.last_seen_at).as_secs_f32().min(1.0);
+        BBox { x: self.bbox.x + self.velocity.0 * dt, y: self.bbox.y + self.velocity.1 * dt, ..self.bbox }
+    }
+
+    /// The best gallery score any embedding of this track reached.
+    pub fn best_match_score(&self) -> f32 {
+        self.votes.best_score()
+    }
+}
+
+/// A track that has ended, with everything its appearance needs.
+#[derive(Clone, Debug)]
+pub struct EndedTrack<F> {
+    pub id: u64,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub frames: u32,
+    pub best_det_score: f32,
+    pub best_match_score: f32,
+    pub embeddings: u32,
+    pub identity: Identity,
+    pub best: Option<BestFace<F>>,
+}
+
+/// The outcome of one analysed frame.
+#[derive(Debug)]
+pub struct FrameUpdate<F> {
+    /// For each detection, the track it belongs to (`None`: a weak candidate no track wanted).
+    pub assigned: Vec<Option<u64>>,
+    /// Tracks started by this frame.
+    pub started: Vec<u64>,
+    pub ended: Vec<EndedTrack<F>>,
+}
+
+pub struct FaceTracker<F> {
+    config: TrackConfig,
+    tracks: Vec<Track<F>>,
+    next_id: u64,
+}
+
+impl<F: Clone> FaceTracker<F> {
+    pub fn new(config: TrackConfig) -> Self {
+        Self { config, tracks: Vec::new(), next_id: 1 }
+    }
+
+    pub fn config(&self) -> &TrackConfig {
+        &self.config
+    }
+
+    pub fn tracks(&self) -> &[Track<F>] {
+        &self.tracks
+    }
+
+    pub fn track(&self, id: u64) -> Option<&Track<F>> {
+        self.tracks.iter().find(|t| t.id == id)
+    }
+
+    fn lost_after(&self) -> Duration {
+        Duration::from_secs_f32(self.config.lost_secs.max(0.0))
+    }
+
+    /// Frames the motion gate skipped because nothing moved, up to `at`: the faces of the last
+    /// analysed frame are still where they were, so their tracks live on.
+    pub fn hold_still(&mut self, at: Instant, wall: DateTime<Utc>) {
+        for t in self.tracks.iter_mut().filter(|t| t.seen_in_last_frame && at > t.last_seen_at) {
+            t.last_seen_at = at;
+            t.last_seen = wall;
+            t.velocity = (0.0, 0.0);
+        }
+    }
+
+    /// Associates the detections of one analysed frame (captured `at`, `wall` on the clock) with the
+    /// tracks; `qualities[i]` is detection i's face quality, `frame` what a new best face keeps.
+    pub fn update(
+        &mut self,
+        faces: &[Face],
+        qualities: &[f32],
+        at: Instant,
+        wall: DateTime<Utc>,
+        frame: &F,
+    ) -> FrameUpdate<F> {
+        let mut assigned: Vec<Option<u64>> = vec![None; faces.len()];
+        let mut track_taken = vec![false; self.tracks.len()];
+        let predicted: Vec<BBox> = self.tracks.iter().map(|t| t.predicted(at)).collect();
+        let (high, low) = (self.config.high_score, self.config.low_score.min(self.config.high_score));
+        // ByteTrack's two rounds: strong detections first, then weak ones for the tracks left over.
+        for (lo, hi) in [(high, f32::INFINITY), (low, high)] {
+            let candidates: Vec<usize> = (0..faces.len())
+                .filter(|&i| assigned[i].is_none() && faces[i].score >= lo && faces[i].score < hi)
+                .collect();
+            let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+            for &d in &candidates {
+                for (t, p) in predicted.iter().enumerate() {
+                    if track_taken[t] {
+                        continue;
+                    }
+                    if let Some(score) = affinity(p, &faces[d].bbox, self.config.match_iou) {
+                        pairs.push((score, d, t));
+                    }
+                }
+            }
+            pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+            for (_, d, t) in pairs {
+                if assigned[d].is_some() || track_taken[t] {
+                    continue;
+                }
+                assigned[d] = Some(self.tracks[t].id);
+                track_taken[t] = true;
+            }
+        }
+        // Update matched tracks.
+        for (d, track_id) in assigned.iter().enumerate() {
+            let Some(id) = track_id else { continue };
+            let Some(t) = self.tracks.iter_mut().find(|t| t.id == *id) else { continue };
+            let dt = at.saturating_duration_since(t.last_seen_at).as_secs_f32();
+            let (old, new) = (t.bbox.center(), faces[d].bbox.center());
+            if dt > 1e-3 {
+                let v = ((new.x - old.x) / dt, (new.y - old.y) / dt);
+                t.velocity = (0.5 * t.velocity.0 + 0.5 * v.0, 0.5 * t.velocity.1 + 0.5 * v.1);
+            }
+            t.bbox = faces[d].bbox;
+            t.last_seen_at = at;
+            t.last_seen = wall;
+            t.frames += 1;
+            t.best_det_score = t.best_det_score.max(faces[d].score);
+            let q = qualities.get(d).copied().unwrap_or(0.0);
+            if t.best.as_ref().is_none_or(|b| q > b.quality) {
+                t.best = Some(BestFace { quality: q, face: faces[d], frame: frame.clone(), captured_at: wall });
+            }
+        }
+        for (i, t) in self.tracks.iter_mut().enumerate() {
+            t.seen_in_last_frame = track_taken.get(i).copied().unwrap_or(false);
+        }
+        // New tracks from strong detections no track took.
+        let mut started = Vec::new();
+        for d in 0..faces.len() {
+            if assigned[d].is_some() || faces[d].score < high || self.tracks.len() >= self.config.max_tracks {
+                continue;
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            let q = qualities.get(d).copied().unwrap_or(0.0);
+            self.tracks.push(Track {
+                id,
+                bbox: faces[d].bbox,
+                velocity: (0.0, 0.0),
+                first_seen: wall,
+                last_seen: wall,
+                last_seen_at: at,
+                frames: 1,
+                best_det_score: faces[d].score,
+                embeddings: 0,
+                embedded_quality: 0.0,
+                votes: Votes::default(),
+                identity: Identity::Pending,
+                best: Some(BestFace { quality: q, face: faces[d], frame: frame.clone(), captured_at: wall }),
+                seen_in_last_frame: true,
+            });
+            assigned[d] = Some(id);
+            started.push(id);
+        }
+        let ended = self.expire(at);
+        FrameUpdate { assigned, started, ended }
+    }
+
+    /// Whether track `id`, whose face now has `quality`, should be embedded now.
+    pub fn wants_embedding(&self, id: u64, quality: f32) -> bool {
+        let Some(t) = self.track(id) else { return false };
+        if t.embeddings >= self.config.max_embeddings {
+            return false;
+        }
+        match t.identity {
+            // Not yet someone: every face counts. A watchlist face seen badly at first (small,
+            // half-turned: a single embedding can score anywhere from 0.3 to 0.8 at 80 px) must get
+            // its chance on the next frames; `max_embeddings` bounds what a stranger costs.
+            Identity::Pending | Identity::Unknown => true,
+            Identity::Person { .. } => quality > t.embedded_quality * self.config.better_quality,
+        }
+    }
+
+    /// Records one embedding of track `id` (taken from a face of `quality`) and its best gallery match
+    /// (`None`: empty gallery). Says when the track's identity settles or changes.
+    pub fn add_embedding(
+        &mut self,
+        id: u64,
+        quality: f32,
+        best: Option<(i64, f32)>,
+        threshold: f32,
+    ) -> Option<IdentityChange> {
+        let config = self.config.clone();
+        let t = self.tracks.iter_mut().find(|t| t.id == id)?;
+        t.embeddings += 1;
+        t.embedded_quality = quality;
+        t.votes.add(best, threshold);
+        let now = t.votes.decide(&config, t.embeddings, t.identity);
+        let change = identity::change(t.identity, now);
+        if let Some(c) = change {
+            t.identity = c.to();
+        }
+        change
+    }
+
+    /// Ends the tracks unmatched for longer than `lost_secs` as of `now`.
+    pub fn expire(&mut self, now: Instant) -> Vec<EndedTrack<F>> {
+        let lost = self.lost_after();
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.tracks)
+            .into_iter()
+            .partition(|t| now.saturating_duration_since(t.last_seen_at) > lost);
+        self.tracks = kept;
+        gone.into_iter().map(ended).collect()
+    }
+
+    /// Ends every track (the camera stops).
+    pub fn end_all(&mut self) -> Vec<EndedTrack<F>> {
+        std::mem::take(&mut self.tracks).into_iter().map(ended).collect()
+    }
+}
+
+fn ended<F>(t: Track<F>) -> EndedTrack<F> {
+    EndedTrack {
+        id: t.id,
+        first_seen: t.first_seen,
+        last_seen: t.last_seen,
+        frames: t.frames,
+        best_det_score: t.best_det_score,
+        best_match_score: t.votes.best_score(),
+        embeddings: t.embeddings,
+        identity: t.identity,
+        best: t.best,
+    }
+}
+
+/// Whether, and how well, a detection continues a predicted box: their IoU when it is at least
+/// `min_iou`; else, for a face that moved further than its overlap allows between two analysed
+/// frames, a score below any such IoU when the centres are within one face size and the sizes alike.
+fn affinity(predicted: &BBox, detected: &BBox, min_iou: f32) -> Option<f32> {
+    let iou = predicted.iou(detected);
+    if iou >= min_iou {
+        return Some(iou);
+    }
+    let (a, b) = (predicted.center(), detected.center());
+    let size = predicted.width.max(predicted.height).max(1.0);
+    let ratio = detected.width.max(detected.height) / size;
+    let distance = ((a.x - b.x).powi(2) + (a.y - b.y).powi(2)).sqrt() / size;
+    ((0.67..=1.5).contains(&ratio) && distance < 1.0).then(|| min_iou * 0.5 * (1.0 - distance))
+}
+
+#[cfg(test)]
+mod tests;
