@@ -139,6 +139,43 @@ impl SnapshotStore {
         Ok(stem)
     }
 
+    /// Like [`write`](Self::write), from a decoded video frame: the face crop is converted from the
+    /// frame's YUV on its own, the whole frame only for the downscaled context picture.
+    pub fn write_frame(
+        &self,
+        camera_id: i64,
+        at: DateTime<Utc>,
+        frame: &crate::frame::YuvFrame,
+        face: &BBox,
+    ) -> Result<String, SnapshotError> {
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let stem = format!("{}/cam-{camera_id}/{}-{n}", at.format("%Y-%m-%d"), at.format("%H%M%S%.3f"));
+        let folder = self.dir.join(format!("{}/cam-{camera_id}", at.format("%Y-%m-%d")));
+        std::fs::create_dir_all(&folder).map_err(|source| SnapshotError::Io { path: folder.clone(), source })?;
+        let (x0, y0, w, h) = crop_rect(frame.width(), frame.height(), face);
+        self.put(&stem, SnapshotKind::Face, &self.jpeg(&frame.region_rgb(x0, y0, w, h))?)?;
+        let (context, _) =
+            crate::image_resize::fit_within(&frame.to_rgb(), self.context_max_side).map_err(SnapshotError::Encode)?;
+        self.put(&stem, SnapshotKind::Frame, &self.jpeg(&context)?)?;
+        Ok(stem)
+    }
+
+    /// Deletes a snapshot's pictures (one superseded by a better face of the same appearance).
+    pub fn remove(&self, stem: &str) -> Result<(), SnapshotError> {
+        check_stem(stem)?;
+        for kind in [SnapshotKind::Face, SnapshotKind::Frame] {
+            for encrypted in [true, false] {
+                let path = self.path(stem, kind, encrypted);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(SnapshotError::Io { path, source }),
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The JPEG bytes of one picture of a stored snapshot (decrypted when needed).
     pub fn read(&self, stem: &str, kind: SnapshotKind) -> Result<Vec<u8>, SnapshotError> {
         check_stem(stem)?;
@@ -233,13 +270,19 @@ fn check_stem(stem: &str) -> Result<(), SnapshotError> {
 
 /// The face box grown by 30 % on each side, clamped to the frame.
 fn face_crop(frame: &RgbImage, face: &BBox) -> RgbImage {
-    let (w, h) = (frame.width() as f32, frame.height() as f32);
+    let (x0, y0, w, h) = crop_rect(frame.width(), frame.height(), face);
+    image::imageops::crop_imm(frame, x0, y0, w, h).to_image()
+}
+
+/// (x, y, width, height) of the face box grown by 30 % on each side, clamped to a frame of `fw`×`fh`.
+fn crop_rect(fw: u32, fh: u32, face: &BBox) -> (u32, u32, u32, u32) {
+    let (w, h) = (fw as f32, fh as f32);
     let (mx, my) = (face.width * 0.3, face.height * 0.3);
     let x0 = (face.x - mx).clamp(0.0, w - 1.0) as u32;
     let y0 = (face.y - my).clamp(0.0, h - 1.0) as u32;
     let x1 = (face.x + face.width + mx).clamp(x0 as f32 + 1.0, w) as u32;
     let y1 = (face.y + face.height + my).clamp(y0 as f32 + 1.0, h) as u32;
-    image::imageops::crop_imm(frame, x0, y0, x1 - x0, y1 - y0).to_image()
+    (x0, y0, x1 - x0, y1 - y0)
 }
 
 #[cfg(test)]

@@ -1,9 +1,18 @@
 //! Cameras as stored (configuration; live state lives in the camera actors).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{StorageError, Store};
+use crate::motion::MaskRegion;
 use crate::source::rtsp::RtspTransport;
+
+/// A camera's own settings (the `options` column), beside those of the whole engine.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CameraOptions {
+    /// Regions the motion gate ignores (a clock, a screen, trees in the wind), as fractions of the frame.
+    pub motion_mask: Vec<MaskRegion>,
+}
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Camera {
@@ -15,6 +24,7 @@ pub struct Camera {
     pub enabled: bool,
     /// How RTP reaches us from an RTSP camera.
     pub transport: RtspTransport,
+    pub options: CameraOptions,
 }
 
 impl Camera {
@@ -33,6 +43,7 @@ pub struct NewCamera<'a> {
     pub analysis_fps: f32,
     pub enabled: bool,
     pub transport: RtspTransport,
+    pub options: &'a CameraOptions,
 }
 
 /// Fields to change on a camera (`None` keeps the stored value).
@@ -43,9 +54,10 @@ pub struct CameraPatch {
     pub analysis_fps: Option<f32>,
     pub enabled: Option<bool>,
     pub transport: Option<RtspTransport>,
+    pub options: Option<CameraOptions>,
 }
 
-const COLUMNS: &str = "id, name, url, analysis_fps, enabled, transport";
+const COLUMNS: &str = "id, name, url, analysis_fps, enabled, transport, options";
 
 fn from_row(r: &tokio_postgres::Row) -> Camera {
     let transport: &str = r.get(5);
@@ -57,7 +69,19 @@ fn from_row(r: &tokio_postgres::Row) -> Camera {
         enabled: r.get(4),
         // The column's CHECK admits only the known names.
         transport: transport.parse().unwrap_or_default(),
+        options: options_of(r),
     }
+}
+
+/// The options column; a value this version cannot read (written by hand, or by a newer version)
+/// counts as no options, with a warning naming the camera.
+fn options_of(r: &tokio_postgres::Row) -> CameraOptions {
+    let raw: serde_json::Value = r.get(6);
+    serde_json::from_value(raw).unwrap_or_else(|e| {
+        let id: i64 = r.get(0);
+        tracing::warn!(camera_id = id, error = %e, "cannot read the camera's options; using none");
+        CameraOptions::default()
+    })
 }
 
 impl Store {
@@ -87,7 +111,7 @@ impl Store {
                 &format!(
                     "UPDATE cameras SET name = coalesce($2, name), url = coalesce($3, url),
                          analysis_fps = coalesce($4, analysis_fps), enabled = coalesce($5, enabled),
-                         transport = coalesce($6, transport), updated_at = now()
+                         transport = coalesce($6, transport), options = coalesce($7, options), updated_at = now()
                      WHERE id = $1 RETURNING {COLUMNS}"
                 ),
                 &[
@@ -97,6 +121,7 @@ impl Store {
                     &patch.analysis_fps,
                     &patch.enabled,
                     &patch.transport.map(|t| t.as_str()),
+                    &patch.options.as_ref().map(|o| serde_json::to_value(o).unwrap_or_default()),
                 ],
             )
             .await
@@ -121,7 +146,16 @@ impl Store {
         analysis_fps: f32,
         enabled: bool,
     ) -> Result<Camera, StorageError> {
-        self.insert_camera(&NewCamera { name, url, analysis_fps, enabled, transport: RtspTransport::Tcp }).await
+        let options = CameraOptions::default();
+        self.insert_camera(&NewCamera {
+            name,
+            url,
+            analysis_fps,
+            enabled,
+            transport: RtspTransport::Tcp,
+            options: &options,
+        })
+        .await
     }
 
     pub async fn insert_camera(&self, cam: &NewCamera<'_>) -> Result<Camera, StorageError> {
@@ -129,10 +163,17 @@ impl Store {
         let r = c
             .query_one(
                 &format!(
-                    "INSERT INTO cameras (name, url, analysis_fps, enabled, transport) VALUES ($1, $2, $3, $4, $5)
-                     RETURNING {COLUMNS}"
+                    "INSERT INTO cameras (name, url, analysis_fps, enabled, transport, options)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
                 ),
-                &[&cam.name, &cam.url, &cam.analysis_fps, &cam.enabled, &cam.transport.as_str()],
+                &[
+                    &cam.name,
+                    &cam.url,
+                    &cam.analysis_fps,
+                    &cam.enabled,
+                    &cam.transport.as_str(),
+                    &serde_json::to_value(cam.options).unwrap_or_default(),
+                ],
             )
             .await
             .map_err(|source| StorageError::Query { context: "create camera", source })?;

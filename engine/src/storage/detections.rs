@@ -7,18 +7,26 @@ use tokio_postgres::types::ToSql;
 use super::{StorageError, Store};
 use crate::geometry::BBox;
 
-/// A stored detection.
+/// A stored detection: one appearance of a face on a camera.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Detection {
     pub id: i64,
     /// `None` once the camera has been deleted (history is kept).
     pub camera_id: Option<i64>,
+    /// When the face was first seen (the capture time of its first frame).
     pub detected_at: DateTime<Utc>,
+    /// When it was last seen; `None` while the appearance goes on (or for rows of older versions).
+    pub last_seen_at: Option<DateTime<Utc>>,
     pub person_id: Option<i64>,
+    /// The match score the identity was settled with.
     pub score: f32,
+    /// The best match score over the appearance.
+    pub best_score: Option<f32>,
     pub det_score: Option<f32>,
     pub bbox: BBox,
-    /// Snapshot stem (see `crate::snapshot`), when one was written.
+    /// Analysed frames the face was found in.
+    pub frames: i32,
+    /// Snapshot stem (see `crate::snapshot`), when one was written: the appearance's best face.
     pub snapshot_path: Option<String>,
 }
 
@@ -38,8 +46,8 @@ pub struct DetectionCursor {
     pub id: i64,
 }
 
-const COLUMNS: &str =
-    "id, camera_id, detected_at, person_id, score, det_score, box_x, box_y, box_w, box_h, snapshot_path";
+const COLUMNS: &str = "id, camera_id, detected_at, person_id, score, det_score, box_x, box_y, box_w, box_h, \
+     snapshot_path, last_seen_at, frames, best_score";
 
 fn from_row(r: &tokio_postgres::Row) -> Detection {
     Detection {
@@ -51,6 +59,9 @@ fn from_row(r: &tokio_postgres::Row) -> Detection {
         det_score: r.get(5),
         bbox: BBox { x: r.get(6), y: r.get(7), width: r.get(8), height: r.get(9) },
         snapshot_path: r.get(10),
+        last_seen_at: r.get(11),
+        frames: r.get(12),
+        best_score: r.get(13),
     }
 }
 
@@ -61,20 +72,58 @@ pub struct NewDetection {
     pub id: Option<i64>,
     pub camera_id: i64,
     pub detected_at: DateTime<Utc>,
+    /// Set when the appearance has ended (the row is written again then).
+    pub last_seen_at: Option<DateTime<Utc>>,
     /// `None` for an unknown face.
     pub person_id: Option<i64>,
     pub score: f32,
+    pub best_score: f32,
     pub det_score: f32,
     pub bbox: BBox,
+    pub frames: i32,
     pub snapshot_path: Option<String>,
 }
 
-// With a reserved id, writing a row twice (a retry after a lost acknowledgement) leaves one row.
-const INSERT: &str = "INSERT INTO detections (id, camera_id, detected_at, person_id, score, det_score, box_x, box_y, box_w, box_h, snapshot_path)
-     VALUES (coalesce($1, nextval('detections_id_seq')), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-     ON CONFLICT (id) DO NOTHING";
+impl NewDetection {
+    /// A detection seen in one frame only (tests, and sources of single sightings).
+    pub fn single(
+        camera_id: i64,
+        detected_at: DateTime<Utc>,
+        person_id: Option<i64>,
+        score: f32,
+        det_score: f32,
+        bbox: BBox,
+    ) -> Self {
+        NewDetection {
+            id: None,
+            camera_id,
+            detected_at,
+            last_seen_at: None,
+            person_id,
+            score,
+            best_score: score,
+            det_score,
+            bbox,
+            frames: 1,
+            snapshot_path: None,
+        }
+    }
+}
 
-fn insert_params(d: &NewDetection) -> [&(dyn ToSql + Sync); 11] {
+// Rows are upserts by id: an appearance is written when its identity settles and again when it
+// ends, and writing the same version twice (a retry after a lost acknowledgement) changes nothing.
+// The camera is never rewritten (deleting it unlinks its rows).
+const UPSERT: &str =
+    "INSERT INTO detections (id, camera_id, detected_at, person_id, score, det_score, box_x, box_y, box_w, box_h,
+         snapshot_path, last_seen_at, frames, best_score)
+     VALUES (coalesce($1, nextval('detections_id_seq')), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+     ON CONFLICT (id) DO UPDATE SET detected_at = EXCLUDED.detected_at, person_id = EXCLUDED.person_id,
+         score = EXCLUDED.score, det_score = EXCLUDED.det_score, box_x = EXCLUDED.box_x, box_y = EXCLUDED.box_y,
+         box_w = EXCLUDED.box_w, box_h = EXCLUDED.box_h, snapshot_path = EXCLUDED.snapshot_path,
+         last_seen_at = EXCLUDED.last_seen_at, frames = EXCLUDED.frames, best_score = EXCLUDED.best_score
+     RETURNING id";
+
+fn upsert_params(d: &NewDetection) -> [&(dyn ToSql + Sync); 14] {
     [
         &d.id,
         &d.camera_id,
@@ -87,20 +136,26 @@ fn insert_params(d: &NewDetection) -> [&(dyn ToSql + Sync); 11] {
         &d.bbox.width,
         &d.bbox.height,
         &d.snapshot_path,
+        &d.last_seen_at,
+        &d.frames,
+        &d.best_score,
     ]
 }
 
 impl Store {
     /// Writes a batch in one transaction: all rows land or none do (the caller keeps them to retry).
-    pub async fn insert_detections(&self, batch: &[NewDetection]) -> Result<(), StorageError> {
+    /// Answers each row's id (the reserved one, or the one the sequence gave).
+    pub async fn insert_detections(&self, batch: &[NewDetection]) -> Result<Vec<i64>, StorageError> {
         let mut c = self.client().await?;
         let q = |context: &'static str| move |source| StorageError::Query { context, source };
         let tx = c.transaction().await.map_err(q("begin detections batch"))?;
-        let stmt = tx.prepare_cached(INSERT).await.map_err(q("prepare detection insert"))?;
+        let stmt = tx.prepare_cached(UPSERT).await.map_err(q("prepare detection write"))?;
+        let mut ids = Vec::with_capacity(batch.len());
         for d in batch {
-            tx.execute(&stmt, &insert_params(d)).await.map_err(q("insert detection"))?;
+            ids.push(tx.query_one(&stmt, &upsert_params(d)).await.map_err(q("write detection"))?.get(0));
         }
-        tx.commit().await.map_err(q("commit detections batch"))
+        tx.commit().await.map_err(q("commit detections batch"))?;
+        Ok(ids)
     }
 
     /// `n` ids for detections not written yet, taken from the table's sequence.
@@ -114,16 +169,17 @@ impl Store {
     }
 
     /// Writes one detection on its own (after a batch was refused, to find the row at fault).
-    pub async fn insert_detection(&self, d: &NewDetection) -> Result<(), StorageError> {
+    pub async fn insert_detection(&self, d: &NewDetection) -> Result<i64, StorageError> {
         let c = self.client().await?;
         let stmt = c
-            .prepare_cached(INSERT)
+            .prepare_cached(UPSERT)
             .await
-            .map_err(|source| StorageError::Query { context: "prepare detection insert", source })?;
-        c.execute(&stmt, &insert_params(d))
+            .map_err(|source| StorageError::Query { context: "prepare detection write", source })?;
+        let row = c
+            .query_one(&stmt, &upsert_params(d))
             .await
-            .map_err(|source| StorageError::Query { context: "insert detection", source })?;
-        Ok(())
+            .map_err(|source| StorageError::Query { context: "write detection", source })?;
+        Ok(row.get(0))
     }
 
     /// Keeps a detection the database refused for good, with the reason, in `detections_dead_letter`.

@@ -15,7 +15,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio_postgres::NoTls;
 
 pub use api_keys::StoredApiKey;
-pub use cameras::{Camera, CameraPatch, NewCamera};
+pub use cameras::{Camera, CameraOptions, CameraPatch, NewCamera};
 pub use detections::{Detection, DetectionCursor, DetectionFilter, NewDetection};
 pub use embeddings::{EmbeddingRow, NewEmbedding};
 pub use persons::Person;
@@ -107,6 +107,11 @@ impl Store {
 
     pub(crate) async fn client(&self) -> Result<Object, StorageError> {
         self.pool.get().await.map_err(|e| StorageError::Unavailable(e.to_string()))
+    }
+
+    /// Closes every connection; later calls fail as if the database were down.
+    pub fn close(&self) {
+        self.pool.close();
     }
 
     /// Cheap round trip, for readiness checks.
