@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::web;
-use panoptes_actors::inference::InferenceWorker;
+use panoptes_actors::decoder::DecoderOptions;
+use panoptes_actors::inference::{EndAllTracks, InferenceWorker};
 use panoptes_actors::latency_record::LatencyRecord;
 use panoptes_actors::latest_frames::LatestFrames;
-use panoptes_actors::matcher::MatcherActor;
-use panoptes_actors::scheduler::{default_node_id, Scheduler, SchedulerConfig, StopScheduler};
+use panoptes_actors::matcher::{GetMatcherStats, MatcherActor, SinkLink};
+use panoptes_actors::scheduler::{default_node_id, PipelineThreads, Scheduler, SchedulerConfig, StopScheduler};
 use panoptes_actors::sink::{DetectionSink, Drain};
 use panoptes_api::{AppState, EngineLink};
 use panoptes_engine::gallery::Gallery;
@@ -51,7 +52,11 @@ pub struct Engine {
     api: web::Data<AppState>,
     node_id: String,
     latencies: Arc<LatencyRecord>,
+    workers: Vec<Addr<InferenceWorker>>,
+    /// The inference workers' threads.
     arbiters: Vec<Arbiter>,
+    /// Camera I/O and decoder threads.
+    pipeline_arbiters: Vec<Arbiter>,
 }
 
 /// What an orderly stop did.
@@ -81,8 +86,12 @@ impl Engine {
         let sink = DetectionSink::new(store.clone(), s.sink_capacity).with_events(state.events.clone()).start();
         // Snapshots already on disk stay readable when writing new ones is switched off.
         let snapshots = Arc::new(SnapshotStore::new(&settings.snapshots)?);
-        let mut matcher =
-            MatcherActor::new(Duration::from_secs(s.cooldown_secs), s.record_unknown, sink.clone().recipient());
+        let link = SinkLink {
+            started: sink.clone().recipient(),
+            updated: sink.clone().recipient(),
+            closed: sink.clone().recipient(),
+        };
+        let mut matcher = MatcherActor::new(Duration::from_secs(s.cooldown_secs), s.record_unknown, link);
         if settings.snapshots.enabled {
             tracing::info!(dir = %snapshots.dir().display(), encrypted = snapshots.encrypted(), "writing detection snapshots");
             spawn_snapshot_janitor(snapshots.clone());
@@ -102,14 +111,20 @@ impl Engine {
             let arbiter = Arbiter::new();
             let (g, m, threshold) = (gallery.clone(), matcher.clone().recipient(), settings.gallery.match_threshold);
             let (max_batch, latest, record) = (s.max_batch, latest_frames.clone(), latencies.clone());
+            let tracking = settings.tracking.clone();
             workers.push(InferenceWorker::start_in_arbiter(&arbiter.handle(), move |_| {
                 InferenceWorker::new(p, g, threshold, m)
                     .with_index(index)
                     .with_max_batch(max_batch)
+                    .with_tracking(tracking)
                     .with_latest_frames(latest)
                     .with_latency_record(record)
             }));
             arbiters.push(arbiter);
+        }
+        // Each worker warms its models up as it starts; the engine is up once they all have.
+        for w in &workers {
+            let _ = w.send(panoptes_actors::inference::GetWorkerStats).await;
         }
         let node_id = if s.node_id.is_empty() { default_node_id() } else { s.node_id.clone() };
         let scheduler_config = SchedulerConfig {
@@ -119,10 +134,27 @@ impl Engine {
             min_fps: s.min_fps,
             shedding: s.shedding,
             file_fps: s.file_fps,
+            decoder: DecoderOptions {
+                backend: s.decoder,
+                motion: settings.motion.clone(),
+                decode_only: s.decode_only,
+                ..DecoderOptions::default()
+            },
             ..SchedulerConfig::default()
         };
         tracing::info!(%node_id, "camera leases are held under this node id");
-        let scheduler = Scheduler::new(store.clone(), workers, scheduler_config);
+        // Camera I/O on a thread of its own, decoding on others: a saturated decoder never delays an
+        // RTSP read, and neither delays the scheduler, matcher, sink or lease renewals (this thread).
+        let io = Arbiter::new();
+        let decoder_threads = match s.decoder_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let decoders: Vec<Arbiter> = (0..decoder_threads).map(|_| Arbiter::new()).collect();
+        tracing::info!(decoder_threads, decoder = s.decoder.as_str(), "decoding on {decoder_threads} thread(s)");
+        let threads = PipelineThreads { io: io.handle(), decoders: decoders.iter().map(|a| a.handle()).collect() };
+        let pipeline_arbiters: Vec<Arbiter> = std::iter::once(io).chain(decoders).collect();
+        let scheduler = Scheduler::new(store.clone(), workers.clone(), scheduler_config, threads);
         let camera_status = scheduler.status_board();
         let scheduler = scheduler.start();
 
@@ -141,7 +173,7 @@ impl Engine {
         });
         let api = web::Data::new(state);
         panoptes_api::webhooks::spawn(api.clone());
-        Ok(Engine { store, gallery, scheduler, sink, api, node_id, latencies, arbiters })
+        Ok(Engine { store, gallery, scheduler, sink, api, node_id, latencies, workers, arbiters, pipeline_arbiters })
     }
 
     /// The state every API route reads (serve it with `panoptes_api::configure`).
@@ -180,7 +212,23 @@ impl Engine {
     /// worker at that moment is not waited for.
     pub async fn shutdown(self) -> ShutdownReport {
         let _ = self.scheduler.send(StopScheduler { release_leases: true }).await;
-        for a in self.arbiters {
+        // Appearances still on screen are completed (last seen, best face) before the sink drains.
+        for w in &self.workers {
+            let _ = tokio::time::timeout(Duration::from_secs(2), w.send(EndAllTracks)).await;
+        }
+        let matcher = self.api.engine.as_ref().map(|e| e.matcher.clone());
+        if let Some(m) = matcher {
+            // The matcher has taken the ended tracks once it answers; their snapshots take a moment.
+            let _ = tokio::time::timeout(Duration::from_secs(2), m.send(GetMatcherStats)).await;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while tokio::time::Instant::now() < deadline {
+                match m.send(GetMatcherStats).await {
+                    Ok(s) if s.snapshots_pending > 0 => tokio::time::sleep(Duration::from_millis(20)).await,
+                    _ => break,
+                }
+            }
+        }
+        for a in self.arbiters.into_iter().chain(self.pipeline_arbiters) {
             a.stop();
         }
         let flushed = match tokio::time::timeout(Duration::from_secs(5), self.sink.send(Drain)).await {

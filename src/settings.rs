@@ -17,6 +17,8 @@ pub struct Settings {
     pub enrollment: EnrollmentPolicy,
     pub api: panoptes_api::ApiConfig,
     pub streaming: StreamingSettings,
+    pub motion: panoptes_engine::motion::MotionConfig,
+    pub tracking: panoptes_engine::track::TrackConfig,
     pub snapshots: SnapshotConfig,
 }
 
@@ -49,6 +51,12 @@ pub struct StreamingSettings {
     pub lease_ttl_secs: u64,
     /// The rate a raw H.264 (Annex-B) file camera plays at: such files carry no timing of their own.
     pub file_fps: f32,
+    /// Threads decoding video, cameras spread over them; 0: one per core.
+    pub decoder_threads: usize,
+    /// `libav` (FFmpeg's libavcodec) or `openh264`.
+    pub decoder: panoptes_engine::decode::DecoderBackend,
+    /// Decode every frame and analyse none: the cost of decoding alone (`panoptes bench --decode-only`).
+    pub decode_only: bool,
 }
 
 impl Default for StreamingSettings {
@@ -66,6 +74,9 @@ impl Default for StreamingSettings {
             node_id: String::new(),
             lease_ttl_secs: 15,
             file_fps: 10.0,
+            decoder_threads: 0,
+            decoder: panoptes_engine::decode::DecoderBackend::default(),
+            decode_only: false,
         }
     }
 }
@@ -179,6 +190,24 @@ impl Settings {
         }
         if !(self.streaming.file_fps.is_finite() && self.streaming.file_fps > 0.0 && self.streaming.file_fps <= 240.0) {
             return bail(format!("streaming.file_fps must be in (0, 240], got {}", self.streaming.file_fps));
+        }
+        let t = &self.tracking;
+        if !(0.0..=1.0).contains(&t.low_score) || !(0.0..=1.0).contains(&t.high_score) || t.low_score > t.high_score {
+            return bail(format!(
+                "tracking.low_score ({}) and tracking.high_score ({}) must be in 0..=1 with low ≤ high",
+                t.low_score, t.high_score
+            ));
+        }
+        if t.max_embeddings == 0 || t.confirm_embeddings == 0 || t.confirm_embeddings > t.max_embeddings {
+            return bail(format!(
+                "tracking.confirm_embeddings ({}) must be between 1 and tracking.max_embeddings ({})",
+                t.confirm_embeddings, t.max_embeddings
+            ));
+        }
+        if !(self.motion.refresh_secs.is_finite() && self.motion.refresh_secs >= 0.0)
+            || self.motion.block_threshold < 0.0
+        {
+            return bail("motion.refresh_secs and motion.block_threshold must be ≥ 0".into());
         }
         if !self.streaming.min_fps.is_finite() || self.streaming.min_fps <= 0.0 {
             return bail(format!("streaming.min_fps must be above 0, got {}", self.streaming.min_fps));

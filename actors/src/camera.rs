@@ -48,6 +48,9 @@ pub struct CameraStatus {
     pub frames_received: u64,
     /// Frames dropped because the consumer's mailbox was full.
     pub frames_dropped: u64,
+    /// File cameras: frames delivered more than a frame interval late (the source fell behind its
+    /// own rate; a live camera would have sent them on time).
+    pub frames_late: u64,
     /// Measured over the last few seconds.
     pub fps: f32,
 }
@@ -104,6 +107,7 @@ impl CameraActor {
             reconnects: 0,
             frames_received: 0,
             frames_dropped: 0,
+            frames_late: 0,
             fps: 0.0,
         };
         Self { config, consumer, status: Arc::new(Mutex::new(status)), task: None }
@@ -157,14 +161,21 @@ impl Source {
         if c.url.contains("://") {
             Ok(Source::Rtsp(RtspSource::connect(&c.url, c.transport, c.connect_timeout).await?))
         } else {
-            Ok(Source::File(FileSource::open(&PathBuf::from(&c.url), c.file_fps, true)?))
+            Ok(Source::File(FileSource::open(&PathBuf::from(&c.url), c.file_fps, true).await?))
         }
     }
 
     async fn next(&mut self) -> Result<Option<AccessUnit>, SourceError> {
         match self {
             Source::Rtsp(s) => s.next_access_unit().await,
-            Source::File(f) => Ok(f.next_access_unit().await),
+            Source::File(f) => f.next_access_unit().await,
+        }
+    }
+
+    fn late_frames(&self) -> u64 {
+        match self {
+            Source::Rtsp(_) => 0,
+            Source::File(f) => f.late_frames(),
         }
     }
 }
@@ -213,6 +224,8 @@ async fn stream(
     let mut keyframe_seen = false;
     let mut window = (Instant::now(), 0u32);
     let mut references_lost = 0u64;
+    // Lateness of earlier connections stays counted.
+    let late_before = status.lock().unwrap_or_else(|p| p.into_inner()).frames_late;
     loop {
         let unit = match tokio::time::timeout(config.stall_timeout, source.next()).await {
             Ok(Ok(Some(u))) => u,
@@ -250,7 +263,9 @@ async fn stream(
         if sent.is_err() && is_reference {
             references_lost += 1;
         }
+        let late = late_before + source.late_frames();
         update(status, |s| {
+            s.frames_late = late;
             s.frames_received += 1;
             if sent.is_err() {
                 s.frames_dropped += 1;

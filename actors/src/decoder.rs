@@ -1,15 +1,22 @@
-//! The decoder actor: decodes one camera's access units with openh264 (every frame, as H.264
-//! requires), samples decoded pictures at the camera's analysis rate, and hands the sample to
-//! inference through a latest-wins slot. Corrupt data is counted and skipped; a panic inside the
-//! decoder is caught, counted as a restart, and decoding resumes with a fresh decoder.
+//! The decoder actor: one per camera, on one of the engine's decoder threads. It decodes the camera's
+//! access units (libavcodec or openh264), samples pictures at the camera's analysis rate, and sends a
+//! sample on only when the motion gate sees change (or its refresh is due), through a latest-wins
+//! slot; frames that nothing moved in are counted and noted on the camera's feed so the worker keeps
+//! its tracks alive. A non-reference picture that will not be sampled is not decoded at all. Pictures
+//! stay in YUV. Corrupt data and lost references make it wait for the next keyframe; a panic inside
+//! the decoder is caught, counted as a restart, and decoding resumes with a fresh decoder.
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use image::RgbImage;
-use panoptes_engine::decode::h264::H264Decoder;
+use chrono::{DateTime, Utc};
+use panoptes_engine::decode::{self, Codec, DecoderBackend, VideoDecoder};
+use panoptes_engine::frame::YuvFrame;
+use panoptes_engine::motion::{MaskRegion, MotionConfig, MotionGate};
 use tracing::{error, warn};
 
 use crate::instruments;
@@ -17,34 +24,69 @@ use crate::latest::LatestSlot;
 use crate::messages::EncodedFrame;
 
 /// A sampled picture waiting for analysis.
-pub struct DecodedFrame {
+pub struct SampledFrame {
     pub camera_id: i64,
-    /// Shared with the observations made from it (snapshots are cut from it later).
-    pub image: Arc<RgbImage>,
+    /// Shared with the tracks and snapshots made from it.
+    pub frame: Arc<YuvFrame>,
     /// When its access unit arrived from the camera (the start of capture→decision latency).
     pub received_at: Instant,
+    /// The same moment on the wall clock (the capture time recorded with what is seen in it).
+    pub captured_at: DateTime<Utc>,
 }
 
-/// "A frame of this camera is waiting in its slot."
+/// What a camera's decoder shares with the worker that analyses it.
+#[derive(Default)]
+pub struct CameraFeed {
+    /// The newest sample waiting for analysis (latest wins).
+    pub slot: LatestSlot<SampledFrame>,
+    /// The newest frame the motion gate found unchanged since the last sample sent on.
+    still_until: Mutex<Option<(Instant, DateTime<Utc>)>>,
+    gated: AtomicU64,
+}
+
+impl CameraFeed {
+    /// Nothing moved in the sample taken at `at`.
+    fn note_still(&self, at: Instant, wall: DateTime<Utc>) {
+        self.gated.fetch_add(1, Ordering::Relaxed);
+        *self.still_until.lock().unwrap_or_else(|p| p.into_inner()) = Some((at, wall));
+    }
+
+    /// Up to when the scene has been unchanged since the worker last asked (then forgotten).
+    pub fn take_still(&self) -> Option<(Instant, DateTime<Utc>)> {
+        self.still_until.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Samples the motion gate held back.
+    pub fn gated(&self) -> u64 {
+        self.gated.load(Ordering::Relaxed)
+    }
+}
+
+/// "A frame of this camera is waiting in its feed."
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct FrameReady {
     pub camera_id: i64,
-    pub slot: Arc<LatestSlot<DecodedFrame>>,
+    pub feed: Arc<CameraFeed>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct DecoderStats {
+    pub backend: Option<DecoderBackend>,
     /// The analysis rate this decoder samples at now.
     pub analysis_fps: f32,
     pub decoded: u64,
+    /// Non-reference pictures not decoded because no sample was due.
+    pub skipped: u64,
     pub sampled: u64,
+    /// Samples the motion gate held back (nothing moved).
+    pub gated: u64,
     pub corrupt: u64,
     pub restarts: u64,
     /// Access units not decoded because a reference before them was lost or corrupt: decoding waits
     /// for the next keyframe rather than show smeared pictures.
     pub skipped_after_loss: u64,
-    /// Sampled frames replaced before inference took them.
+    /// Samples replaced before inference took them.
     pub dropped_for_inference: u64,
 }
 
@@ -58,12 +100,33 @@ pub struct GetDecoderStats;
 #[rtype(result = "()")]
 pub struct SetAnalysisFps(pub f32);
 
+/// Replaces the camera's motion mask.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct SetMotionMask(pub Vec<MaskRegion>);
+
+/// How a camera's decoder works.
+#[derive(Clone, Debug, Default)]
+pub struct DecoderOptions {
+    pub backend: DecoderBackend,
+    pub codec: Codec,
+    pub motion: MotionConfig,
+    pub mask: Vec<MaskRegion>,
+    /// Decode every access unit and sample nothing (a benchmark's decoding floor).
+    pub decode_only: bool,
+}
+
+/// Arrival times of the access units whose pictures have not left the decoder yet (B-frames).
+const PENDING_TIMES: usize = 64;
+
 pub struct DecoderActor {
     camera_id: i64,
-    decoder: Option<H264Decoder>,
+    options: DecoderOptions,
+    decoder: Option<Box<dyn VideoDecoder>>,
     interval: Duration,
     next_due: Option<Instant>,
-    slot: Arc<LatestSlot<DecodedFrame>>,
+    feed: Arc<CameraFeed>,
+    gate: MotionGate,
     consumer: Recipient<FrameReady>,
     /// A wake-up could not be delivered (consumer mailbox full): retry with the next frame.
     owe_wake: bool,
@@ -71,6 +134,8 @@ pub struct DecoderActor {
     references_lost: u64,
     /// Waiting for a keyframe after a loss.
     resyncing: bool,
+    next_tag: u64,
+    times: VecDeque<(u64, Instant, DateTime<Utc>)>,
     stats: DecoderStats,
     #[cfg(feature = "fault-injection")]
     panic_armed: bool,
@@ -78,26 +143,39 @@ pub struct DecoderActor {
 
 impl DecoderActor {
     pub fn new(camera_id: i64, analysis_fps: f32, consumer: Recipient<FrameReady>) -> Self {
+        Self::with_options(camera_id, analysis_fps, consumer, DecoderOptions::default())
+    }
+
+    pub fn with_options(
+        camera_id: i64,
+        analysis_fps: f32,
+        consumer: Recipient<FrameReady>,
+        options: DecoderOptions,
+    ) -> Self {
         let fps = if analysis_fps.is_finite() && analysis_fps > 0.0 { analysis_fps } else { 5.0 };
+        let gate = MotionGate::new(options.motion.clone(), options.mask.clone());
         Self {
             camera_id,
+            stats: DecoderStats { backend: Some(options.backend), ..DecoderStats::default() },
+            options,
             decoder: None,
             interval: Duration::from_secs_f32(1.0 / fps),
             next_due: None,
-            slot: Arc::new(LatestSlot::default()),
+            feed: Arc::new(CameraFeed::default()),
+            gate,
             consumer,
             owe_wake: false,
             references_lost: 0,
             resyncing: false,
-            stats: DecoderStats::default(),
+            next_tag: 0,
+            times: VecDeque::new(),
             #[cfg(feature = "fault-injection")]
             panic_armed: false,
         }
     }
 
-    /// Whether the frame being decoded now is due for analysis; if so the next one is scheduled.
-    fn take_due(next_due: &mut Option<Instant>, interval: Duration) -> bool {
-        let now = Instant::now();
+    /// Whether a sample is due at `now`; if so the next one is scheduled.
+    fn take_due(next_due: &mut Option<Instant>, interval: Duration, now: Instant) -> bool {
         if next_due.is_some_and(|due| now < due) {
             return false;
         }
@@ -108,12 +186,40 @@ impl DecoderActor {
         true
     }
 
-    fn sample(&mut self, image: RgbImage, received_at: Instant) {
+    fn sample(&mut self, frame: YuvFrame, received_at: Instant, captured_at: DateTime<Utc>) {
         self.stats.sampled += 1;
-        let was_empty = self.slot.put(DecodedFrame { camera_id: self.camera_id, image: Arc::new(image), received_at });
+        if !self.gate.judge(&frame, received_at).analyse() {
+            self.feed.note_still(received_at, captured_at);
+            return;
+        }
+        let sampled = SampledFrame { camera_id: self.camera_id, frame: Arc::new(frame), received_at, captured_at };
+        let was_empty = self.feed.slot.put(sampled);
         if was_empty || self.owe_wake {
-            let wake = FrameReady { camera_id: self.camera_id, slot: self.slot.clone() };
+            let wake = FrameReady { camera_id: self.camera_id, feed: self.feed.clone() };
             self.owe_wake = self.consumer.try_send(wake).is_err();
+        }
+    }
+
+    fn open_decoder(&mut self) -> bool {
+        if self.decoder.is_some() {
+            return true;
+        }
+        match decode::open(self.options.backend, self.options.codec) {
+            Ok(d) => {
+                self.decoder = Some(d);
+                true
+            }
+            Err(e) => {
+                error!(camera_id = self.camera_id, error = %e, "cannot create a decoder");
+                false
+            }
+        }
+    }
+
+    fn resync(&mut self) {
+        self.resyncing = true;
+        if let Some(d) = self.decoder.as_mut() {
+            d.resync();
         }
     }
 }
@@ -130,16 +236,9 @@ impl Handler<EncodedFrame> for DecoderActor {
     type Result = ();
 
     fn handle(&mut self, frame: EncodedFrame, _: &mut Self::Context) {
-        if self.decoder.is_none() {
-            match H264Decoder::new() {
-                Ok(d) => self.decoder = Some(d),
-                Err(e) => {
-                    error!(camera_id = self.camera_id, error = %e, "cannot create a decoder");
-                    return;
-                }
-            }
+        if !self.open_decoder() {
+            return;
         }
-        let Some(decoder) = self.decoder.as_mut() else { return };
         if frame.references_lost > self.references_lost {
             self.references_lost = frame.references_lost;
             if !self.resyncing {
@@ -148,8 +247,7 @@ impl Handler<EncodedFrame> for DecoderActor {
                     "a reference picture was lost before the decoder; waiting for the next keyframe"
                 );
             }
-            self.resyncing = true;
-            decoder.resync();
+            self.resync();
         }
         if self.resyncing {
             if !frame.unit.is_keyframe {
@@ -158,42 +256,73 @@ impl Handler<EncodedFrame> for DecoderActor {
             }
             self.resyncing = false;
         }
+        let now = Instant::now();
+        let decode_only = self.options.decode_only;
+        // Nothing refers to this picture and no sample is due: it need not be decoded at all.
+        let due_now = self.next_due.is_none_or(|d| now >= d);
+        if !decode_only && !frame.unit.is_reference && !due_now {
+            self.stats.skipped += 1;
+            return;
+        }
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        if self.times.len() == PENDING_TIMES {
+            self.times.pop_front();
+        }
+        self.times.push_back((tag, frame.received_at, frame.captured_at));
         let (next_due, interval) = (&mut self.next_due, self.interval);
+        let Some(decoder) = self.decoder.as_mut() else { return };
         let started = Instant::now();
         #[cfg(feature = "fault-injection")]
         let panic_now = std::mem::take(&mut self.panic_armed);
         let result = catch_unwind(AssertUnwindSafe(|| {
             #[cfg(feature = "fault-injection")]
             if panic_now {
-                crate::fault_injection::panic_now("the H.264 decoder");
+                crate::fault_injection::panic_now("the video decoder");
             }
-            // Only sampled frames are converted to RGB.
-            decoder.decode_picture_if(&frame.unit.data, frame.unit.is_keyframe, || Self::take_due(next_due, interval))
+            // Only sampled pictures are copied out of the decoder.
+            let mut want = |_tag: u64| !decode_only && Self::take_due(next_due, interval, now);
+            decoder.decode(&frame.unit.data, frame.unit.is_keyframe, tag, &mut want)
         }));
         instruments::decode_duration(started.elapsed());
         match result {
-            Ok(Ok(Some(picture))) => {
-                self.stats.decoded += 1;
-                if let Some(image) = picture {
-                    self.sample(image, frame.received_at);
+            Ok(Ok(pictures)) => {
+                for p in pictures {
+                    if p.damaged {
+                        self.stats.corrupt += 1;
+                        warn!(
+                            camera_id = self.camera_id,
+                            "a damaged picture (concealed errors); waiting for the next keyframe"
+                        );
+                        self.resync();
+                        break;
+                    }
+                    self.stats.decoded += 1;
+                    let Some(picture) = p.frame else { continue };
+                    let (received_at, captured_at) = self
+                        .times
+                        .iter()
+                        .find(|(t, _, _)| *t == p.tag)
+                        .map_or((frame.received_at, frame.captured_at), |(_, r, c)| (*r, *c));
+                    self.sample(picture, received_at, captured_at);
                 }
             }
-            Ok(Ok(None)) => {}
             Ok(Err(e)) => {
                 self.stats.corrupt += 1;
-                warn!(camera_id = self.camera_id, error = %e, "corrupt H.264 data; waiting for the next keyframe");
-                self.resyncing = true;
-                if let Some(d) = self.decoder.as_mut() {
-                    d.resync();
-                }
+                warn!(camera_id = self.camera_id, error = %e, "corrupt video data; waiting for the next keyframe");
+                self.resync();
             }
             Err(_) => {
                 // The decoder's state is unknown after a panic: start again at the next keyframe.
                 self.stats.restarts += 1;
                 instruments::actor_restarted("decoder");
                 self.decoder = None;
-                error!(camera_id = self.camera_id, "the H.264 decoder panicked; restarting it");
+                error!(camera_id = self.camera_id, "the video decoder panicked; restarting it");
             }
+        }
+        // Times of pictures that will never come out (skipped by the decoder) age out.
+        while self.times.front().is_some_and(|(t, _, _)| tag.saturating_sub(*t) >= PENDING_TIMES as u64 / 2) {
+            self.times.pop_front();
         }
     }
 }
@@ -210,12 +339,22 @@ impl Handler<SetAnalysisFps> for DecoderActor {
     }
 }
 
+impl Handler<SetMotionMask> for DecoderActor {
+    type Result = ();
+
+    fn handle(&mut self, SetMotionMask(mask): SetMotionMask, _: &mut Self::Context) {
+        self.options.mask = mask.clone();
+        self.gate = MotionGate::new(self.options.motion.clone(), mask);
+    }
+}
+
 impl Handler<GetDecoderStats> for DecoderActor {
     type Result = MessageResult<GetDecoderStats>;
 
     fn handle(&mut self, _: GetDecoderStats, _: &mut Self::Context) -> Self::Result {
         MessageResult(DecoderStats {
-            dropped_for_inference: self.slot.dropped(),
+            dropped_for_inference: self.feed.slot.dropped(),
+            gated: self.feed.gated(),
             analysis_fps: 1.0 / self.interval.as_secs_f32(),
             ..self.stats
         })

@@ -1,7 +1,10 @@
-//! The inference worker: owns its ONNX Runtime sessions (one pipeline per worker), takes the newest
-//! waiting frame of each of its cameras, finds and embeds every face — frames of several cameras that
-//! are waiting together go through the detector as one batch — searches the gallery and reports each
-//! face to the matcher. Run each worker in its own arbiter: inference blocks its thread.
+//! The inference worker: owns its ONNX Runtime sessions (one pipeline per worker) and a face tracker
+//! per camera. It takes the newest waiting frame of each of its cameras — frames of several cameras
+//! waiting together go through the detector as one batch, straight from YUV — follows each face from
+//! frame to frame, and embeds a face only when its track needs it: when it starts, while its identity
+//! is unsettled, and when its face is clearly better than before (at most a few times per track).
+//! Settled identities and ended tracks go to the matcher. Run each worker in its own arbiter:
+//! inference blocks its thread.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -9,36 +12,46 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use chrono::Utc;
-use image::RgbImage;
+use panoptes_engine::detect::{Face, Picture};
+use panoptes_engine::frame::YuvFrame;
 use panoptes_engine::gallery::Gallery;
 use panoptes_engine::pipeline::FacePipeline;
-use panoptes_engine::runtime::Provider;
+use panoptes_engine::runtime::{ModelError, Provider};
+use panoptes_engine::track::identity::{Identity, IdentityChange};
+use panoptes_engine::track::quality::face_quality;
+use panoptes_engine::track::{FaceTracker, TrackConfig};
 use serde::Serialize;
 use tracing::warn;
 
-use crate::decoder::{DecodedFrame, FrameReady};
+use crate::decoder::{CameraFeed, FrameReady, SampledFrame};
 use crate::instruments::{self, FaceOutcome};
 use crate::latency_record::LatencyRecord;
-use crate::latest::LatestSlot;
 use crate::latest_frames::{AnalysedFrame, FaceMark, LatestFrames};
 use crate::load::{LoadFigures, LoadWindow};
-use crate::messages::FaceObservation;
+use crate::messages::{Identified, TrackEvent};
 
 /// The window over which latency and utilisation are measured for load decisions.
 const LOAD_WINDOW: Duration = Duration::from_secs(5);
+/// How often tracks of cameras that send no frame (all still, or stopped) are checked for their end.
+const EXPIRE_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct WorkerStats {
     pub provider: Option<Provider>,
+    /// Frames analysed (the detector ran on them).
     pub frames: u64,
     pub batches: u64,
+    /// Faces detected (all frames).
     pub faces: u64,
+    /// Faces embedded (what the tracker asked for).
+    pub embeddings: u64,
+    pub tracks_started: u64,
+    pub tracks_active: u64,
     pub errors: u64,
     /// Panics caught inside inference (each lost its batch and counts as an error too).
     pub restarts: u64,
-    /// Observations the matcher could not take (its mailbox was full).
-    pub observations_dropped: u64,
+    /// Track events the matcher could not take (its mailbox was full).
+    pub events_dropped: u64,
     /// Cameras whose frames this worker currently takes.
     pub cameras: usize,
     pub load: LoadFigures,
@@ -48,14 +61,33 @@ pub struct WorkerStats {
 #[rtype(result = "WorkerStats")]
 pub struct GetWorkerStats;
 
+/// Ends every track now (the engine is stopping): their appearances are completed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndAllTracks;
+
+struct CameraState {
+    feed: Arc<CameraFeed>,
+    tracker: FaceTracker<Arc<YuvFrame>>,
+}
+
+/// A face the tracker wants embedded.
+struct EmbedJob {
+    frame: usize,
+    track_id: u64,
+    face: Face,
+    quality: f32,
+}
+
 pub struct InferenceWorker {
     pipeline: FacePipeline,
     gallery: Arc<RwLock<Gallery>>,
     threshold: f32,
-    matcher: Recipient<FaceObservation>,
-    /// Every camera slot this worker has been woken for; a slot only this map still holds belongs
-    /// to a stopped camera and is forgotten.
-    slots: HashMap<i64, Arc<LatestSlot<DecodedFrame>>>,
+    matcher: Recipient<TrackEvent>,
+    /// Every camera this worker has been woken for; a feed only this map still holds belongs to a
+    /// stopped camera, whose tracks are then ended.
+    cameras: HashMap<i64, CameraState>,
+    tracking: TrackConfig,
     max_batch: usize,
     load: LoadWindow,
     stats: WorkerStats,
@@ -73,7 +105,7 @@ impl InferenceWorker {
         pipeline: FacePipeline,
         gallery: Arc<RwLock<Gallery>>,
         threshold: f32,
-        matcher: Recipient<FaceObservation>,
+        matcher: Recipient<TrackEvent>,
     ) -> Self {
         let stats = WorkerStats { provider: Some(pipeline.provider()), ..WorkerStats::default() };
         Self {
@@ -81,7 +113,8 @@ impl InferenceWorker {
             gallery,
             threshold,
             matcher,
-            slots: HashMap::new(),
+            cameras: HashMap::new(),
+            tracking: TrackConfig::default(),
             max_batch: 8,
             load: LoadWindow::new(LOAD_WINDOW),
             stats,
@@ -105,6 +138,11 @@ impl InferenceWorker {
         self
     }
 
+    pub fn with_tracking(mut self, tracking: TrackConfig) -> Self {
+        self.tracking = tracking;
+        self
+    }
+
     /// Publish each camera's newest analysed frame and faces (for live snapshots).
     pub fn with_latest_frames(mut self, latest: LatestFrames) -> Self {
         self.latest = Some(latest);
@@ -117,81 +155,165 @@ impl InferenceWorker {
         self
     }
 
-    /// Forgets slots only this worker still holds (their cameras stopped).
+    fn send(&mut self, event: TrackEvent) {
+        if self.matcher.try_send(event).is_err() {
+            self.stats.events_dropped += 1;
+            warn!(worker = self.index, "the matcher's mailbox is full; a track event was dropped");
+        }
+    }
+
+    /// Ends the tracks of stopped cameras (feeds only this worker still holds) and forgets them.
     fn forget_stopped(&mut self) {
-        let latest = &self.latest;
-        self.slots.retain(|id, slot| {
-            let alive = Arc::strong_count(slot) > 1;
-            if !alive {
-                if let Some(l) = latest {
-                    l.remove(*id);
+        let stopped: Vec<i64> =
+            self.cameras.iter().filter(|(_, c)| Arc::strong_count(&c.feed) == 1).map(|(id, _)| *id).collect();
+        for id in stopped {
+            if let Some(mut cam) = self.cameras.remove(&id) {
+                for track in cam.tracker.end_all() {
+                    self.send(TrackEvent::Ended { camera_id: id, track });
                 }
             }
-            alive
-        });
+            if let Some(l) = &self.latest {
+                l.remove(id);
+            }
+        }
+    }
+
+    /// Ends tracks that have not been seen for their lost time, also on cameras that send no frames.
+    fn expire(&mut self) {
+        let now = Instant::now();
+        let mut ended = Vec::new();
+        for (id, cam) in self.cameras.iter_mut() {
+            if let Some((at, wall)) = cam.feed.take_still() {
+                cam.tracker.hold_still(at, wall);
+            }
+            ended.extend(cam.tracker.expire(now).into_iter().map(|t| (*id, t)));
+        }
+        for (camera_id, track) in ended {
+            self.send(TrackEvent::Ended { camera_id, track });
+        }
     }
 
     /// The waking camera's frame first, then whatever other cameras have waiting.
-    fn collect(&mut self, first: i64) -> Vec<DecodedFrame> {
+    fn collect(&mut self, first: i64) -> Vec<SampledFrame> {
         self.forget_stopped();
         let mut frames = Vec::new();
-        if let Some(f) = self.slots.get(&first).and_then(|s| s.take()) {
+        if let Some(f) = self.cameras.get(&first).and_then(|c| c.feed.slot.take()) {
             frames.push(f);
         }
-        for (id, slot) in &self.slots {
+        for (id, cam) in &self.cameras {
             if frames.len() >= self.max_batch {
                 break;
             }
             if *id != first {
-                frames.extend(slot.take());
+                frames.extend(cam.feed.slot.take());
             }
         }
         frames
     }
 
-    fn analyse(&mut self, frames: Vec<DecodedFrame>) {
+    fn analyse(&mut self, frames: Vec<SampledFrame>) {
         let started = Instant::now();
-        let images: Vec<Arc<RgbImage>> = frames.iter().map(|f| f.image.clone()).collect();
-        let refs: Vec<&RgbImage> = images.iter().map(|i| i.as_ref()).collect();
-        // A panic inside inference loses this batch, not the worker and its cameras.
+        let low_score = self.tracking.low_score;
         let pipeline = &mut self.pipeline;
         #[cfg(feature = "fault-injection")]
         let panic_now = std::mem::take(&mut self.panic_armed);
-        let result = match catch_unwind(AssertUnwindSafe(|| {
+        // A panic inside inference loses this batch, not the worker and its cameras.
+        let detected = catch_unwind(AssertUnwindSafe(|| {
             #[cfg(feature = "fault-injection")]
             if panic_now {
                 crate::fault_injection::panic_now("inference");
             }
-            pipeline.analyze_batch(&refs)
-        })) {
-            Ok(r) => r,
-            Err(_) => {
-                self.stats.errors += 1;
-                self.stats.restarts += 1;
-                instruments::actor_restarted("inference");
-                let cameras: Vec<i64> = frames.iter().map(|f| f.camera_id).collect();
-                tracing::error!(?cameras, "inference panicked; the batch is dropped and the worker goes on");
-                return;
-            }
+            let pictures: Vec<Picture> = frames.iter().map(|f| Picture::Yuv(&f.frame)).collect();
+            pipeline.detector().detect_pictures(&pictures, low_score)
+        }));
+        let detections = match self.checked(detected, &frames) {
+            Some(d) => d,
+            None => return,
         };
+        // Track, and gather the faces that need an embedding.
+        let mut jobs = Vec::new();
+        let mut ended = Vec::new();
+        let mut assigned_per_frame = Vec::with_capacity(frames.len());
+        for (i, (frame, faces)) in frames.iter().zip(&detections).enumerate() {
+            self.stats.faces += faces.len() as u64;
+            let Some(cam) = self.cameras.get_mut(&frame.camera_id) else {
+                assigned_per_frame.push(Vec::new());
+                continue;
+            };
+            if let Some((at, wall)) = cam.feed.take_still() {
+                cam.tracker.hold_still(at, wall);
+            }
+            let qualities: Vec<f32> = faces.iter().map(|f| face_quality(f, &frame.frame).score).collect();
+            let update = cam.tracker.update(faces, &qualities, frame.received_at, frame.captured_at, &frame.frame);
+            self.stats.tracks_started += update.started.len() as u64;
+            for (d, track) in update.assigned.iter().enumerate() {
+                if let Some(track_id) = track {
+                    if cam.tracker.wants_embedding(*track_id, qualities[d]) {
+                        jobs.push(EmbedJob { frame: i, track_id: *track_id, face: faces[d], quality: qualities[d] });
+                    }
+                }
+            }
+            ended.extend(update.ended.into_iter().map(|t| (frame.camera_id, t)));
+            assigned_per_frame.push(update.assigned);
+        }
+        for (camera_id, track) in ended {
+            self.send(TrackEvent::Ended { camera_id, track });
+        }
+        let embedded = self.embed(&frames, &jobs);
         let done = Instant::now();
         let waits: Vec<Duration> = frames.iter().map(|f| started.saturating_duration_since(f.received_at)).collect();
         instruments::inference_batch(self.index, self.pipeline.provider().as_str(), &waits, done - started);
         self.stats.batches += 1;
         self.stats.frames += frames.len() as u64;
-        let analysed = match result {
-            Ok(a) => a,
-            Err(e) => {
-                self.stats.errors += 1;
-                let cameras: Vec<i64> = frames.iter().map(|f| f.camera_id).collect();
-                warn!(?cameras, error = %e, "inference failed on a batch of frames");
-                return;
+        self.stats.embeddings += embedded.iter().filter(|e| e.is_some()).count() as u64;
+
+        // Identities from the embeddings.
+        let gallery = self.gallery.clone();
+        let gallery = gallery.read().unwrap_or_else(|p| p.into_inner());
+        let mut identified = Vec::new();
+        for (job, embedding) in jobs.iter().zip(embedded) {
+            let Some(embedding) = embedding else { continue };
+            let frame = &frames[job.frame];
+            let best =
+                gallery.search(&embedding, 1).ok().and_then(|m| m.into_iter().next()).map(|m| (m.person_id, m.score));
+            let outcome = if best.is_some_and(|(_, s)| s >= self.threshold) {
+                FaceOutcome::Matched
+            } else {
+                FaceOutcome::Unknown
+            };
+            instruments::faces_detected(frame.camera_id, outcome, 1);
+            let Some(cam) = self.cameras.get_mut(&frame.camera_id) else { continue };
+            let Some(change) = cam.tracker.add_embedding(job.track_id, job.quality, best, self.threshold) else {
+                continue;
+            };
+            let Some(track) = cam.tracker.track(job.track_id) else { continue };
+            identified.push(Identified {
+                camera_id: frame.camera_id,
+                track_id: job.track_id,
+                identity: change.to(),
+                first_seen: track.first_seen,
+                face: job.face,
+                frame: frame.frame.clone(),
+                captured_at: frame.captured_at,
+                quality: job.quality,
+            });
+            if let IdentityChange::Changed { from, to } = change {
+                tracing::info!(
+                    camera_id = frame.camera_id,
+                    track = job.track_id,
+                    ?from,
+                    ?to,
+                    "a track's identity changed on new evidence"
+                );
             }
-        };
+        }
+        drop(gallery);
+        for event in identified {
+            self.send(TrackEvent::Identified(event));
+        }
+
         let busy_each = done.duration_since(started) / frames.len().max(1) as u32;
-        let seen_at = Utc::now();
-        let gallery = self.gallery.read().unwrap_or_else(|p| p.into_inner());
-        for ((frame, image), faces) in frames.iter().zip(&images).zip(analysed) {
+        for (frame, (faces, assigned)) in frames.iter().zip(detections.iter().zip(&assigned_per_frame)) {
             let latency = done.duration_since(frame.received_at);
             self.load.record(done, latency, busy_each);
             instruments::frames_analysed(frame.camera_id, 1);
@@ -199,36 +321,92 @@ impl InferenceWorker {
             if let Some(record) = &self.latencies {
                 record.record(latency);
             }
-            let mut marks = Vec::with_capacity(faces.len());
-            for face in faces {
-                self.stats.faces += 1;
-                let best = gallery.search(&face.embedding, 1);
-                let (person_id, score) = match best.ok().and_then(|m| m.into_iter().next()) {
-                    Some(m) if m.score >= self.threshold => (Some(m.person_id), m.score),
-                    Some(m) => (None, m.score),
-                    None => (None, 0.0),
-                };
-                let outcome = if person_id.is_some() { FaceOutcome::Matched } else { FaceOutcome::Unknown };
-                instruments::faces_detected(frame.camera_id, outcome, 1);
-                let obs = FaceObservation {
-                    camera_id: frame.camera_id,
-                    person_id,
-                    score,
-                    det_score: face.face.score,
-                    bbox: face.face.bbox,
-                    seen_at,
-                    received_at: frame.received_at,
-                    frame: image.clone(),
-                };
-                marks.push(FaceMark { bbox: face.face.bbox, person_id, score });
-                if self.matcher.try_send(obs).is_err() {
-                    self.stats.observations_dropped += 1;
-                }
-            }
-            if let Some(latest) = &self.latest {
-                latest.put(frame.camera_id, AnalysedFrame { frame: image.clone(), faces: marks, analysed_at: seen_at });
+            if let (Some(latest), Some(cam)) = (&self.latest, self.cameras.get(&frame.camera_id)) {
+                let marks = faces
+                    .iter()
+                    .zip(assigned)
+                    .filter_map(|(f, t)| {
+                        let track = cam.tracker.track((*t)?)?;
+                        let (person_id, score) = match track.identity {
+                            Identity::Person { person_id, score } => (Some(person_id), score),
+                            _ => (None, track.best_match_score()),
+                        };
+                        Some(FaceMark { bbox: f.bbox, person_id, score })
+                    })
+                    .collect();
+                latest.put(
+                    frame.camera_id,
+                    AnalysedFrame { frame: frame.frame.clone(), faces: marks, analysed_at: frame.captured_at },
+                );
             }
         }
+        self.stats.tracks_active = self.cameras.values().map(|c| c.tracker.tracks().len() as u64).sum();
+    }
+
+    /// The detector's result, or `None` (counted and logged) when it failed or panicked.
+    fn checked<T>(&mut self, result: std::thread::Result<Result<T, ModelError>>, frames: &[SampledFrame]) -> Option<T> {
+        let cameras = || frames.iter().map(|f| f.camera_id).collect::<Vec<_>>();
+        match result {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                self.stats.errors += 1;
+                warn!(cameras = ?cameras(), error = %e, "inference failed on a batch of frames");
+                None
+            }
+            Err(_) => {
+                self.stats.errors += 1;
+                self.stats.restarts += 1;
+                instruments::actor_restarted("inference");
+                tracing::error!(cameras = ?cameras(), "inference panicked; the batch is dropped and the worker goes on");
+                None
+            }
+        }
+    }
+
+    /// Runs each model once on a blank 720p frame, so that the first camera's first frame does not
+    /// pay for ONNX Runtime's first-run allocations (and memory is measured with them).
+    fn warm_up(&mut self) {
+        let blank = YuvFrame::from_rgb(&image::RgbImage::new(1280, 720));
+        let face = Face {
+            bbox: panoptes_engine::geometry::BBox { x: 560.0, y: 280.0, width: 160.0, height: 160.0 },
+            score: 1.0,
+            keypoints: [
+                panoptes_engine::geometry::Point::new(600.0, 330.0),
+                panoptes_engine::geometry::Point::new(680.0, 330.0),
+                panoptes_engine::geometry::Point::new(640.0, 370.0),
+                panoptes_engine::geometry::Point::new(640.0, 400.0),
+                panoptes_engine::geometry::Point::new(570.0, 340.0),
+                panoptes_engine::geometry::Point::new(710.0, 340.0),
+            ],
+        };
+        let pipeline = &mut self.pipeline;
+        let warmed = catch_unwind(AssertUnwindSafe(|| {
+            pipeline.detector().detect_pictures(&[Picture::Yuv(&blank)], 0.5)?;
+            pipeline.embed_faces(&blank, &[face])
+        }));
+        if !matches!(warmed, Ok(Ok(_))) {
+            warn!(worker = self.index, "the models' warm-up run failed; the first frames will show why");
+        }
+    }
+
+    /// Embeddings for the jobs (all faces of one frame in one call), `None` where alignment failed.
+    fn embed(&mut self, frames: &[SampledFrame], jobs: &[EmbedJob]) -> Vec<Option<Vec<f32>>> {
+        let mut out: Vec<Option<Vec<f32>>> = vec![None; jobs.len()];
+        for (i, frame) in frames.iter().enumerate() {
+            let idx: Vec<usize> = (0..jobs.len()).filter(|&j| jobs[j].frame == i).collect();
+            if idx.is_empty() {
+                continue;
+            }
+            let faces: Vec<Face> = idx.iter().map(|&j| jobs[j].face).collect();
+            let pipeline = &mut self.pipeline;
+            let result = catch_unwind(AssertUnwindSafe(|| pipeline.embed_faces(&frame.frame, &faces)));
+            if let Some(embeddings) = self.checked(result, std::slice::from_ref(frame)) {
+                for (j, e) in idx.into_iter().zip(embeddings) {
+                    out[j] = e;
+                }
+            }
+        }
+        out
     }
 }
 
@@ -239,6 +417,11 @@ impl Actor for InferenceWorker {
         // One wake-up per camera is outstanding at most; this bounds the number of cameras a worker
         // can hold before wake-ups are retried by the decoders.
         ctx.set_mailbox_capacity(256);
+        self.warm_up();
+        ctx.run_interval(EXPIRE_EVERY, |act, _| {
+            act.forget_stopped();
+            act.expire();
+        });
     }
 }
 
@@ -246,11 +429,32 @@ impl Handler<FrameReady> for InferenceWorker {
     type Result = ();
 
     fn handle(&mut self, msg: FrameReady, _: &mut Self::Context) {
-        // A restarted camera brings a new slot: the newest one is the live one.
-        self.slots.insert(msg.camera_id, msg.slot);
+        // A restarted camera brings a new feed: the newest one is the live one.
+        let tracking = self.tracking.clone();
+        let cam = self
+            .cameras
+            .entry(msg.camera_id)
+            .or_insert_with(|| CameraState { feed: msg.feed.clone(), tracker: FaceTracker::new(tracking) });
+        if !Arc::ptr_eq(&cam.feed, &msg.feed) {
+            cam.feed = msg.feed;
+        }
         let frames = self.collect(msg.camera_id);
         if !frames.is_empty() {
             self.analyse(frames);
+        }
+    }
+}
+
+impl Handler<EndAllTracks> for InferenceWorker {
+    type Result = ();
+
+    fn handle(&mut self, _: EndAllTracks, _: &mut Self::Context) {
+        let mut ended = Vec::new();
+        for (id, cam) in self.cameras.iter_mut() {
+            ended.extend(cam.tracker.end_all().into_iter().map(|t| (*id, t)));
+        }
+        for (camera_id, track) in ended {
+            self.send(TrackEvent::Ended { camera_id, track });
         }
     }
 }
@@ -260,7 +464,11 @@ impl Handler<GetWorkerStats> for InferenceWorker {
 
     fn handle(&mut self, _: GetWorkerStats, _: &mut Self::Context) -> Self::Result {
         self.forget_stopped();
-        MessageResult(WorkerStats { cameras: self.slots.len(), load: self.load.figures(Instant::now()), ..self.stats })
+        MessageResult(WorkerStats {
+            cameras: self.cameras.len(),
+            load: self.load.figures(Instant::now()),
+            ..self.stats
+        })
     }
 }
 

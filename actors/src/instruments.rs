@@ -60,7 +60,7 @@ pub fn inference_batch(worker: usize, provider: &'static str, waits: &[Duration]
 
 /// The control messages whose delivery failures are counted (the `message` label of
 /// `panoptes_control_messages_failed_total`).
-pub const CONTROL_MESSAGES: &[&str] = &["stop_camera", "set_analysis_fps"];
+pub const CONTROL_MESSAGES: &[&str] = &["stop_camera", "set_analysis_fps", "set_motion_mask"];
 
 /// A control message (see [`crate::control`]) could not be delivered after its retries.
 pub fn control_message_failed(message: &'static str) {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use image::RgbImage;
+use panoptes_engine::frame::YuvFrame;
 use panoptes_engine::geometry::BBox;
 
 #[derive(Clone, Debug)]
@@ -19,7 +19,8 @@ pub struct FaceMark {
 
 #[derive(Debug)]
 pub struct AnalysedFrame {
-    pub frame: Arc<RgbImage>,
+    /// Kept in YUV: converted to RGB only when someone asks for the picture.
+    pub frame: Arc<YuvFrame>,
     pub faces: Vec<FaceMark>,
     pub analysed_at: DateTime<Utc>,
 }

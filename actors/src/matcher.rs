@@ -1,8 +1,10 @@
-//! The matcher: turns a stream of face observations into detection events, one per appearance — a
-//! person seen again on the same camera within `cooldown` of the last sighting is the same appearance.
-//! Unknown faces are recorded only when configured. Each event gets a snapshot (face crop and context
-//! frame) written on the blocking pool before it goes to the sink; when too many snapshots are already
-//! being written the event goes without one (counted) rather than wait.
+//! The matcher: turns tracked faces into appearances — one detection row and one live event per
+//! appearance. An appearance begins when a track's identity settles (at once, so alerts stay fast)
+//! with a snapshot of the face that settled it, and is completed when its track ends: last seen,
+//! frames, best score, and the track's best face as the snapshot. A person seen again on the same
+//! camera within `cooldown` of the appearance's end continues it (no second row or event). Unknown
+//! faces become appearances only when configured. Snapshots are written on the blocking pool; when
+//! too many are being written an appearance goes without (counted) rather than wait.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -10,12 +12,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use panoptes_engine::frame::YuvFrame;
+use panoptes_engine::geometry::BBox;
 use panoptes_engine::snapshot::SnapshotStore;
 use panoptes_engine::storage::NewDetection;
+use panoptes_engine::track::identity::Identity;
+use panoptes_engine::track::EndedTrack;
 use serde::Serialize;
 
 use crate::instruments;
-use crate::messages::{DetectionEvent, FaceObservation};
+use crate::messages::{AppearanceClosed, AppearanceStarted, AppearanceUpdated, Identified, TrackEvent};
 
 /// Snapshots being encoded and written at once, at most; each holds one frame.
 const MAX_PENDING_SNAPSHOTS: usize = 8;
@@ -33,97 +40,296 @@ struct Counters {
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct MatcherStats {
+    /// Track events received (settled identities and ended tracks).
     pub observations: u64,
+    /// Appearances begun (one row and one live event each).
     pub events: u64,
-    /// Events the detection sink could not take (its mailbox was full).
+    /// Appearance messages the detection sink could not take (its mailbox was full).
     pub events_dropped: u64,
     pub snapshots_written: u64,
     pub snapshots_failed: u64,
-    /// Events sent without a snapshot because the snapshot writers were all busy.
+    /// Snapshots not written because the snapshot writers were all busy.
     pub snapshots_skipped: u64,
     /// Snapshots being written now.
     pub snapshots_pending: u64,
+    /// Appearances open now (a track on them, or ended less than the cooldown ago).
+    pub open_appearances: u64,
 }
 
 #[derive(Message)]
 #[rtype(result = "MatcherStats")]
 pub struct GetMatcherStats;
 
+struct Appearance {
+    row: NewDetection,
+    /// Tracks on this appearance now.
+    tracks: usize,
+    /// Frames of the tracks that have ended on it.
+    ended_frames: u32,
+    /// When its last track ended (the cooldown runs from here).
+    ended_at: Option<Instant>,
+    /// Quality of the face its snapshot shows.
+    snapshot_quality: f32,
+    /// A snapshot is being written for it: a newer one waits for it, so the stems never race.
+    writing: bool,
+}
+
+/// Where the sink is told about appearances.
+#[derive(Clone)]
+pub struct SinkLink {
+    pub started: Recipient<AppearanceStarted>,
+    pub updated: Recipient<AppearanceUpdated>,
+    pub closed: Recipient<AppearanceClosed>,
+}
+
 pub struct MatcherActor {
     cooldown: Duration,
     record_unknown: bool,
-    last_seen: HashMap<(i64, i64), Instant>,
-    sink: Recipient<DetectionEvent>,
+    sink: SinkLink,
     snapshots: Option<Arc<SnapshotStore>>,
     counters: Arc<Counters>,
+    next_key: u64,
+    appearances: HashMap<u64, Appearance>,
+    /// (camera, track) → appearance key.
+    by_track: HashMap<(i64, u64), u64>,
+    /// (camera, person) → the person's open appearance on that camera.
+    by_person: HashMap<(i64, i64), u64>,
 }
 
 impl MatcherActor {
-    pub fn new(cooldown: Duration, record_unknown: bool, sink: Recipient<DetectionEvent>) -> Self {
-        Self { cooldown, record_unknown, last_seen: HashMap::new(), sink, snapshots: None, counters: Arc::default() }
+    pub fn new(cooldown: Duration, record_unknown: bool, sink: SinkLink) -> Self {
+        Self {
+            cooldown,
+            record_unknown,
+            sink,
+            snapshots: None,
+            counters: Arc::default(),
+            next_key: 1,
+            appearances: HashMap::new(),
+            by_track: HashMap::new(),
+            by_person: HashMap::new(),
+        }
     }
 
-    /// Write a snapshot for every event into `store`.
+    /// Write a snapshot for every appearance into `store`.
     pub fn with_snapshots(mut self, store: Arc<SnapshotStore>) -> Self {
         self.snapshots = Some(store);
         self
     }
 
-    fn emit(&mut self, o: FaceObservation) {
-        self.counters.events.fetch_add(1, Ordering::Relaxed);
-        instruments::detection_events(o.camera_id, 1);
-        let detection = NewDetection {
-            id: None,
-            camera_id: o.camera_id,
-            detected_at: o.seen_at,
-            person_id: o.person_id,
-            score: o.score,
-            det_score: o.det_score,
-            bbox: o.bbox,
-            snapshot_path: None,
+    fn identified(&mut self, id: Identified, ctx: &mut Context<Self>) {
+        let person = id.identity.person();
+        let (score, record) = match id.identity {
+            Identity::Person { score, .. } => (score, true),
+            Identity::Unknown => (0.0, self.record_unknown),
+            Identity::Pending => return,
         };
-        let Some(store) = self.snapshots.clone() else {
-            send(&self.sink, &self.counters, detection);
-            return;
-        };
-        if self.counters.pending.load(Ordering::Relaxed) >= MAX_PENDING_SNAPSHOTS {
-            self.counters.snapshots_skipped.fetch_add(1, Ordering::Relaxed);
-            send(&self.sink, &self.counters, detection);
+        // A track whose identity changed leaves the appearance it was on.
+        if let Some(key) = self.by_track.get(&(id.camera_id, id.track_id)).copied() {
+            if self.appearances.get(&key).is_some_and(|a| a.row.person_id == person) {
+                return;
+            }
+            self.by_track.remove(&(id.camera_id, id.track_id));
+            self.leave(key, id.captured_at);
+        }
+        // The person is still on screen, or back within the cooldown: the same appearance.
+        if let Some(p) = person {
+            if let Some(&key) = self.by_person.get(&(id.camera_id, p)) {
+                if let Some(a) = self.appearances.get_mut(&key) {
+                    a.tracks += 1;
+                    a.ended_at = None;
+                    a.row.last_seen_at = None;
+                    a.row.best_score = a.row.best_score.max(score);
+                    self.by_track.insert((id.camera_id, id.track_id), key);
+                    return;
+                }
+            }
+        }
+        if !record {
             return;
         }
+        let key = self.next_key;
+        self.next_key += 1;
+        let row = NewDetection {
+            id: None,
+            camera_id: id.camera_id,
+            detected_at: id.first_seen,
+            last_seen_at: None,
+            person_id: person,
+            score,
+            best_score: score,
+            det_score: id.face.score,
+            bbox: id.face.bbox,
+            frames: 1,
+            snapshot_path: None,
+        };
+        self.appearances.insert(
+            key,
+            Appearance {
+                row,
+                tracks: 1,
+                ended_frames: 0,
+                ended_at: None,
+                snapshot_quality: id.quality,
+                writing: false,
+            },
+        );
+        self.by_track.insert((id.camera_id, id.track_id), key);
+        if let Some(p) = person {
+            self.by_person.insert((id.camera_id, p), key);
+        }
+        self.counters.events.fetch_add(1, Ordering::Relaxed);
+        instruments::detection_events(id.camera_id, 1);
+        // The event waits for its first snapshot (a few ms) so that it can show it.
+        self.snapshot(key, id.frame, id.face.bbox, id.captured_at, true, ctx);
+    }
+
+    fn ended(&mut self, camera_id: i64, track: EndedTrack<Arc<YuvFrame>>, ctx: &mut Context<Self>) {
+        let Some(key) = self.by_track.remove(&(camera_id, track.id)) else { return };
+        let better = track
+            .best
+            .as_ref()
+            .filter(|b| self.appearances.get(&key).is_some_and(|a| b.quality > a.snapshot_quality && !a.writing));
+        let better = better.map(|b| (b.frame.clone(), b.face.bbox, b.captured_at, b.quality));
+        let Some(a) = self.appearances.get_mut(&key) else { return };
+        a.ended_frames += track.frames;
+        a.row.frames = a.ended_frames.max(1) as i32;
+        a.row.best_score = a.row.best_score.max(track.best_match_score);
+        a.row.det_score = a.row.det_score.max(track.best_det_score);
+        self.leave(key, track.last_seen);
+        match better {
+            Some((frame, bbox, at, quality)) => {
+                if let Some(a) = self.appearances.get_mut(&key) {
+                    a.snapshot_quality = quality;
+                    a.row.bbox = bbox;
+                }
+                self.snapshot(key, frame, bbox, at, false, ctx);
+            }
+            None => self.update(key),
+        }
+    }
+
+    /// One track leaves appearance `key` at `last_seen`.
+    fn leave(&mut self, key: u64, last_seen: DateTime<Utc>) {
+        let Some(a) = self.appearances.get_mut(&key) else { return };
+        a.tracks = a.tracks.saturating_sub(1);
+        a.row.last_seen_at = Some(a.row.last_seen_at.map_or(last_seen, |t| t.max(last_seen)));
+        if a.tracks == 0 {
+            a.ended_at = Some(Instant::now());
+        }
+    }
+
+    fn update(&self, key: u64) {
+        if let Some(a) = self.appearances.get(&key) {
+            let msg = AppearanceUpdated { key, row: a.row.clone() };
+            if self.sink.updated.try_send(msg).is_err() {
+                self.dropped(a.row.camera_id);
+            }
+        }
+    }
+
+    fn dropped(&self, camera_id: i64) {
+        self.counters.events_dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(camera_id, "detection sink full; an appearance message was dropped");
+    }
+
+    /// Writes a snapshot of `bbox` in `frame` for appearance `key`, then tells the sink: the start of
+    /// the appearance (`first`) or its new version.
+    fn snapshot(
+        &mut self,
+        key: u64,
+        frame: Arc<YuvFrame>,
+        bbox: BBox,
+        at: DateTime<Utc>,
+        first: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let store = match &self.snapshots {
+            Some(s) if self.counters.pending.load(Ordering::Relaxed) < MAX_PENDING_SNAPSHOTS => s.clone(),
+            Some(_) => {
+                self.counters.snapshots_skipped.fetch_add(1, Ordering::Relaxed);
+                return self.tell(key, first);
+            }
+            None => return self.tell(key, first),
+        };
+        let Some(a) = self.appearances.get_mut(&key) else { return };
+        a.writing = true;
+        let (camera_id, replaced) = (a.row.camera_id, if first { None } else { a.row.snapshot_path.clone() });
         self.counters.pending.fetch_add(1, Ordering::Relaxed);
-        let (sink, counters) = (self.sink.clone(), self.counters.clone());
-        actix::spawn(async move {
-            let mut detection = detection;
-            let (cam, at, frame, bbox) = (o.camera_id, o.seen_at, o.frame, o.bbox);
+        let counters = self.counters.clone();
+        let write = async move {
             let started = Instant::now();
-            let written = tokio::task::spawn_blocking(move || store.write(cam, at, &frame, &bbox)).await;
+            let written = tokio::task::spawn_blocking(move || {
+                let stem = store.write_frame(camera_id, at, &frame, &bbox)?;
+                if let Some(old) = replaced {
+                    // The better face replaces the first one: the first one's files go.
+                    if let Err(e) = store.remove(&old) {
+                        tracing::warn!(camera_id, error = %e, "could not delete a superseded snapshot");
+                    }
+                }
+                Ok::<_, panoptes_engine::snapshot::SnapshotError>(stem)
+            })
+            .await;
             instruments::snapshot_written(started.elapsed());
             counters.pending.fetch_sub(1, Ordering::Relaxed);
             match written {
                 Ok(Ok(stem)) => {
                     counters.snapshots_written.fetch_add(1, Ordering::Relaxed);
-                    detection.snapshot_path = Some(stem);
+                    Some(stem)
                 }
                 Ok(Err(e)) => {
                     counters.snapshots_failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(camera_id = cam, error = %e, "could not write a detection snapshot");
+                    tracing::warn!(camera_id, error = %e, "could not write a detection snapshot");
+                    None
                 }
                 Err(e) => {
                     counters.snapshots_failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(camera_id = cam, error = %e, "snapshot writer panicked");
+                    tracing::error!(camera_id, error = %e, "snapshot writer panicked");
+                    None
                 }
             }
-            send(&sink, &counters, detection);
-        });
+        };
+        ctx.spawn(write.into_actor(self).map(move |stem, act, _| {
+            if let Some(a) = act.appearances.get_mut(&key) {
+                a.writing = false;
+                if stem.is_some() {
+                    a.row.snapshot_path = stem;
+                }
+            }
+            act.tell(key, first);
+        }));
     }
-}
 
-fn send(sink: &Recipient<DetectionEvent>, counters: &Counters, detection: NewDetection) {
-    let camera_id = detection.camera_id;
-    if sink.try_send(DetectionEvent(detection)).is_err() {
-        counters.events_dropped.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(camera_id, "detection sink full; event dropped");
+    fn tell(&self, key: u64, first: bool) {
+        let Some(a) = self.appearances.get(&key) else { return };
+        if first {
+            if self.sink.started.try_send(AppearanceStarted { key, row: a.row.clone() }).is_err() {
+                self.dropped(a.row.camera_id);
+            }
+        } else {
+            self.update(key);
+        }
+    }
+
+    /// Appearances whose cooldown has passed are final: the sink may forget them.
+    fn close_expired(&mut self) {
+        let cooldown = self.cooldown;
+        let expired: Vec<u64> = self
+            .appearances
+            .iter()
+            .filter(|(_, a)| !a.writing && a.ended_at.is_some_and(|t| t.elapsed() >= cooldown))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in expired {
+            if let Some(a) = self.appearances.remove(&key) {
+                if let Some(p) = a.row.person_id {
+                    if self.by_person.get(&(a.row.camera_id, p)) == Some(&key) {
+                        self.by_person.remove(&(a.row.camera_id, p));
+                    }
+                }
+                let _ = self.sink.closed.try_send(AppearanceClosed { key });
+            }
+        }
     }
 }
 
@@ -131,34 +337,20 @@ impl Actor for MatcherActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Observations carry their frame: a short mailbox bounds the frames held here.
-        ctx.set_mailbox_capacity(64);
-        // Forget appearances that have ended, so the map stays as small as the people in view.
-        let every = self.cooldown.max(Duration::from_secs(1));
-        ctx.run_interval(every, |act, _| {
-            let cooldown = act.cooldown;
-            act.last_seen.retain(|_, t| t.elapsed() < cooldown);
-        });
+        // Track events carry a frame: a bounded mailbox bounds the frames held here.
+        ctx.set_mailbox_capacity(256);
+        ctx.run_interval(Duration::from_millis(500), |act, _| act.close_expired());
     }
 }
 
-impl Handler<FaceObservation> for MatcherActor {
+impl Handler<TrackEvent> for MatcherActor {
     type Result = ();
 
-    fn handle(&mut self, o: FaceObservation, _: &mut Self::Context) {
+    fn handle(&mut self, event: TrackEvent, ctx: &mut Self::Context) {
         self.counters.observations.fetch_add(1, Ordering::Relaxed);
-        let Some(person) = o.person_id else {
-            if self.record_unknown {
-                self.emit(o);
-            }
-            return;
-        };
-        let now = Instant::now();
-        let new_appearance =
-            self.last_seen.get(&(o.camera_id, person)).is_none_or(|t| now.duration_since(*t) >= self.cooldown);
-        self.last_seen.insert((o.camera_id, person), now);
-        if new_appearance {
-            self.emit(o);
+        match event {
+            TrackEvent::Identified(id) => self.identified(id, ctx),
+            TrackEvent::Ended { camera_id, track } => self.ended(camera_id, track, ctx),
         }
     }
 }
@@ -177,6 +369,7 @@ impl Handler<GetMatcherStats> for MatcherActor {
             snapshots_failed: get(&c.snapshots_failed),
             snapshots_skipped: get(&c.snapshots_skipped),
             snapshots_pending: c.pending.load(Ordering::Relaxed) as u64,
+            open_appearances: self.appearances.len() as u64,
         })
     }
 }

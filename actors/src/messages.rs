@@ -1,7 +1,13 @@
 //! Messages between pipeline actors.
 
+use std::sync::Arc;
+
 use actix::Message;
+use panoptes_engine::detect::Face;
+use panoptes_engine::frame::YuvFrame;
 use panoptes_engine::source::annexb::AccessUnit;
+use panoptes_engine::track::identity::Identity;
+use panoptes_engine::track::EndedTrack;
 
 /// One encoded picture from a camera, stamped when it arrived.
 #[derive(Message, Debug)]
@@ -31,22 +37,56 @@ impl EncodedFrame {
     }
 }
 
-/// One face seen by inference, with its best gallery match (person set only above the threshold).
+/// What happened to a tracked face, as the inference worker tells the matcher.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
-pub struct FaceObservation {
-    pub camera_id: i64,
-    pub person_id: Option<i64>,
-    pub score: f32,
-    pub det_score: f32,
-    pub bbox: panoptes_engine::geometry::BBox,
-    pub seen_at: chrono::DateTime<chrono::Utc>,
-    pub received_at: std::time::Instant,
-    /// The analysed frame, for the snapshot of a detection.
-    pub frame: std::sync::Arc<image::RgbImage>,
+pub enum TrackEvent {
+    /// The track's identity settled (or changed, on evidence): a person, or unknown.
+    Identified(Identified),
+    /// The track has ended (the face left, or the camera stopped).
+    Ended { camera_id: i64, track: EndedTrack<Arc<YuvFrame>> },
 }
 
-/// A detection to store.
+#[derive(Debug, Clone)]
+pub struct Identified {
+    pub camera_id: i64,
+    pub track_id: u64,
+    pub identity: Identity,
+    /// When the track began (capture time of its first frame).
+    pub first_seen: chrono::DateTime<chrono::Utc>,
+    /// The face that settled it, in the frame it was seen in (the first snapshot).
+    pub face: Face,
+    pub frame: Arc<YuvFrame>,
+    pub captured_at: chrono::DateTime<chrono::Utc>,
+    /// Its quality (a better face of the same appearance replaces the snapshot at its end).
+    pub quality: f32,
+}
+
+/// A whole detection to store at once (a sighting with no track behind it, e.g. from tests).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct DetectionEvent(pub panoptes_engine::storage::NewDetection);
+
+/// An appearance that began: its row is written and its live event published now.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct AppearanceStarted {
+    /// The matcher's name for the appearance, for the updates that follow.
+    pub key: u64,
+    pub row: panoptes_engine::storage::NewDetection,
+}
+
+/// A newer version of an appearance's row (its track ended, a better snapshot, another track joined).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct AppearanceUpdated {
+    pub key: u64,
+    pub row: panoptes_engine::storage::NewDetection,
+}
+
+/// The appearance will not change again: once its last version is written the sink forgets it.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct AppearanceClosed {
+    pub key: u64,
+}

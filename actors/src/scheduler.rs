@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::camera::{CameraActor, CameraConfig, CameraStatus, GetStatus, StopCamera};
 use crate::control::{deliver, DeliveryError};
-use crate::decoder::{DecoderActor, DecoderStats, GetDecoderStats, SetAnalysisFps};
+use crate::decoder::{DecoderActor, DecoderOptions, DecoderStats, GetDecoderStats, SetAnalysisFps, SetMotionMask};
 use crate::inference::{GetWorkerStats, InferenceWorker, WorkerStats};
 use crate::shedding::{decide, CameraRate, RateChange};
 
@@ -42,6 +42,8 @@ pub struct SchedulerConfig {
     pub shedding: bool,
     /// The rate a raw H.264 file camera plays at (the file itself carries no timing).
     pub file_fps: f32,
+    /// How cameras' decoders work (backend, motion gate); each camera adds its own motion mask.
+    pub decoder: DecoderOptions,
 }
 
 impl Default for SchedulerConfig {
@@ -54,7 +56,23 @@ impl Default for SchedulerConfig {
             min_fps: 0.5,
             shedding: true,
             file_fps: 10.0,
+            decoder: DecoderOptions::default(),
         }
+    }
+}
+
+/// The threads camera pipelines run on: camera I/O (async, never blocked by decoding) and the
+/// decoder threads, over which cameras are spread.
+#[derive(Clone)]
+pub struct PipelineThreads {
+    pub io: ArbiterHandle,
+    pub decoders: Vec<ArbiterHandle>,
+}
+
+impl PipelineThreads {
+    /// Everything on the current thread (tests of one camera).
+    pub fn current() -> PipelineThreads {
+        PipelineThreads { io: Arbiter::current(), decoders: vec![Arbiter::current()] }
     }
 }
 
@@ -73,6 +91,8 @@ struct Pipeline {
     camera: Addr<CameraActor>,
     decoder: Addr<DecoderActor>,
     worker: usize,
+    /// Which decoder thread.
+    decoder_thread: usize,
     /// The analysis rate in force (the configured one unless shed).
     fps: f32,
 }
@@ -103,6 +123,7 @@ pub struct Scheduler {
     board: StatusBoard,
     store: Store,
     config: SchedulerConfig,
+    threads: PipelineThreads,
     workers: Vec<WorkerSlot>,
     running: HashMap<i64, Pipeline>,
     /// Pipelines asked to stop whose stop has not been confirmed yet (retried every tick until it is).
@@ -116,7 +137,12 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(store: Store, workers: Vec<Addr<InferenceWorker>>, config: SchedulerConfig) -> Self {
+    pub fn new(
+        store: Store,
+        workers: Vec<Addr<InferenceWorker>>,
+        config: SchedulerConfig,
+        threads: PipelineThreads,
+    ) -> Self {
         let workers = workers
             .into_iter()
             .map(|addr| WorkerSlot { addr, stats: WorkerStats::default(), last_change: None })
@@ -125,6 +151,7 @@ impl Scheduler {
             board: StatusBoard::default(),
             store,
             config,
+            threads,
             workers,
             running: HashMap::new(),
             stopping_cameras: Vec::new(),
@@ -260,6 +287,11 @@ impl Scheduler {
                 // A shed camera starts again from its new configured rate.
                 Self::set_rate(ctx, *id, r.decoder.clone(), cam.analysis_fps);
             }
+            if r.config.options.motion_mask != cam.options.motion_mask {
+                let (addr, mask, id) = (r.decoder.clone(), cam.options.motion_mask.clone(), *id);
+                let send = async move { deliver(&addr, SetMotionMask(mask), "set_motion_mask", id).await };
+                ctx.spawn(actix::fut::wrap_future::<_, Self>(send).map(|_, _, _| ()));
+            }
             r.config = cam.clone();
         }
         self.stop_pending(ctx);
@@ -269,14 +301,19 @@ impl Scheduler {
             let Some(worker) = self.pick_worker(cam.analysis_fps) else { return };
             let id = cam.id;
             tracing::info!(camera_id = id, url = %redact(&cam.url), worker, "starting camera pipeline");
-            let decoder =
-                DecoderActor::new(id, cam.analysis_fps, self.workers[worker].addr.clone().recipient()).start();
+            let decoder_thread = self.pick_decoder_thread();
+            let options = DecoderOptions { mask: cam.options.motion_mask.clone(), ..self.config.decoder.clone() };
+            let (fps, consumer) = (cam.analysis_fps, self.workers[worker].addr.clone().recipient());
+            let decoder = DecoderActor::start_in_arbiter(&self.threads.decoders[decoder_thread], move |_| {
+                DecoderActor::with_options(id, fps, consumer, options)
+            });
             let mut camera_config = CameraConfig::new(id, cam.url.clone());
             camera_config.transport = cam.transport;
             camera_config.file_fps = self.config.file_fps;
-            let camera = CameraActor::new(camera_config, decoder.clone().recipient()).start();
-            let fps = cam.analysis_fps;
-            self.running.insert(id, Pipeline { config: cam, camera, decoder, worker, fps });
+            let frames = decoder.clone().recipient();
+            let camera =
+                CameraActor::start_in_arbiter(&self.threads.io, move |_| CameraActor::new(camera_config, frames));
+            self.running.insert(id, Pipeline { config: cam, camera, decoder, worker, decoder_thread, fps });
         }
     }
 
@@ -306,6 +343,13 @@ impl Scheduler {
                 pipeline.fps = fps;
             }
         }));
+    }
+
+    /// The decoder thread with the fewest cameras.
+    fn pick_decoder_thread(&self) -> usize {
+        (0..self.threads.decoders.len().max(1))
+            .min_by_key(|t| self.running.values().filter(|r| r.decoder_thread == *t).count())
+            .unwrap_or(0)
     }
 
     /// The worker whose projected utilisation after taking `fps` more frames per second is lowest;
