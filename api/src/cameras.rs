@@ -9,7 +9,7 @@ use actix_web::{web, HttpResponse};
 use panoptes_actors::scheduler::CameraReport;
 use panoptes_engine::source::camera_url::{redact, CameraUrl};
 use panoptes_engine::source::rtsp::RtspTransport;
-use panoptes_engine::storage::{Camera, CameraPatch, NewCamera as NewCameraRow};
+use panoptes_engine::storage::{Camera, CameraOptions, CameraPatch, NewCamera as NewCameraRow};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{valid_name, ApiError};
@@ -23,6 +23,7 @@ pub struct NewCamera {
     pub analysis_fps: Option<f32>,
     pub enabled: Option<bool>,
     pub transport: Option<RtspTransport>,
+    pub options: Option<CameraOptions>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -33,6 +34,7 @@ pub struct CameraUpdate {
     pub analysis_fps: Option<f32>,
     pub enabled: Option<bool>,
     pub transport: Option<RtspTransport>,
+    pub options: Option<CameraOptions>,
 }
 
 /// What the API shows of a camera: the URL without credentials, and live status when it runs here.
@@ -44,6 +46,7 @@ pub struct CameraView {
     pub analysis_fps: f32,
     pub enabled: bool,
     pub transport: RtspTransport,
+    pub options: CameraOptions,
     pub status: Option<LiveStatus>,
 }
 
@@ -53,7 +56,15 @@ pub struct LiveStatus {
     pub fps: f32,
     pub analysis_fps_in_force: f32,
     pub frames_received: u64,
+    /// File cameras: frames the source delivered late (it fell behind its own rate).
+    pub frames_late: u64,
     pub frames_decoded: u64,
+    /// Non-reference pictures not decoded (no analysis was due).
+    pub frames_skipped: u64,
+    /// Samples taken at the analysis rate.
+    pub frames_sampled: u64,
+    /// Samples in which nothing moved: the detector did not run.
+    pub frames_gated: u64,
     pub frames_dropped: u64,
     pub frames_corrupt: u64,
     pub reconnects: u64,
@@ -70,7 +81,11 @@ fn view(c: Camera, report: Option<&CameraReport>) -> CameraView {
             fps: s.fps,
             analysis_fps_in_force: r.analysis_fps,
             frames_received: s.frames_received,
+            frames_late: s.frames_late,
             frames_decoded: d.decoded,
+            frames_skipped: d.skipped,
+            frames_sampled: d.sampled,
+            frames_gated: d.gated,
             frames_dropped: s.frames_dropped + d.dropped_for_inference,
             frames_corrupt: d.corrupt,
             reconnects: s.reconnects,
@@ -85,6 +100,7 @@ fn view(c: Camera, report: Option<&CameraReport>) -> CameraView {
         analysis_fps: c.analysis_fps,
         enabled: c.enabled,
         transport: c.transport,
+        options: c.options,
         status,
     }
 }
@@ -92,6 +108,19 @@ fn view(c: Camera, report: Option<&CameraReport>) -> CameraView {
 /// Live status from the scheduler's board (republished every second; no actor round trip).
 fn live(state: &AppState) -> std::sync::Arc<Vec<CameraReport>> {
     state.engine.as_ref().map(|e| e.camera_status.get()).unwrap_or_default()
+}
+
+fn check_options(o: &CameraOptions) -> Result<(), ApiError> {
+    if let Some((i, _)) = o.motion_mask.iter().enumerate().find(|(_, m)| !m.is_valid()) {
+        return Err(ApiError::unprocessable(
+            "invalid_motion_mask",
+            format!("options.motion_mask[{i}]: x, y, width and height are fractions of the frame (0 to 1), width and height above 0"),
+        ));
+    }
+    if o.motion_mask.len() > 64 {
+        return Err(ApiError::unprocessable("invalid_motion_mask", "options.motion_mask holds at most 64 regions"));
+    }
+    Ok(())
 }
 
 fn check_fps(fps: f32) -> Result<(), ApiError> {
@@ -150,12 +179,15 @@ pub async fn create(state: web::Data<AppState>, body: web::Json<NewCamera>) -> R
     let fps = b.analysis_fps.unwrap_or(5.0);
     check_fps(fps)?;
     let url = check_url(&state, &b.url)?;
+    let options = b.options.unwrap_or_default();
+    check_options(&options)?;
     let new = NewCameraRow {
         name: &name,
         url: &url,
         analysis_fps: fps,
         enabled: b.enabled.unwrap_or(true),
         transport: b.transport.unwrap_or_default(),
+        options: &options,
     };
     let cam = state.store.insert_camera(&new).await.map_err(|e| conflict_or(e, &name))?;
     state.caches.invalidate_cameras();
@@ -232,12 +264,16 @@ pub async fn update(
         Some(u) => Some(check_url(&state, u)?),
         None => None,
     };
+    if let Some(o) = &b.options {
+        check_options(o)?;
+    }
     let patch = CameraPatch {
         name: name.clone(),
         url,
         analysis_fps: b.analysis_fps,
         enabled: b.enabled,
         transport: b.transport,
+        options: b.options,
     };
     let cam = state
         .store
@@ -276,7 +312,7 @@ pub async fn snapshot(state: web::Data<AppState>, id: web::Path<i64>) -> Result<
     };
     let analysed_at = latest.analysed_at.to_rfc3339();
     let jpeg = crate::analyzer::run_blocking(move || {
-        let mut img = (*latest.frame).clone();
+        let mut img = latest.frame.to_rgb();
         for f in &latest.faces {
             let colour = if f.person_id.is_some() { crate::annotate::KNOWN } else { crate::annotate::UNKNOWN };
             crate::annotate::draw_box(&mut img, &f.bbox, colour, 3);

@@ -29,10 +29,13 @@ struct DetectionView {
     id: i64,
     camera_id: Option<i64>,
     detected_at: DateTime<Utc>,
+    last_seen_at: Option<DateTime<Utc>>,
     person_id: Option<i64>,
     score: f32,
+    best_score: Option<f32>,
     det_score: Option<f32>,
     bbox: panoptes_engine::geometry::BBox,
+    frames: i32,
     snapshot_path: Option<String>,
     snapshot_url: Option<String>,
 }
@@ -44,10 +47,13 @@ impl From<Detection> for DetectionView {
             id: d.id,
             camera_id: d.camera_id,
             detected_at: d.detected_at,
+            last_seen_at: d.last_seen_at,
             person_id: d.person_id,
             score: d.score,
+            best_score: d.best_score,
             det_score: d.det_score,
             bbox: d.bbox,
+            frames: d.frames,
             snapshot_path: d.snapshot_path,
         }
     }
@@ -93,7 +99,7 @@ pub async fn list(state: web::Data<AppState>, q: web::Query<ListQuery>) -> Resul
 pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let d = state.store.get_detection(id).await?.ok_or(ApiError::NotFound { what: "detection", id })?;
-    Ok(HttpResponse::Ok().json(d))
+    Ok(HttpResponse::Ok().json(DetectionView::from(d)))
 }
 
 #[derive(Debug, Deserialize)]

@@ -96,7 +96,10 @@ async fn collect_engine(engine: &crate::EngineLink) {
             gauge!("panoptes_worker_cameras", "worker" => worker.clone()).set(w.cameras as f64);
             gauge!("panoptes_worker_utilisation_ratio", "worker" => worker.clone()).set(w.load.utilization);
             counter!("panoptes_inference_errors_total", "worker" => worker.clone()).absolute(w.errors);
-            counter!("panoptes_face_observations_dropped_total", "worker" => worker).absolute(w.observations_dropped);
+            counter!("panoptes_embeddings_total", "worker" => worker.clone()).absolute(w.embeddings);
+            counter!("panoptes_tracks_started_total", "worker" => worker.clone()).absolute(w.tracks_started);
+            gauge!("panoptes_tracks_active", "worker" => worker.clone()).set(w.tracks_active as f64);
+            counter!("panoptes_track_events_dropped_total", "worker" => worker).absolute(w.events_dropped);
         }
     }
     if let Ok(m) = engine.matcher.send(GetMatcherStats).await {
@@ -107,11 +110,13 @@ async fn collect_engine(engine: &crate::EngineLink) {
             counter!("panoptes_snapshots_total", "outcome" => outcome).absolute(n);
         }
         gauge!("panoptes_snapshot_writes_pending").set(m.snapshots_pending as f64);
+        gauge!("panoptes_appearances_open").set(m.open_appearances as f64);
     }
     if let Ok(s) = engine.sink.send(GetSinkStats).await {
         gauge!("panoptes_sink_buffered_events").set(s.buffered as f64);
         gauge!("panoptes_sink_capacity_events").set(s.capacity as f64);
         counter!("panoptes_sink_written_total").absolute(s.written);
+        counter!("panoptes_sink_updated_total").absolute(s.updated);
         counter!("panoptes_sink_overflow_total").absolute(s.overflow);
         counter!("panoptes_sink_write_failures_total").absolute(s.write_failures);
         counter!("panoptes_sink_dead_letters_total").absolute(s.dead_lettered);
@@ -174,10 +179,14 @@ fn collect_cameras(state: &AppState) {
             counter!("panoptes_camera_reconnects_total", "camera" => c()).absolute(s.reconnects);
             counter!("panoptes_frames_received_total", "camera" => c()).absolute(s.frames_received);
             counter!("panoptes_frames_dropped_total", "camera" => c(), "stage" => "decode").absolute(s.frames_dropped);
+            counter!("panoptes_frames_late_total", "camera" => c()).absolute(s.frames_late);
         }
         if let Some(d) = &r.decoder {
             counter!("panoptes_frames_decoded_total", "camera" => c()).absolute(d.decoded);
             counter!("panoptes_frames_sampled_total", "camera" => c()).absolute(d.sampled);
+            counter!("panoptes_frames_skipped_total", "camera" => c()).absolute(d.skipped);
+            counter!("panoptes_frames_gated_total", "camera" => c()).absolute(d.gated);
+            counter!("panoptes_frames_skipped_after_loss_total", "camera" => c()).absolute(d.skipped_after_loss);
             counter!("panoptes_frames_corrupt_total", "camera" => c()).absolute(d.corrupt);
             counter!("panoptes_frames_dropped_total", "camera" => c(), "stage" => "inference")
                 .absolute(d.dropped_for_inference);
