@@ -6,8 +6,11 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 
-# ---- 1. system packages (nasm must precede the first build of openh264) --------------------------
-PKGS=(build-essential pkg-config nasm ffmpeg fonts-dejavu-core openssl curl python3 python3-venv python3-pip npm
+# ---- 1. system packages (nasm must precede the first build of openh264; the FFmpeg -dev packages and
+#         libclang the libavcodec decoder backend, built through ffmpeg-next's bindgen) ----------------
+PKGS=(build-essential pkg-config nasm ffmpeg libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
+      libavfilter-dev libavdevice-dev libswresample-dev libclang-dev fonts-dejavu-core openssl curl python3
+      python3-venv python3-pip npm
       postgresql gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
       gstreamer1.0-plugins-bad gir1.2-gst-rtsp-server-1.0 python3-gi)
 # Installed without their recommendations: prometheus would bring a node exporter service.
@@ -52,6 +55,26 @@ if [ ! -s .local/demo/corridor.h264 ]; then
     -filter_complex "[0]crop=iw/3:ih/3:0:ih*2/3,scale=1280:720,setsar=1[a];[1]scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2,setsar=1[b];[a][b]concat=n=2:v=1,noise=alls=3:allf=t,fps=10[v]" \
     -map "[v]" -c:v libx264 -profile:v main -bf 2 -g 20 -b:v 1500k -maxrate 2000k -bufsize 2000k -pix_fmt yuv420p .local/demo/corridor.tmp.h264
   mv .local/demo/corridor.tmp.h264 .local/demo/corridor.h264
+fi
+
+# A walk-through: people crossing a panning, noisy scene (a camera on a slow patrol), Main profile with
+# B-frames at a camera's bitrate. 20 s: Obama walks in from the left growing nearer (faces ~75 -> 125 px),
+# Biden crosses him from the right (hiding him for a moment), then a group of six strangers passes.
+if [ ! -s .local/demo/walkthrough.h264 ]; then
+  mkdir -p .local/demo
+  P=tests/data/photos
+  ffmpeg -v error -y -loop 1 -t 20 -i $P/obama2.jpg -loop 1 -t 20 -i $P/obama.jpg -loop 1 -t 20 -i $P/biden.jpg \
+    -loop 1 -t 20 -i $P/t1.jpg -filter_complex "\
+[0]crop=iw/3:ih/3:0:ih*2/3,scale=1400:800,setsar=1,fps=10,crop=1280:720:x='60+60*sin(2*PI*t/10)':y='40+30*sin(2*PI*t/7)',noise=alls=4:allf=t[bg];\
+[1]fps=10,scale=w='trunc((240+24*(t-1))/2)*2':h=-2:eval=frame[a];\
+[2]crop=970:1100:0:0,fps=10,scale=300:-2[b];\
+[3]fps=10,scale=720:-2[c];\
+[bg][a]overlay=x='-250+230*(t-1)':y='300-20*(t-1)':enable='between(t,1,8)':eval=frame[v1];\
+[v1][b]overlay=x='1280-220*(t-4)':y=260:enable='between(t,4,11)':eval=frame[v2];\
+[v2][c]overlay=x='-720+180*(t-12)':y=230:enable='between(t,12,20)':eval=frame[v]" \
+    -map "[v]" -t 20 -c:v libx264 -profile:v main -bf 2 -g 20 -b:v 1500k -maxrate 2000k -bufsize 2000k \
+    -pix_fmt yuv420p .local/demo/walkthrough.tmp.h264
+  mv .local/demo/walkthrough.tmp.h264 .local/demo/walkthrough.h264
 fi
 
 # ---- 5. Python tools the test suite uses (from PyPI, in their own virtual environment) ------------

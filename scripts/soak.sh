@@ -2,8 +2,9 @@
 # Soak: a release engine with N file cameras (a person comes and goes every 2.5 s on each, so
 # detections keep flowing) plus locust at moderate load, for a while. Reports RSS and open file
 # descriptors after warm-up and at the end, failed requests, and whether every detection event the
-# engine emitted is stored (rows in PostgreSQL = panoptes_detection_events_total). Own database
-# (panoptes_soak) on the private cluster.
+# engine emitted is stored (rows in PostgreSQL = panoptes_detection_events_total). RSS and fds are
+# also sampled every minute (.local/soak/samples.csv), so growth shows as a trend, not two points.
+# Own database (panoptes_soak) on the private cluster.
 # Usage: scripts/soak.sh [minutes=10] [cameras=16] [users=50]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,7 @@ key="soak-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 PANOPTES_DATABASE_URL="$db" PANOPTES_API__LISTEN="\"127.0.0.1:$port\"" \
   PANOPTES_API__KEYS="[{name=\"soak\", role=\"admin\", key=\"$key\"}]" \
   PANOPTES_API__RATE_LIMIT_PER_SECOND=100000 PANOPTES_API__RATE_LIMIT_BURST=100000 \
-  PANOPTES_STREAMING__DEMO_CLIP='""' PANOPTES_STREAMING__COOLDOWN_SECS=1 \
+  PANOPTES_STREAMING__DEMO_CLIP='""' PANOPTES_STREAMING__COOLDOWN_SECS=1 PANOPTES_TRACKING__LOST_SECS=0.3 \
   PANOPTES_SNAPSHOTS__DIR="\"$PWD/.local/soak/snapshots\"" RUST_LOG=warn \
   ./target/release/panoptes serve >.local/soak/engine.log 2>&1 &
 pid=$!; trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
@@ -41,10 +42,13 @@ metric() { curl -sf "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m ||
 
 sleep 60 # warm-up: every camera connected, buffers and pools at their working size
 rss0=$(rss); fds0=$(fds); t0=$(date -u +%FT%TZ)
+echo "minute,rss_mb,fds" >.local/soak/samples.csv
+( i=0; while kill -0 "$pid" 2>/dev/null; do echo "$i,$(rss),$(fds)" >>.local/soak/samples.csv; sleep 60; i=$((i + 1)); done ) &
+sampler=$!; trap 'kill $sampler $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
 PANOPTES_API_KEY="$key" PANOPTES_SSE_SECONDS=30 "$venv/bin/locust" -f load/locustfile.py --headless -u "$users" \
   -r 10 -t "${mins}m" --host "http://127.0.0.1:$port" --csv load/reports/soak --only-summary --loglevel WARNING \
   >.local/soak/locust.log 2>&1 || true
-rss1=$(rss); fds1=$(fds)
+rss1=$(rss); fds1=$(fds); kill $sampler 2>/dev/null || true
 
 # Stop the cameras, let the pipeline and the sink settle, then compare emitted with stored.
 psql -q "$db" -c "UPDATE cameras SET enabled = false"
@@ -61,6 +65,12 @@ agg = rows["Aggregated"]
 exc = sum(int(r["Count"]) for r in csv.DictReader(open("load/reports/soak_exceptions.csv")))
 print(f"== soak from {t0}: {mins} min, {cams} file cameras, {users} locust users")
 print(f"RSS after warm-up {rss0} MB, at the end {rss1} MB; open fds {fds0} -> {fds1}")
+samples = list(csv.DictReader(open(".local/soak/samples.csv")))
+if samples:
+    r = [int(x["rss_mb"]) for x in samples]; f = [int(x["fds"]) for x in samples]
+    half = len(r) // 2
+    print(f"sampled every minute ({len(r)}): RSS min {min(r)} max {max(r)} MB, first half max {max(r[:half] or r)}"
+          f" / second half max {max(r[half:])} MB; fds min {min(f)} max {max(f)}")
 print(f"requests {agg['Request Count']}, failed {agg['Failure Count']}, task exceptions {exc}, "
       f"{float(agg['Requests/s']):.1f} req/s, p95 {agg['95%']} ms")
 print(f"detection events emitted {emitted}, stored {stored}, sink overflow {overflow}, dropped before the sink {dropped}")

@@ -50,7 +50,7 @@ enum Command {
     /// Apply database migrations and exit.
     Migrate,
     /// Measure the whole engine on file-source cameras (in a throwaway database on the configured
-    /// PostgreSQL server; nobody enrolled).
+    /// PostgreSQL server; nobody enrolled unless `--enroll` names photos).
     Bench {
         #[arg(long, default_value_t = 1)]
         cameras: usize,
@@ -75,6 +75,16 @@ enum Command {
         /// overload shows as latency and dropped frames).
         #[arg(long)]
         shedding: bool,
+        /// Decode every frame and analyse none: the decoding floor to compare the full cost with.
+        #[arg(long)]
+        decode_only: bool,
+        /// Decoder backend (default: streaming.decoder from config).
+        #[arg(long)]
+        decoder: Option<panoptes_engine::decode::DecoderBackend>,
+        /// A photo to enroll before the run, one person per photo named after its file (repeatable):
+        /// the appearances found are then reported.
+        #[arg(long)]
+        enroll: Vec<PathBuf>,
     },
 }
 
@@ -130,12 +140,37 @@ fn run(cli: Cli) -> Result<()> {
             return actix_web::rt::System::new()
                 .block_on(async move { commands::serve::run(Context::open(settings).await?).await });
         }
-        Command::Bench { cameras, fps, analysis_fps, seconds, workers, video, provider, shedding } => {
+        Command::Bench {
+            cameras,
+            fps,
+            analysis_fps,
+            seconds,
+            workers,
+            video,
+            provider,
+            shedding,
+            decode_only,
+            decoder,
+            enroll,
+        } => {
             let mut settings = settings;
             if let Some(p) = provider {
                 settings.pipeline.session.provider = p;
             }
-            let args = commands::bench::BenchArgs { cameras, fps, analysis_fps, seconds, workers, video, shedding };
+            if let Some(d) = decoder {
+                settings.streaming.decoder = d;
+            }
+            let args = commands::bench::BenchArgs {
+                cameras,
+                fps,
+                analysis_fps,
+                seconds,
+                workers,
+                video,
+                shedding,
+                decode_only,
+                enroll,
+            };
             return actix_web::rt::System::new().block_on(commands::bench::run(settings, args));
         }
         _ => {}
