@@ -132,7 +132,36 @@ async fn cameras_crud_and_every_bad_request_gets_its_own_json_error() {
         test::TestRequest::patch().uri(&format!("/api/v1/cameras/{id}")).set_json(json!({"enabled": false})),
     )
     .await;
-    assert_eq!((s, patched["enabled"].as_bool()), (StatusCode::OK, Some(false)));
+    assert_eq!((s, patched["enabled"].as_bool()), (StatusCode::OK, Some(false)), "{patched}");
+    // A motion mask is stored with the camera and shown back; a camera has none by default.
+    assert_eq!(one["options"], json!({"motion_mask": []}), "{one}");
+    let mask = json!({"motion_mask": [{"x": 0.75, "y": 0.0, "width": 0.25, "height": 0.2}]});
+    let (s, patched) =
+        call(&app, test::TestRequest::patch().uri(&format!("/api/v1/cameras/{id}")).set_json(json!({"options": mask})))
+            .await;
+    assert_eq!((s, &patched["options"]), (StatusCode::OK, &mask), "{patched}");
+    for bad in [
+        json!({"motion_mask": [{"x": 0.5, "y": 0.5, "width": 0.0, "height": 0.2}]}),
+        json!({"motion_mask": [{"x": 1.5, "y": 0.0, "width": 0.1, "height": 0.1}]}),
+    ] {
+        let (s, e) = call(
+            &app,
+            test::TestRequest::patch().uri(&format!("/api/v1/cameras/{id}")).set_json(json!({"options": bad})),
+        )
+        .await;
+        assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_motion_mask"), "{bad}: {e}");
+        assert!(e["error"]["message"].as_str().unwrap().contains("motion_mask[0]"), "{e}");
+    }
+    let (s, e) = call(
+        &app,
+        test::TestRequest::patch()
+            .uri(&format!("/api/v1/cameras/{id}"))
+            .set_json(json!({"options": {"motion_mask": [], "sensitivity": 3}})),
+    )
+    .await;
+    assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"), "{e}");
+    let (_, one) = call(&app, test::TestRequest::get().uri(&format!("/api/v1/cameras/{id}"))).await;
+    assert_eq!(one["options"], mask, "a refused change left the stored mask alone");
     let (s, _) = call(&app, test::TestRequest::delete().uri(&format!("/api/v1/cameras/{id}"))).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, e) = call(&app, test::TestRequest::get().uri(&format!("/api/v1/cameras/{id}"))).await;
@@ -849,15 +878,9 @@ async fn webhooks_deliver_events_and_retry_a_failing_receiver() {
     let state = web::Data::new(state);
     panoptes_api::webhooks::spawn(state.clone());
     actix::clock::sleep(Duration::from_millis(100)).await; // the dispatcher subscribes
-    let event = |person_id| panoptes_engine::storage::NewDetection {
-        id: None,
-        camera_id: 7,
-        detected_at: chrono::Utc::now(),
-        person_id,
-        score: 0.8,
-        det_score: 0.9,
-        bbox: panoptes_engine::geometry::BBox { x: 1.0, y: 2.0, width: 30.0, height: 30.0 },
-        snapshot_path: None,
+    let event = |person_id| {
+        let bbox = panoptes_engine::geometry::BBox { x: 1.0, y: 2.0, width: 30.0, height: 30.0 };
+        panoptes_engine::storage::NewDetection::single(7, chrono::Utc::now(), person_id, 0.8, 0.9, bbox)
     };
     state.events.send(event(None)).unwrap(); // unknown face: not sent (matches only)
     state.events.send(event(Some(person.id))).unwrap();

@@ -76,6 +76,8 @@ async fn detections_made_while_postgresql_is_down_are_all_written_when_it_return
     let mut engine = KillOnDrop(
         common::serve_command(&url, port, &work.join("snapshots"))
             .env("PANOPTES_STREAMING__COOLDOWN_SECS", "1")
+            // The person is away 1.5 s between showings: each showing is a track, and an appearance.
+            .env("PANOPTES_TRACKING__LOST_SECS", "0.3")
             .env("PANOPTES_STREAMING__DEMO_CLIP", format!("\"{}\"", common::path_str(&clip)))
             .spawn()
             .expect("start panoptes serve"),

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use panoptes_actors::camera::{CameraActor, CameraConfig};
-use panoptes_actors::decoder::{DecoderActor, DecoderStats, FrameReady, GetDecoderStats};
+use panoptes_actors::decoder::{DecoderActor, DecoderOptions, DecoderStats, FrameReady, GetDecoderStats};
 use panoptes_actors::messages::EncodedFrame;
+use panoptes_engine::motion::MotionConfig;
 use panoptes_engine::source::annexb::AccessUnit;
 
 /// Takes each ready frame and then blocks its thread for `work`, like an overloaded inference worker.
@@ -30,8 +31,8 @@ impl Actor for SlowConsumer {
 impl Handler<FrameReady> for SlowConsumer {
     type Result = ();
     fn handle(&mut self, msg: FrameReady, _: &mut Self::Context) {
-        if let Some(f) = msg.slot.take() {
-            assert_eq!(f.image.dimensions(), (1280, 720));
+        if let Some(f) = msg.feed.slot.take() {
+            assert_eq!(f.frame.dimensions(), (1280, 720));
             self.taken.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(self.work);
         }
@@ -59,7 +60,10 @@ async fn a_slow_consumer_gets_the_latest_frames_and_the_rest_are_counted_as_drop
         work: Duration::from_millis(400),
         taken: t,
     });
-    let decoder = DecoderActor::new(1, 10.0, consumer.recipient()).start();
+    // Every sample goes on (the motion gate would hold back most samples of a still scene).
+    let options =
+        DecoderOptions { motion: MotionConfig { enabled: false, ..MotionConfig::default() }, ..Default::default() };
+    let decoder = DecoderActor::with_options(1, 10.0, consumer.recipient(), options).start();
     let mut cam_cfg = CameraConfig::new(1, common::path_str(&clip));
     cam_cfg.file_fps = 10.0;
     let _cam = CameraActor::new(cam_cfg, decoder.clone().recipient()).start();

@@ -13,16 +13,14 @@ use panoptes_engine::geometry::BBox;
 use panoptes_engine::storage::NewDetection;
 
 fn event(camera_id: i64, score: f32) -> DetectionEvent {
-    DetectionEvent(NewDetection {
-        id: None,
+    DetectionEvent(NewDetection::single(
         camera_id,
-        detected_at: Utc::now(),
-        person_id: None,
+        Utc::now(),
+        None,
         score,
-        det_score: 0.9,
-        bbox: BBox { x: 1.0, y: 2.0, width: 30.0, height: 30.0 },
-        snapshot_path: None,
-    })
+        0.9,
+        BBox { x: 1.0, y: 2.0, width: 30.0, height: 30.0 },
+    ))
 }
 
 #[actix_web::test]

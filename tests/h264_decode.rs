@@ -1,19 +1,27 @@
-//! H.264 clips made by ffmpeg from real face photos, split into access units and decoded by openh264.
+//! H.264 clips made by ffmpeg from real face photos, split into access units and decoded by each
+//! decoder backend (libavcodec and openh264).
 
 mod common;
 
-use panoptes_engine::decode::h264::H264Decoder;
+use panoptes_engine::decode::{self, Codec, DecoderBackend, VideoDecoder};
+use panoptes_engine::frame::YuvFrame;
 use panoptes_engine::source::annexb::access_units;
 
-fn decode_all(data: &[u8]) -> (Vec<image::RgbImage>, H264Decoder) {
-    let mut dec = H264Decoder::new().unwrap();
+const BACKENDS: [DecoderBackend; 2] = [DecoderBackend::Libav, DecoderBackend::Openh264];
+
+fn decoder(backend: DecoderBackend) -> Box<dyn VideoDecoder> {
+    decode::open(backend, Codec::H264).expect("decoder")
+}
+
+/// Every picture of the clip, in output order, with the tag of the unit it came from.
+fn decode_all(backend: DecoderBackend, data: &[u8]) -> (Vec<(u64, YuvFrame)>, Box<dyn VideoDecoder>) {
+    let mut dec = decoder(backend);
     let mut frames = Vec::new();
-    for au in access_units(data) {
-        if let Some(f) = dec.decode(&au.data, au.is_keyframe).expect("clean clip decodes") {
-            frames.push(f);
-        }
+    for (tag, au) in access_units(data).into_iter().enumerate() {
+        let out = dec.decode(&au.data, au.is_keyframe, tag as u64, &mut |_| true).expect("clean clip decodes");
+        frames.extend(out.into_iter().filter_map(|p| Some((p.tag, p.frame?))));
     }
-    frames.extend(dec.flush().unwrap());
+    frames.extend(dec.flush(&mut |_| true).unwrap().into_iter().filter_map(|p| Some((p.tag, p.frame?))));
     (frames, dec)
 }
 
@@ -24,26 +32,55 @@ fn a_baseline_clip_decodes_every_frame_and_its_face_is_recognised() {
     let aus = access_units(&data);
     assert_eq!(aus.len(), 30);
     assert_eq!(aus.iter().filter(|a| a.is_keyframe).count(), 3);
-    let (frames, dec) = decode_all(&data);
-    assert_eq!(frames.len(), 30);
-    assert_eq!(frames[0].dimensions(), (1280, 720));
-    assert_eq!(dec.stats().corrupt, 0);
-
     let mut p = common::pipeline();
     let still = p.analyze_bytes(&common::photo_bytes("obama2.jpg")).unwrap().remove(0).embedding;
-    let faces = p.analyze(&frames[15]).unwrap();
-    assert_eq!(faces.len(), 1);
-    let s = panoptes_engine::embed::cosine(&still, &faces[0].embedding);
-    assert!(s >= 0.55, "decoded frame vs still photo: cosine {s:.3}");
+    for backend in BACKENDS {
+        let (frames, dec) = decode_all(backend, &data);
+        assert_eq!(frames.len(), 30, "{backend:?}");
+        assert_eq!(frames[0].1.dimensions(), (1280, 720));
+        assert_eq!(dec.stats().corrupt, 0);
+        let faces = p.analyze(&frames[15].1.to_rgb()).unwrap();
+        assert_eq!(faces.len(), 1);
+        let s = panoptes_engine::embed::cosine(&still, &faces[0].embedding);
+        assert!(s >= 0.55, "{backend:?}: decoded frame vs still photo: cosine {s:.3}");
+    }
 }
 
 #[test]
-fn high_profile_b_frames_decode_completely_with_no_flush() {
+fn high_profile_b_frames_decode_completely_and_libav_tags_each_picture_with_its_unit() {
     let path =
         common::h264_clip(&common::photo("t1.jpg"), 2, &["-profile:v", "high", "-bf", "3", "-g", "20"], "bframes");
-    let (frames, dec) = decode_all(&std::fs::read(&path).unwrap());
-    assert_eq!(frames.len(), 20, "{:?}", dec.stats());
-    assert_eq!(dec.stats().corrupt, 0);
+    let data = std::fs::read(&path).unwrap();
+    for backend in BACKENDS {
+        let (frames, dec) = decode_all(backend, &data);
+        assert_eq!(frames.len(), 20, "{backend:?} {:?}", dec.stats());
+        assert_eq!(dec.stats().corrupt, 0);
+    }
+    // libavcodec hands pictures out in display order and says which unit each came from: every unit
+    // once, though not in decoding order (B-frames).
+    let (frames, _) = decode_all(DecoderBackend::Libav, &data);
+    let mut tags: Vec<u64> = frames.iter().map(|(t, _)| *t).collect();
+    let in_output_order = tags.clone();
+    tags.sort_unstable();
+    assert_eq!(tags, (0..20).collect::<Vec<_>>());
+    assert_ne!(in_output_order, tags, "B-frames reorder the pictures");
+}
+
+#[test]
+fn only_wanted_pictures_are_copied_out() {
+    let path = common::h264_clip(&common::photo("obama.jpg"), 2, &["-profile:v", "baseline", "-g", "10"], "wanted");
+    let data = std::fs::read(&path).unwrap();
+    for backend in BACKENDS {
+        let mut dec = decoder(backend);
+        let (mut out, mut copied) = (0, 0);
+        for (tag, au) in access_units(&data).into_iter().enumerate() {
+            for p in dec.decode(&au.data, au.is_keyframe, tag as u64, &mut |t| t % 4 == 0).unwrap() {
+                out += 1;
+                copied += usize::from(p.frame.is_some());
+            }
+        }
+        assert_eq!((out, copied), (20, 5), "{backend:?}");
+    }
 }
 
 #[test]
@@ -51,20 +88,20 @@ fn joining_mid_gop_skips_to_the_next_keyframe() {
     let path = common::h264_clip(&common::photo("obama.jpg"), 2, &["-profile:v", "baseline", "-g", "10"], "midgop");
     let data = std::fs::read(&path).unwrap();
     let aus = access_units(&data);
-    let mut dec = H264Decoder::new().unwrap();
-    let mut frames = 0;
-    for au in &aus[3..] {
-        if dec.decode(&au.data, au.is_keyframe).unwrap().is_some() {
-            frames += 1;
+    for backend in BACKENDS {
+        let mut dec = decoder(backend);
+        let mut frames = 0;
+        for (tag, au) in aus[3..].iter().enumerate() {
+            frames += dec.decode(&au.data, au.is_keyframe, tag as u64, &mut |_| true).unwrap().len();
         }
+        frames += dec.flush(&mut |_| true).unwrap().len();
+        assert_eq!(dec.stats().skipped_before_keyframe, 7, "{backend:?}");
+        assert_eq!(frames, 10, "{backend:?}");
     }
-    assert_eq!(dec.stats().skipped_before_keyframe, 7);
-    assert_eq!(frames, 10);
 }
 
 #[test]
 fn random_bytes_and_damaged_frames_are_errors_not_crashes() {
-    let mut dec = H264Decoder::new().unwrap();
     let mut seed = 12345u32;
     let noise: Vec<u8> = (0..200_000)
         .map(|_| {
@@ -72,21 +109,24 @@ fn random_bytes_and_damaged_frames_are_errors_not_crashes() {
             (seed >> 16) as u8
         })
         .collect();
-    for au in access_units(&noise) {
-        let _ = dec.decode(&au.data, true);
-    }
-    // a real clip with its P-frames garbled after the keyframe
     let path = common::h264_clip(&common::photo("obama.jpg"), 1, &["-profile:v", "baseline", "-g", "10"], "damaged");
     let data = std::fs::read(&path).unwrap();
-    let mut dec = H264Decoder::new().unwrap();
-    for (i, mut au) in access_units(&data).into_iter().enumerate() {
-        if i > 0 {
-            let n = au.data.len();
-            for b in &mut au.data[n / 2..] {
-                *b ^= 0x5a;
-            }
+    for backend in BACKENDS {
+        let mut dec = decoder(backend);
+        for (tag, au) in access_units(&noise).into_iter().enumerate() {
+            let _ = dec.decode(&au.data, true, tag as u64, &mut |_| true);
         }
-        let _ = dec.decode(&au.data, au.is_keyframe);
+        // a real clip with its P-frames garbled after the keyframe
+        let mut dec = decoder(backend);
+        for (i, mut au) in access_units(&data).into_iter().enumerate() {
+            if i > 0 {
+                let n = au.data.len();
+                for b in &mut au.data[n / 2..] {
+                    *b ^= 0x5a;
+                }
+            }
+            let _ = dec.decode(&au.data, au.is_keyframe, i as u64, &mut |_| true);
+        }
+        assert_eq!(dec.stats().access_units, 10, "{backend:?}");
     }
-    assert!(dec.stats().access_units == 10);
 }

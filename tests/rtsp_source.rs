@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use panoptes_engine::decode::h264::H264Decoder;
+use panoptes_engine::decode::{self, Codec, DecoderBackend};
 use panoptes_engine::embed::cosine;
 use panoptes_engine::source::rtsp::{RtspSource, RtspTransport};
 use panoptes_engine::source::SourceError;
@@ -13,13 +13,15 @@ const STEP: Duration = Duration::from_secs(10);
 
 /// Reads access units until `n` frames are decoded (bounded by a generous guard against hangs).
 async fn frames(src: &mut RtspSource, n: usize) -> Vec<image::RgbImage> {
-    let mut dec = H264Decoder::new().unwrap();
+    let mut dec = decode::open(DecoderBackend::Openh264, Codec::H264).unwrap();
     let mut out = Vec::new();
     let guard = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut tag = 0;
         while out.len() < n {
             let au = src.next_access_unit().await.expect("stream").expect("stream ended early");
-            if let Ok(Some(f)) = dec.decode(&au.data, au.is_keyframe) {
-                out.push(f);
+            tag += 1;
+            if let Ok(pictures) = dec.decode(&au.data, au.is_keyframe, tag, &mut |_| true) {
+                out.extend(pictures.into_iter().filter_map(|p| p.frame).map(|f| f.to_rgb()));
             }
         }
     });
@@ -121,14 +123,14 @@ async fn rtp_timestamps_jumping_backwards_neither_break_the_stream_nor_its_pictu
     // Every 30 units (one loop of the clip) the RTP clock goes 5 s back at unit 15.
     let server = ScriptedRtspServer::start(&clip, 25, Script::TimestampsBack { at: 15, secs: 5 });
     let mut src = RtspSource::connect(&server.url(), RtspTransport::Tcp, STEP).await.expect("connect");
-    let mut dec = H264Decoder::new().unwrap();
+    let mut dec = decode::open(DecoderBackend::Openh264, Codec::H264).unwrap();
     let (mut units, mut pictures) = (0, 0);
     tokio::time::timeout(Duration::from_secs(30), async {
         while units < 70 {
             let au = src.next_access_unit().await.expect("no error across the jumps").expect("stream ended early");
             units += 1;
-            if let Ok(Some(_)) = dec.decode(&au.data, au.is_keyframe) {
-                pictures += 1;
+            if let Ok(p) = dec.decode(&au.data, au.is_keyframe, units, &mut |_| false) {
+                pictures += p.len();
             }
         }
     })

@@ -29,6 +29,8 @@ async fn sigterm_under_load_flushes_detections_and_exits_within_ten_seconds() {
         .env("PANOPTES_API__RATE_LIMIT_BURST", "100000")
         .env("PANOPTES_STREAMING__DEMO_CLIP", "\"\"")
         .env("PANOPTES_STREAMING__COOLDOWN_SECS", "1")
+        // The person is away 1.5 s between showings: each showing is a track, and an appearance.
+        .env("PANOPTES_TRACKING__LOST_SECS", "0.3")
         .env("RUST_LOG", "info")
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()

@@ -3,6 +3,7 @@
 //! message saying how to provide it; nothing is skipped silently.
 #![allow(dead_code)]
 
+pub mod scenes;
 pub mod scripted_rtsp;
 
 use std::path::{Path, PathBuf};
