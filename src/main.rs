@@ -62,6 +62,10 @@ enum Command {
         analysis_fps: f32,
         #[arg(long, default_value_t = 30)]
         seconds: u64,
+        /// Seconds of streaming before the window opens: every camera's first frames (a new track
+        /// and its embeddings on each, all at once) are the start-up transient, not the steady state.
+        #[arg(long, default_value_t = 5)]
+        warmup: u64,
         /// Inference workers (default: streaming.inference_workers from config).
         #[arg(long)]
         workers: Option<usize>,
@@ -145,6 +149,7 @@ fn run(cli: Cli) -> Result<()> {
             fps,
             analysis_fps,
             seconds,
+            warmup,
             workers,
             video,
             provider,
@@ -165,6 +170,7 @@ fn run(cli: Cli) -> Result<()> {
                 fps,
                 analysis_fps,
                 seconds,
+                warmup,
                 workers,
                 video,
                 shedding,

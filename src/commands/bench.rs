@@ -18,6 +18,8 @@ pub struct BenchArgs {
     pub fps: f32,
     pub analysis_fps: f32,
     pub seconds: u64,
+    /// Streaming before the window opens.
+    pub warmup: u64,
     pub workers: Option<usize>,
     pub video: PathBuf,
     /// Let the scheduler shed analysis rate under load (off: overload shows as latency and drops).
@@ -166,7 +168,8 @@ async fn measure(settings: Settings, args: &BenchArgs, video: &Path) -> Result<(
     let (_, rss_models) = process_usage()?;
     let provider = engine.scheduler().send(GetSchedulerStats).await?.workers.first().and_then(|w| w.provider);
 
-    // The window opens once every camera streams, so connection set-up is not measured.
+    // The window opens `warmup` seconds after every camera streams, so connection set-up and the
+    // start-up burst (every camera's first face at once) are not measured.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let reports = engine.scheduler().send(ListCameraStatus).await?;
@@ -182,6 +185,7 @@ async fn measure(settings: Settings, args: &BenchArgs, video: &Path) -> Result<(
         }
         actix::clock::sleep(Duration::from_millis(100)).await;
     }
+    actix::clock::sleep(Duration::from_secs(args.warmup)).await;
     let before: Vec<Counts> = engine.scheduler().send(ListCameraStatus).await?.iter().map(counts).collect();
     let latency_before = engine.decision_latency().counts();
     let workers_before = engine.scheduler().send(GetSchedulerStats).await?.workers;
@@ -217,13 +221,14 @@ async fn measure(settings: Settings, args: &BenchArgs, video: &Path) -> Result<(
     let provider = provider.map(|p| p.as_str()).unwrap_or("cpu");
     let mode = if args.decode_only { "decode only" } else { "full pipeline" };
     println!(
-        "panoptes bench ({mode}): {} camera(s) × {} fps, analysis {} fps, {} {provider} worker(s), decoder {}, {:.1} s, {}",
+        "panoptes bench ({mode}): {} camera(s) × {} fps, analysis {} fps, {} {provider} worker(s), decoder {}, {:.1} s after {} s of warm-up, {}",
         args.cameras,
         args.fps,
         args.analysis_fps,
         workers_after.len(),
         decoder.as_str(),
         elapsed,
+        args.warmup,
         video.display()
     );
     let late = delta(|c| c.late);
