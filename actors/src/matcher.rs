@@ -1,8 +1,10 @@
 //! The matcher: turns tracked faces into appearances — one detection row and one live event per
 //! appearance. An appearance begins when a track's identity settles (at once, so alerts stay fast)
 //! with a snapshot of the face that settled it, and is completed when its track ends: last seen,
-//! frames, best score, and the track's best face as the snapshot. A person seen again on the same
-//! camera within `cooldown` of the appearance's end continues it (no second row or event). Unknown
+//! frames, best score, and the track's best face as the snapshot. A person whose new track starts on
+//! the same camera within `cooldown` of the appearance's last sighting continues it (no second row or
+//! event); both times are capture times, so the outcome does not depend on how late the pipeline
+//! runs or when the track's end was noticed. Unknown
 //! faces become appearances only when configured. Snapshots are written on the blocking pool; when
 //! too many are being written an appearance goes without (counted) rather than wait.
 
@@ -26,6 +28,10 @@ use crate::messages::{AppearanceClosed, AppearanceStarted, AppearanceUpdated, Id
 
 /// Snapshots being encoded and written at once, at most; each holds one frame.
 const MAX_PENDING_SNAPSHOTS: usize = 8;
+
+/// An appearance stays open this long past its cooldown, so that a track which started within the
+/// cooldown but whose identity settled a few analysed frames later still joins it.
+const CLOSE_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
 #[derive(Default)]
 struct Counters {
@@ -66,8 +72,6 @@ struct Appearance {
     tracks: usize,
     /// Frames of the tracks that have ended on it.
     ended_frames: u32,
-    /// When its last track ended (the cooldown runs from here).
-    ended_at: Option<Instant>,
     /// Quality of the face its snapshot shows.
     snapshot_quality: f32,
     /// A snapshot is being written for it: a newer one waits for it, so the stems never race.
@@ -83,7 +87,7 @@ pub struct SinkLink {
 }
 
 pub struct MatcherActor {
-    cooldown: Duration,
+    cooldown: chrono::TimeDelta,
     record_unknown: bool,
     sink: SinkLink,
     snapshots: Option<Arc<SnapshotStore>>,
@@ -99,7 +103,7 @@ pub struct MatcherActor {
 impl MatcherActor {
     pub fn new(cooldown: Duration, record_unknown: bool, sink: SinkLink) -> Self {
         Self {
-            cooldown,
+            cooldown: chrono::TimeDelta::from_std(cooldown).unwrap_or(chrono::TimeDelta::MAX),
             record_unknown,
             sink,
             snapshots: None,
@@ -135,9 +139,15 @@ impl MatcherActor {
         // The person is still on screen, or back within the cooldown: the same appearance.
         if let Some(p) = person {
             if let Some(&key) = self.by_person.get(&(id.camera_id, p)) {
-                if let Some(a) = self.appearances.get_mut(&key) {
+                let cooldown = self.cooldown;
+                let back_too_late = |a: &Appearance| {
+                    a.tracks == 0 && a.row.last_seen_at.is_some_and(|last| id.first_seen - last > cooldown)
+                };
+                if self.appearances.get(&key).is_some_and(back_too_late) {
+                    // A new appearance; the old one is closed by close_expired (it may be writing).
+                    self.by_person.remove(&(id.camera_id, p));
+                } else if let Some(a) = self.appearances.get_mut(&key) {
                     a.tracks += 1;
-                    a.ended_at = None;
                     a.row.last_seen_at = None;
                     a.row.best_score = a.row.best_score.max(score);
                     self.by_track.insert((id.camera_id, id.track_id), key);
@@ -163,17 +173,8 @@ impl MatcherActor {
             frames: 1,
             snapshot_path: None,
         };
-        self.appearances.insert(
-            key,
-            Appearance {
-                row,
-                tracks: 1,
-                ended_frames: 0,
-                ended_at: None,
-                snapshot_quality: id.quality,
-                writing: false,
-            },
-        );
+        self.appearances
+            .insert(key, Appearance { row, tracks: 1, ended_frames: 0, snapshot_quality: id.quality, writing: false });
         self.by_track.insert((id.camera_id, id.track_id), key);
         if let Some(p) = person {
             self.by_person.insert((id.camera_id, p), key);
@@ -214,9 +215,6 @@ impl MatcherActor {
         let Some(a) = self.appearances.get_mut(&key) else { return };
         a.tracks = a.tracks.saturating_sub(1);
         a.row.last_seen_at = Some(a.row.last_seen_at.map_or(last_seen, |t| t.max(last_seen)));
-        if a.tracks == 0 {
-            a.ended_at = Some(Instant::now());
-        }
     }
 
     fn update(&self, key: u64) {
@@ -311,13 +309,15 @@ impl MatcherActor {
         }
     }
 
-    /// Appearances whose cooldown has passed are final: the sink may forget them.
-    fn close_expired(&mut self) {
-        let cooldown = self.cooldown;
+    /// Appearances whose cooldown (and grace) has passed are final: the sink may forget them.
+    fn close_expired(&mut self, now: DateTime<Utc>) {
+        let open_until = self.cooldown.checked_add(&CLOSE_GRACE).unwrap_or(chrono::TimeDelta::MAX);
         let expired: Vec<u64> = self
             .appearances
             .iter()
-            .filter(|(_, a)| !a.writing && a.ended_at.is_some_and(|t| t.elapsed() >= cooldown))
+            .filter(|(_, a)| {
+                !a.writing && a.tracks == 0 && a.row.last_seen_at.is_some_and(|last| now - last >= open_until)
+            })
             .map(|(k, _)| *k)
             .collect();
         for key in expired {
@@ -339,7 +339,7 @@ impl Actor for MatcherActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Track events carry a frame: a bounded mailbox bounds the frames held here.
         ctx.set_mailbox_capacity(256);
-        ctx.run_interval(Duration::from_millis(500), |act, _| act.close_expired());
+        ctx.run_interval(Duration::from_millis(500), |act, _| act.close_expired(Utc::now()));
     }
 }
 
@@ -371,5 +371,127 @@ impl Handler<GetMatcherStats> for MatcherActor {
             snapshots_pending: c.pending.load(Ordering::Relaxed) as u64,
             open_appearances: self.appearances.len() as u64,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use panoptes_engine::detect::Face;
+    use panoptes_engine::geometry::Point;
+
+    use super::*;
+
+    /// Stands for the detection sink: keeps what the matcher tells it.
+    #[derive(Default)]
+    struct Told {
+        started: Vec<NewDetection>,
+        closed: usize,
+    }
+
+    struct Recorder(Arc<Mutex<Told>>);
+
+    impl Actor for Recorder {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<AppearanceStarted> for Recorder {
+        type Result = ();
+        fn handle(&mut self, m: AppearanceStarted, _: &mut Context<Self>) {
+            self.0.lock().unwrap().started.push(m.row);
+        }
+    }
+
+    impl Handler<AppearanceUpdated> for Recorder {
+        type Result = ();
+        fn handle(&mut self, _: AppearanceUpdated, _: &mut Context<Self>) {}
+    }
+
+    impl Handler<AppearanceClosed> for Recorder {
+        type Result = ();
+        fn handle(&mut self, _: AppearanceClosed, _: &mut Context<Self>) {
+            self.0.lock().unwrap().closed += 1;
+        }
+    }
+
+    const CAMERA: i64 = 7;
+    const PERSON: i64 = 42;
+
+    fn frame() -> Arc<YuvFrame> {
+        let (y, c) = (vec![0u8; 32 * 32], vec![128u8; 16 * 16]);
+        Arc::new(YuvFrame::from_planes(32, 32, [&y, &c, &c], [32, 16, 16]).unwrap())
+    }
+
+    fn face() -> Face {
+        Face { bbox: BBox { x: 1.0, y: 1.0, width: 10.0, height: 10.0 }, score: 0.9, keypoints: [Point::default(); 6] }
+    }
+
+    fn identified(track_id: u64, first_seen: DateTime<Utc>) -> TrackEvent {
+        TrackEvent::Identified(Identified {
+            camera_id: CAMERA,
+            track_id,
+            identity: Identity::Person { person_id: PERSON, score: 0.8 },
+            first_seen,
+            face: face(),
+            frame: frame(),
+            captured_at: first_seen,
+            quality: 0.5,
+        })
+    }
+
+    fn ended(track_id: u64, first_seen: DateTime<Utc>, last_seen: DateTime<Utc>) -> TrackEvent {
+        let track = EndedTrack {
+            id: track_id,
+            first_seen,
+            last_seen,
+            frames: 5,
+            best_det_score: 0.9,
+            best_match_score: 0.8,
+            embeddings: 2,
+            identity: Identity::Person { person_id: PERSON, score: 0.8 },
+            best: None,
+        };
+        TrackEvent::Ended { camera_id: CAMERA, track }
+    }
+
+    /// A person is seen for 1 s, leaves, and a new track of them starts `gap` after the last sighting;
+    /// every message reaches the matcher at once, as from a pipeline running late. The rows begun.
+    fn rows_for_a_return_after(gap: chrono::TimeDelta) -> Vec<NewDetection> {
+        let told = Arc::new(Mutex::new(Told::default()));
+        let recorded = told.clone();
+        actix::System::new().block_on(async move {
+            let sink = Recorder(recorded).start();
+            let link = SinkLink {
+                started: sink.clone().recipient(),
+                updated: sink.clone().recipient(),
+                closed: sink.recipient(),
+            };
+            let matcher = MatcherActor::new(Duration::from_secs(1), false, link).start();
+            let t0 = Utc::now() - chrono::TimeDelta::seconds(30);
+            let last = t0 + chrono::TimeDelta::seconds(1);
+            for event in [identified(1, t0), ended(1, t0, last), identified(2, last + gap)] {
+                matcher.send(event).await.unwrap();
+            }
+            // The recorder has handled what the matcher sent before this answer.
+            matcher.send(GetMatcherStats).await.unwrap();
+            actix::clock::sleep(Duration::from_millis(50)).await;
+        });
+        Arc::try_unwrap(told).ok().unwrap().into_inner().unwrap().started
+    }
+
+    #[test]
+    fn a_person_back_within_the_cooldown_continues_the_appearance() {
+        let rows = rows_for_a_return_after(chrono::TimeDelta::milliseconds(900));
+        assert_eq!(rows.len(), 1, "{rows:?}");
+    }
+
+    #[test]
+    fn a_person_back_after_the_cooldown_is_a_new_appearance_however_late_the_news_arrives() {
+        // Capture times 1.5 s apart with a 1 s cooldown; the matcher hears of both tracks in the same
+        // instant (before, the cooldown ran from when it heard the first one end, so they merged).
+        let rows = rows_for_a_return_after(chrono::TimeDelta::milliseconds(1500));
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert!(rows[1].detected_at - rows[0].detected_at == chrono::TimeDelta::milliseconds(2500));
     }
 }
