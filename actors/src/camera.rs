@@ -153,7 +153,8 @@ fn update(status: &Mutex<CameraStatus>, f: impl FnOnce(&mut CameraStatus)) {
 
 enum Source {
     Rtsp(RtspSource),
-    File(FileSource),
+    // Boxed: a file source holds its read buffer state, several times the size of an RTSP session handle.
+    File(Box<FileSource>),
 }
 
 impl Source {
@@ -161,7 +162,7 @@ impl Source {
         if c.url.contains("://") {
             Ok(Source::Rtsp(RtspSource::connect(&c.url, c.transport, c.connect_timeout).await?))
         } else {
-            Ok(Source::File(FileSource::open(&PathBuf::from(&c.url), c.file_fps, true).await?))
+            Ok(Source::File(Box::new(FileSource::open(&PathBuf::from(&c.url), c.file_fps, true).await?)))
         }
     }
 

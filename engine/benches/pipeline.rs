@@ -57,9 +57,10 @@ fn stages(c: &mut Criterion) {
     g.finish();
 }
 
-/// openh264 decode of a 720p clip (ffmpeg/x264 from a real photo), per frame.
+/// Decoding a 720p clip (ffmpeg/x264 from a real photo) with each backend, per frame; pictures are
+/// decoded but not copied out (as for frames no analysis samples).
 fn decode(c: &mut Criterion) {
-    use panoptes_engine::decode::h264::H264Decoder;
+    use panoptes_engine::decode::{self, Codec, DecoderBackend};
     use panoptes_engine::source::annexb::access_units;
     let dir = std::env::temp_dir().join(format!("panoptes-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -82,16 +83,18 @@ fn decode(c: &mut Criterion) {
         assert!(ok, "ffmpeg is needed for the decode benchmark (scripts/setup.sh installs it)");
         let aus = access_units(&std::fs::read(&clip).expect("clip"));
         g.throughput(criterion::Throughput::Elements(aus.len() as u64));
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                let mut d = H264Decoder::new().expect("decoder");
-                let mut n = 0;
-                for au in &aus {
-                    n += d.decode(&au.data, au.is_keyframe).expect("decode").is_some() as usize;
-                }
-                n + d.flush().expect("flush").len()
-            })
-        });
+        for backend in [DecoderBackend::Libav, DecoderBackend::Openh264] {
+            g.bench_function(format!("{name}_{}", backend.as_str()), |b| {
+                b.iter(|| {
+                    let mut d = decode::open(backend, Codec::H264).expect("decoder");
+                    let mut n = 0;
+                    for (tag, au) in aus.iter().enumerate() {
+                        n += d.decode(&au.data, au.is_keyframe, tag as u64, &mut |_| false).expect("decode").len();
+                    }
+                    n + d.flush(&mut |_| false).expect("flush").len()
+                })
+            });
+        }
     }
     g.finish();
     let _ = std::fs::remove_dir_all(dir);

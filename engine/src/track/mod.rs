@@ -341,7 +341,7 @@ fn affinity(predicted: &BBox, detected: &BBox, min_iou: f32) -> Option<f32> {
     let size = predicted.width.max(predicted.height).max(1.0);
     let ratio = detected.width.max(detected.height) / size;
     let distance = ((a.x - b.x).powi(2) + (a.y - b.y).powi(2)).sqrt() / size;
-    ((0.67..=1.5).contains(&ratio) && distance < 1.0).then(|| min_iou * 0.5 * (1.0 - distance))
+    ((0.67..=1.5).contains(&ratio) && distance < 1.0).then_some(min_iou * 0.5 * (1.0 - distance))
 }
 
 #[cfg(test)]
