@@ -19,6 +19,31 @@ pub struct YuvFrame {
     v: Vec<u8>,
 }
 
+/// A borrowed luma plane, possibly with row padding: what the motion gate reads, straight from a
+/// decoder's picture before (and usually instead of) copying it out.
+#[derive(Clone, Copy, Debug)]
+pub struct LumaView<'a> {
+    pub width: u32,
+    pub height: u32,
+    /// Bytes from one row to the next (≥ width).
+    pub stride: usize,
+    pub data: &'a [u8],
+}
+
+impl LumaView<'_> {
+    /// Row `y` (`width` bytes), or `None` when the plane is shorter than its dimensions say.
+    #[inline]
+    pub fn row(&self, y: usize) -> Option<&[u8]> {
+        self.data.get(y * self.stride..y * self.stride + self.width as usize)
+    }
+}
+
+impl<'a> From<&'a YuvFrame> for LumaView<'a> {
+    fn from(f: &'a YuvFrame) -> Self {
+        LumaView { width: f.width, height: f.height, stride: f.width as usize, data: &f.y }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
     #[error("picture of {width}×{height} is outside the supported 16..=8192 px")]

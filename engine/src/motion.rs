@@ -4,11 +4,17 @@
 //! noise never counts as motion while a face entering the scene changes dozens of blocks. Masked
 //! regions (a clock, a screen, trees) are ignored. A frame is analysed anyway when the last
 //! analysed one is older than the refresh interval, so a person standing still is seen again.
+//! When most of the frame changes at once — a light switched on, the camera's switch to infrared,
+//! the camera moved — the frame is analysed and becomes the background at once (Frigate's
+//! "lightning threshold"): otherwise every frame after it would count as motion for the ~20 samples
+//! the running background needs to catch up, and run the detector on an unchanging scene.
 
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::frame::LumaView;
+#[cfg(test)]
 use crate::frame::YuvFrame;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -27,6 +33,9 @@ pub struct MotionConfig {
     pub background_rate: f32,
     /// Analyse a frame at least this often, moving or not.
     pub refresh_secs: f32,
+    /// When at least this fraction of the (unmasked) blocks changed at once, the whole scene changed:
+    /// the frame is analysed and taken as the background at once. Above 1: never.
+    pub scene_change_fraction: f32,
 }
 
 impl Default for MotionConfig {
@@ -38,6 +47,7 @@ impl Default for MotionConfig {
             min_blocks: 2,
             background_rate: 0.1,
             refresh_secs: 2.0,
+            scene_change_fraction: 0.8,
         }
     }
 }
@@ -90,6 +100,10 @@ pub struct MotionGate {
     /// Blocks ignored (masked).
     ignored: Vec<bool>,
     cells: Vec<f32>,
+    /// Per frame size: each block column's pixel range, and pixels summed per block.
+    column_bounds: Vec<(usize, usize)>,
+    counts: Vec<u32>,
+    sums: Vec<u32>,
     last_analysed: Option<Instant>,
     /// The wait before the next refresh: `refresh_secs` shortened by up to a fifth at random, so
     /// cameras started together do not all refresh in the same instant every 2 s (a burst that
@@ -108,6 +122,9 @@ impl MotionGate {
             background: Vec::new(),
             ignored: Vec::new(),
             cells: Vec::new(),
+            column_bounds: Vec::new(),
+            counts: Vec::new(),
+            sums: Vec::new(),
             last_analysed: None,
             refresh_wait: Duration::ZERO,
             rng: std::time::SystemTime::now()
@@ -120,17 +137,18 @@ impl MotionGate {
         &self.config
     }
 
-    /// Judges `frame`, sampled at `now`, and learns it into the background.
-    pub fn judge(&mut self, frame: &YuvFrame, now: Instant) -> Verdict {
+    /// Judges a picture (its luma plane), sampled at `now`, and learns it into the background.
+    pub fn judge<'a>(&mut self, picture: impl Into<LumaView<'a>>, now: Instant) -> Verdict {
+        let frame: LumaView<'a> = picture.into();
         if !self.config.enabled {
             self.last_analysed = Some(now);
             return Verdict::Moved;
         }
-        let first = self.frame_size != frame.dimensions();
+        let first = self.frame_size != (frame.width, frame.height);
         if first {
-            self.reset_for(frame);
+            self.reset_for(frame.width, frame.height);
         }
-        self.measure(frame);
+        self.measure(&frame);
         let changed = if first {
             u32::MAX
         } else {
@@ -141,7 +159,9 @@ impl MotionGate {
                 .filter(|((c, b), ignored)| !**ignored && (**c - **b).abs() > self.config.block_threshold)
                 .count() as u32
         };
-        let rate = self.config.background_rate.clamp(0.0, 1.0);
+        let watched = self.ignored.iter().filter(|i| !**i).count().max(1) as f32;
+        let scene_changed = !first && changed as f32 >= self.config.scene_change_fraction * watched;
+        let rate = if scene_changed { 1.0 } else { self.config.background_rate.clamp(0.0, 1.0) };
         for (b, c) in self.background.iter_mut().zip(&self.cells) {
             *b += (c - *b) * rate;
         }
@@ -168,14 +188,14 @@ impl MotionGate {
         Duration::from_secs_f32(self.config.refresh_secs.max(0.0) * fraction)
     }
 
-    fn reset_for(&mut self, frame: &YuvFrame) {
-        let (w, h) = frame.dimensions();
+    fn reset_for(&mut self, w: u32, h: u32) {
         let cols = self.config.grid_columns.clamp(4, w / 4);
         let rows = ((cols as f32 * h as f32 / w as f32).round() as u32).clamp(2, h / 4);
         self.grid = (cols, rows);
         self.frame_size = (w, h);
         let n = (cols * rows) as usize;
         self.cells = vec![0.0; n];
+        self.column_bounds.clear();
         self.background = Vec::new();
         self.ignored = (0..n)
             .map(|i| {
@@ -186,23 +206,32 @@ impl MotionGate {
             .collect();
     }
 
-    /// Block means of the luma, on every other row and column (plenty for a mean, half the reads).
-    fn measure(&mut self, frame: &YuvFrame) {
-        let (w, h) = (frame.width() as usize, frame.height() as usize);
+    /// Block means of the luma, on every other row (plenty for a mean, half the reads). Each row is
+    /// summed a block's run of pixels at a time, which the compiler turns into vector code: a lookup
+    /// or a division per pixel cost several times more.
+    fn measure(&mut self, frame: &LumaView<'_>) {
+        let (w, h) = (frame.width as usize, frame.height as usize);
         let (cols, rows) = (self.grid.0 as usize, self.grid.1 as usize);
-        let luma = frame.luma();
-        let mut sums = vec![0u32; cols * rows];
-        let mut counts = vec![0u32; cols * rows];
-        for y in (0..h).step_by(2) {
-            let row = (y * rows / h) * cols;
-            let line = &luma[y * w..(y + 1) * w];
-            for x in (0..w).step_by(2) {
-                let cell = row + x * cols / w;
-                sums[cell] += u32::from(line[x]);
-                counts[cell] += 1;
+        if self.column_bounds.len() != cols {
+            self.column_bounds = (0..cols).map(|c| (c * w / cols, (c + 1) * w / cols)).collect();
+            self.counts = vec![0; cols * rows];
+            for y in (0..h).step_by(2) {
+                let row = (y * rows / h) * cols;
+                for (c, (x0, x1)) in self.column_bounds.iter().enumerate() {
+                    self.counts[row + c] += (x1 - x0) as u32;
+                }
             }
         }
-        for ((c, s), n) in self.cells.iter_mut().zip(&sums).zip(&counts) {
+        self.sums.clear();
+        self.sums.resize(cols * rows, 0);
+        for y in (0..h).step_by(2) {
+            let Some(line) = frame.row(y) else { break };
+            let row = &mut self.sums[(y * rows / h) * cols..][..cols];
+            for (sum, &(x0, x1)) in row.iter_mut().zip(&self.column_bounds) {
+                *sum += line[x0..x1].iter().map(|&p| u32::from(p)).sum::<u32>();
+            }
+        }
+        for ((c, s), n) in self.cells.iter_mut().zip(&self.sums).zip(&self.counts) {
             *c = *s as f32 / (*n).max(1) as f32;
         }
         if self.background.is_empty() {
@@ -261,6 +290,32 @@ mod tests {
             );
         }
         assert_eq!(verdicts.last(), Some(&Verdict::Still), "{verdicts:?}");
+    }
+
+    #[test]
+    fn a_change_of_the_whole_scene_is_analysed_once_and_becomes_the_background() {
+        let mut gate = MotionGate::new(MotionConfig::default(), Vec::new());
+        let t0 = Instant::now();
+        gate.judge(&scene(1, None), t0);
+        let brighter = |seed: u32| {
+            let mut f = scene(seed, None).to_rgb();
+            for p in f.pixels_mut() {
+                p.0 = p.0.map(|c| c.saturating_add(40));
+            }
+            YuvFrame::from_rgb(&f)
+        };
+        // The light goes on: that frame is looked at, the ones after it are the new still scene.
+        assert_eq!(gate.judge(&brighter(2), t0 + Duration::from_millis(200)), Verdict::Moved);
+        for i in 3..8 {
+            let at = t0 + Duration::from_millis(200 * u64::from(i));
+            assert_eq!(gate.judge(&brighter(i), at), Verdict::Still, "frame {i} after the light went on");
+        }
+        // With the scene change switched off, the background takes many frames to follow.
+        let mut slow = MotionGate::new(MotionConfig { scene_change_fraction: 2.0, ..MotionConfig::default() }, vec![]);
+        slow.judge(&scene(1, None), t0);
+        let verdicts: Vec<Verdict> =
+            (2..8).map(|i| slow.judge(&brighter(i), t0 + Duration::from_millis(200 * u64::from(i)))).collect();
+        assert!(verdicts.iter().all(|v| *v == Verdict::Moved), "{verdicts:?}");
     }
 
     #[test]

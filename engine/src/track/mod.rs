@@ -154,6 +154,14 @@ impl<F: Clone> FaceTracker<F> {
         self.tracks.iter().find(|t| t.id == id)
     }
 
+    /// Whether a track is still deciding who it is (not a person yet, embeddings left): its next
+    /// frames matter even when nothing moves in them.
+    pub fn deciding(&self) -> bool {
+        self.tracks
+            .iter()
+            .any(|t| !matches!(t.identity, Identity::Person { .. }) && t.embeddings < self.config.max_embeddings)
+    }
+
     fn lost_after(&self) -> Duration {
         Duration::from_secs_f32(self.config.lost_secs.max(0.0))
     }
