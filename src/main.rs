@@ -54,7 +54,7 @@ enum Command {
     Bench {
         #[arg(long, default_value_t = 1)]
         cameras: usize,
-        /// Frame rate each camera streams at.
+        /// Frame rate of a raw (Annex-B) clip; a container (MP4, MKV, MOV) plays at its own.
         #[arg(long, default_value_t = 10.0)]
         fps: f32,
         /// Frames per second analysed per camera.
@@ -69,7 +69,7 @@ enum Command {
         /// Inference workers (default: streaming.inference_workers from config).
         #[arg(long)]
         workers: Option<usize>,
-        /// Annex-B H.264 clip every camera plays in a loop.
+        /// The clip every camera plays in a loop: MP4, MKV, MOV, or raw H.264/H.265.
         #[arg(long, default_value = ".local/demo/lobby.h264")]
         video: PathBuf,
         /// Execution provider for the workers (default: pipeline.session.provider from config).
@@ -89,6 +89,11 @@ enum Command {
         /// the appearances found are then reported.
         #[arg(long)]
         enroll: Vec<PathBuf>,
+        /// Switch the cameras on one after another, spread over one pass of the clip, so that they
+        /// show different moments of it as independent cameras do (by default they start together and
+        /// every face appears on all of them at once: the worst case).
+        #[arg(long)]
+        stagger: bool,
     },
 }
 
@@ -157,6 +162,7 @@ fn run(cli: Cli) -> Result<()> {
             decode_only,
             decoder,
             enroll,
+            stagger,
         } => {
             let mut settings = settings;
             if let Some(p) = provider {
@@ -176,6 +182,7 @@ fn run(cli: Cli) -> Result<()> {
                 shedding,
                 decode_only,
                 enroll,
+                stagger,
             };
             return actix_web::rt::System::new().block_on(commands::bench::run(settings, args));
         }

@@ -162,6 +162,30 @@ async fn cameras_crud_and_every_bad_request_gets_its_own_json_error() {
     assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"), "{e}");
     let (_, one) = call(&app, test::TestRequest::get().uri(&format!("/api/v1/cameras/{id}"))).await;
     assert_eq!(one["options"], mask, "a refused change left the stored mask alone");
+    // Stream options: a stall timeout within 1–600 s, and whether a file loops.
+    for bad in [json!(0.5), json!(601), json!(-3)] {
+        let (s, e) = call(
+            &app,
+            test::TestRequest::patch()
+                .uri(&format!("/api/v1/cameras/{id}"))
+                .set_json(json!({"options": {"stall_timeout_secs": bad}})),
+        )
+        .await;
+        assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_stall_timeout"), "{bad}: {e}");
+    }
+    let (s, e) = call(
+        &app,
+        test::TestRequest::patch().uri(&format!("/api/v1/cameras/{id}")).set_json(json!({"options": {"loop": "no"}})),
+    )
+    .await;
+    assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"), "{e}");
+    let stream = json!({"motion_mask": [], "stall_timeout_secs": 30.0, "loop": false});
+    let (s, patched) = call(
+        &app,
+        test::TestRequest::patch().uri(&format!("/api/v1/cameras/{id}")).set_json(json!({"options": stream})),
+    )
+    .await;
+    assert_eq!((s, &patched["options"]), (StatusCode::OK, &stream), "{patched}");
     let (s, _) = call(&app, test::TestRequest::delete().uri(&format!("/api/v1/cameras/{id}"))).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, e) = call(&app, test::TestRequest::get().uri(&format!("/api/v1/cameras/{id}"))).await;

@@ -142,3 +142,52 @@ async fn after_a_lost_or_corrupt_reference_the_decoder_waits_for_the_next_keyfra
     // keyframe 20; 20–29 decode.
     assert_eq!((s.decoded, s.corrupt, s.skipped_after_loss), (20, 1, 8), "{s:?}");
 }
+
+/// Hands each ready frame back at once and, when told to, says a track of the camera is still
+/// deciding who it is (as the inference worker does).
+struct DecidingConsumer {
+    deciding: bool,
+    taken: Arc<AtomicUsize>,
+}
+
+impl Actor for DecidingConsumer {
+    type Context = Context<Self>;
+}
+
+impl Handler<FrameReady> for DecidingConsumer {
+    type Result = ();
+    fn handle(&mut self, msg: FrameReady, _: &mut Self::Context) {
+        msg.feed.set_deciding(self.deciding);
+        if msg.feed.slot.take().is_some() {
+            self.taken.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A face that stands still in view: the motion gate holds back every sample after the first, so a
+/// track that has not yet settled who it is would wait 2 s for each refresh. While the worker says a
+/// track is deciding, the still samples go on to analysis; once it has decided, they are gated again.
+#[actix_web::test]
+async fn a_still_scene_is_gated_unless_a_track_is_still_deciding() {
+    let clip = common::h264_clip(&common::photo("obama.jpg"), 3, &["-profile:v", "baseline", "-g", "10"], "deciding");
+    let units = panoptes_engine::source::annexb::access_units(&std::fs::read(&clip).unwrap());
+    let mut analysed = Vec::new();
+    for deciding in [false, true] {
+        let taken = Arc::new(AtomicUsize::new(0));
+        let consumer = DecidingConsumer { deciding, taken: taken.clone() }.start();
+        // Every unit is due (1,000 fps sampling): the gate alone decides what goes on.
+        let decoder = DecoderActor::new(5, 1000.0, consumer.recipient()).start();
+        for unit in units.iter().cloned() {
+            decoder.send(EncodedFrame::arriving_now(5, unit)).await.unwrap();
+            // Let the consumer answer before the next picture, as a worker keeping up would.
+            actix::clock::sleep(Duration::from_millis(5)).await;
+        }
+        let s = decoder.send(GetDecoderStats).await.unwrap();
+        assert_eq!(s.sampled, 30, "{s:?}");
+        analysed.push((taken.load(Ordering::SeqCst), s.gated));
+    }
+    // Without a deciding track: the first picture, then the still scene is gated (a refresh at most).
+    assert!(analysed[0].0 <= 2 && analysed[0].1 >= 28, "{analysed:?}");
+    // With one: only the first picture goes before the worker says so; every later one goes on.
+    assert!(analysed[1].0 >= 29 && analysed[1].1 <= 1, "{analysed:?}");
+}

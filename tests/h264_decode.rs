@@ -18,10 +18,10 @@ fn decode_all(backend: DecoderBackend, data: &[u8]) -> (Vec<(u64, YuvFrame)>, Bo
     let mut dec = decoder(backend);
     let mut frames = Vec::new();
     for (tag, au) in access_units(data).into_iter().enumerate() {
-        let out = dec.decode(&au.data, au.is_keyframe, tag as u64, &mut |_| true).expect("clean clip decodes");
+        let out = dec.decode(&au.data, au.is_keyframe, tag as u64, &mut |_, _| true).expect("clean clip decodes");
         frames.extend(out.into_iter().filter_map(|p| Some((p.tag, p.frame?))));
     }
-    frames.extend(dec.flush(&mut |_| true).unwrap().into_iter().filter_map(|p| Some((p.tag, p.frame?))));
+    frames.extend(dec.flush(&mut |_, _| true).unwrap().into_iter().filter_map(|p| Some((p.tag, p.frame?))));
     (frames, dec)
 }
 
@@ -74,7 +74,7 @@ fn only_wanted_pictures_are_copied_out() {
         let mut dec = decoder(backend);
         let (mut out, mut copied) = (0, 0);
         for (tag, au) in access_units(&data).into_iter().enumerate() {
-            for p in dec.decode(&au.data, au.is_keyframe, tag as u64, &mut |t| t % 4 == 0).unwrap() {
+            for p in dec.decode(&au.data, au.is_keyframe, tag as u64, &mut |t, _| t % 4 == 0).unwrap() {
                 out += 1;
                 copied += usize::from(p.frame.is_some());
             }
@@ -92,9 +92,9 @@ fn joining_mid_gop_skips_to_the_next_keyframe() {
         let mut dec = decoder(backend);
         let mut frames = 0;
         for (tag, au) in aus[3..].iter().enumerate() {
-            frames += dec.decode(&au.data, au.is_keyframe, tag as u64, &mut |_| true).unwrap().len();
+            frames += dec.decode(&au.data, au.is_keyframe, tag as u64, &mut |_, _| true).unwrap().len();
         }
-        frames += dec.flush(&mut |_| true).unwrap().len();
+        frames += dec.flush(&mut |_, _| true).unwrap().len();
         assert_eq!(dec.stats().skipped_before_keyframe, 7, "{backend:?}");
         assert_eq!(frames, 10, "{backend:?}");
     }
@@ -114,7 +114,7 @@ fn random_bytes_and_damaged_frames_are_errors_not_crashes() {
     for backend in BACKENDS {
         let mut dec = decoder(backend);
         for (tag, au) in access_units(&noise).into_iter().enumerate() {
-            let _ = dec.decode(&au.data, true, tag as u64, &mut |_| true);
+            let _ = dec.decode(&au.data, true, tag as u64, &mut |_, _| true);
         }
         // a real clip with its P-frames garbled after the keyframe
         let mut dec = decoder(backend);
@@ -125,7 +125,7 @@ fn random_bytes_and_damaged_frames_are_errors_not_crashes() {
                     *b ^= 0x5a;
                 }
             }
-            let _ = dec.decode(&au.data, au.is_keyframe, i as u64, &mut |_| true);
+            let _ = dec.decode(&au.data, au.is_keyframe, i as u64, &mut |_, _| true);
         }
         assert_eq!(dec.stats().access_units, 10, "{backend:?}");
     }

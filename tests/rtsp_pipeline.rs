@@ -1,11 +1,12 @@
 //! The whole streaming engine on RTSP cameras served by GStreamer's RTSP server (Debian packages):
 //! scheduler → camera → decoder → inference (real models) → matcher → sink → PostgreSQL.
 //!
-//! Four cameras at once: the enrolled person (Baseline), a stranger, the enrolled person again as a
-//! High-profile clip with B-frames, and a stream whose H.264 slices are random bytes. The enrolled
-//! person is detected on both of their cameras, the stranger never, the random stream hurts nobody,
-//! and a camera whose server is killed and restarted 5 s later goes `backoff`, then `streaming`, and
-//! its detections resume.
+//! Seven cameras at once: the enrolled person (Baseline), a stranger, the enrolled person again as a
+//! High-profile clip with B-frames and as H.265, a stream whose H.264 slices are random bytes, one
+//! whose H.265 slices are, and a Motion-JPEG camera. The enrolled person is detected on all three of
+//! their cameras, the stranger never, the random streams hurt nobody, the MJPEG camera is
+//! `unsupported` with its codec named, and cameras whose servers (H.264 and H.265) are killed and
+//! restarted 5 s later go `backoff`, then `streaming`, and their detections resume.
 
 mod common;
 
@@ -39,6 +40,25 @@ fn random_slice_stream(real: &Path) -> PathBuf {
     path
 }
 
+/// The same for H.265: the clip's parameter sets (VPS, SPS, PPS, SEI) followed by random "slices"
+/// (IDR every tenth, TRAIL_R otherwise).
+fn random_h265_stream(real: &Path) -> PathBuf {
+    let bytes = std::fs::read(real).unwrap();
+    let first_slice = (0..bytes.len() - 4)
+        .find(|&i| bytes[i..i + 3] == [0, 0, 1] && (bytes[i + 3] >> 1) & 0x3f < 32)
+        .expect("a slice in the clip");
+    let mut out = bytes[..first_slice].to_vec();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    for i in 0..200 {
+        let t: u8 = if i % 10 == 0 { 19 } else { 1 };
+        out.extend_from_slice(&[0, 0, 1, t << 1, 1]);
+        out.extend((0..rng.gen_range(500..5000)).map(|_| rng.gen_range(1..=255u8)));
+    }
+    let path = common::temp_dir("random-h265").join("random.h265");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
 async fn report(s: &Addr<Scheduler>, id: i64) -> Option<CameraReport> {
     s.send(ListCameraStatus).await.unwrap().into_iter().find(|r| r.id == id)
 }
@@ -66,8 +86,14 @@ async fn rtsp_cameras_detect_the_enrolled_person_survive_garbage_and_recover_fro
     let bframes = ["-profile:v", "high", "-bf", "3", "-g", "20"];
     let high_clip = common::h264_clip(&common::photo("obama3.jpg"), 3, &bframes, "rtsp-high");
     let random_clip = random_slice_stream(&biden_clip);
+    let h265_clip = common::h265_clip(&common::photo("obama2.jpg"), 3, 10, "rtsp-obama.h265");
+    let random_h265_clip = random_h265_stream(&h265_clip);
     let obama_server = common::RtspServer::start(&obama_clip, 10);
     let obama_port = obama_server.port;
+    let h265_server = common::RtspServer::start(&h265_clip, 10);
+    let h265_port = h265_server.port;
+    let random_h265_server = common::RtspServer::start(&random_h265_clip, 10);
+    let mjpeg_server = common::RtspServer::start(Path::new("mjpeg:"), 10);
     let biden_server = common::RtspServer::start(&biden_clip, 10);
     let high_server = common::RtspServer::start(&high_clip, 10);
     let random_server = common::RtspServer::start(&random_clip, 10);
@@ -83,6 +109,9 @@ async fn rtsp_cameras_detect_the_enrolled_person_survive_garbage_and_recover_fro
     let cam_biden = store.create_camera("gate", &biden_server.url(), 5.0, true).await.unwrap().id;
     let cam_high = store.create_camera("hall", &high_server.url(), 5.0, true).await.unwrap().id;
     let cam_random = store.create_camera("noise", &random_server.url(), 5.0, true).await.unwrap().id;
+    let cam_h265 = store.create_camera("h265", &h265_server.url(), 5.0, true).await.unwrap().id;
+    let cam_random_h265 = store.create_camera("noise-h265", &random_h265_server.url(), 5.0, true).await.unwrap().id;
+    let cam_mjpeg = store.create_camera("old", &mjpeg_server.url(), 5.0, true).await.unwrap().id;
 
     common::eventually(
         "a detection of the enrolled person",
@@ -101,6 +130,26 @@ async fn rtsp_cameras_detect_the_enrolled_person_survive_garbage_and_recover_fro
     .await;
     let found = store.detections_for_camera(cam_high, 10).await.unwrap();
     assert_eq!(found[0].0, Some(obama.id), "B-frame clip: the right person");
+    common::eventually(
+        "a detection on the H.265 camera",
+        Duration::from_secs(30),
+        || rows(&store, cam_h265),
+        |n| *n > 0,
+    )
+    .await;
+    let found = store.detections_for_camera(cam_h265, 10).await.unwrap();
+    assert_eq!(found[0].0, Some(obama.id), "H.265: the right person");
+
+    // Motion JPEG: the camera says which codec it offers and waits, instead of retrying every second.
+    let mjpeg = common::eventually(
+        "the MJPEG camera is unsupported",
+        Duration::from_secs(30),
+        || report(&scheduler, cam_mjpeg),
+        |r| state(r) == Some(CameraState::Unsupported),
+    )
+    .await;
+    let why = mjpeg.and_then(|r| r.status).and_then(|s| s.last_error).unwrap_or_default();
+    assert!(why.contains("video/jpeg"), "{why}");
 
     // The random stream: its decoder counts corrupt data and nothing else is disturbed.
     let noise = common::eventually(
@@ -111,31 +160,53 @@ async fn rtsp_cameras_detect_the_enrolled_person_survive_garbage_and_recover_fro
     )
     .await;
     eprintln!("random-slice camera: {:?}", noise.as_ref().map(|r| (&r.status, &r.decoder)));
+    let noise = common::eventually(
+        "random H.265 slices reach the decoder",
+        Duration::from_secs(30),
+        || report(&scheduler, cam_random_h265),
+        |r| r.as_ref().and_then(|r| r.decoder).is_some_and(|d| d.corrupt + d.decoded > 0),
+    )
+    .await;
+    eprintln!("random H.265 camera: {:?}", noise.as_ref().map(|r| (&r.status, &r.decoder)));
     assert_eq!(state(&report(&scheduler, cam_obama).await), Some(CameraState::Streaming));
     assert_eq!(state(&report(&scheduler, cam_high).await), Some(CameraState::Streaming));
 
-    // Kill the enrolled person's camera server; restart it 5 s later on the same port.
-    let before = rows(&store, cam_obama).await;
+    // Kill the enrolled person's H.264 and H.265 camera servers; restart them 5 s later on the same ports.
+    let before = (rows(&store, cam_obama).await, rows(&store, cam_h265).await);
     drop(obama_server);
+    drop(h265_server);
     let killed = Instant::now();
-    common::eventually(
-        "backoff after the server died",
-        Duration::from_secs(30),
-        || report(&scheduler, cam_obama),
-        |r| state(r) == Some(CameraState::Backoff),
-    )
-    .await;
+    for cam in [cam_obama, cam_h265] {
+        common::eventually(
+            "backoff after the server died",
+            Duration::from_secs(30),
+            || report(&scheduler, cam),
+            |r| state(r) == Some(CameraState::Backoff),
+        )
+        .await;
+    }
     actix::clock::sleep(Duration::from_secs(5).saturating_sub(killed.elapsed())).await;
     let _obama_server = common::RtspServer::start_on(&obama_clip, 10, obama_port);
-    let r = common::eventually(
-        "streaming again",
-        Duration::from_secs(60),
-        || report(&scheduler, cam_obama),
-        |r| state(r) == Some(CameraState::Streaming),
+    let _h265_server = common::RtspServer::start_on(&h265_clip, 10, h265_port);
+    for cam in [cam_obama, cam_h265] {
+        let r = common::eventually(
+            "streaming again",
+            Duration::from_secs(60),
+            || report(&scheduler, cam),
+            |r| state(r) == Some(CameraState::Streaming),
+        )
+        .await;
+        assert!(r.and_then(|r| r.status).is_some_and(|s| s.reconnects >= 1));
+    }
+    common::eventually("detections resume", Duration::from_secs(30), || rows(&store, cam_obama), |n| *n > before.0)
+        .await;
+    common::eventually(
+        "H.265 detections resume",
+        Duration::from_secs(30),
+        || rows(&store, cam_h265),
+        |n| *n > before.1,
     )
     .await;
-    assert!(r.and_then(|r| r.status).is_some_and(|s| s.reconnects >= 1));
-    common::eventually("detections resume", Duration::from_secs(30), || rows(&store, cam_obama), |n| *n > before).await;
 
     assert_eq!(rows(&store, cam_biden).await, 0, "the stranger is never detected as anyone");
     assert_eq!(state(&report(&scheduler, cam_biden).await), Some(CameraState::Streaming));

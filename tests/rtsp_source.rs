@@ -20,7 +20,7 @@ async fn frames(src: &mut RtspSource, n: usize) -> Vec<image::RgbImage> {
         while out.len() < n {
             let au = src.next_access_unit().await.expect("stream").expect("stream ended early");
             tag += 1;
-            if let Ok(pictures) = dec.decode(&au.data, au.is_keyframe, tag, &mut |_| true) {
+            if let Ok(pictures) = dec.decode(&au.data, au.is_keyframe, tag, &mut |_, _| true) {
                 out.extend(pictures.into_iter().filter_map(|p| p.frame).map(|f| f.to_rgb()));
             }
         }
@@ -129,7 +129,7 @@ async fn rtp_timestamps_jumping_backwards_neither_break_the_stream_nor_its_pictu
         while units < 70 {
             let au = src.next_access_unit().await.expect("no error across the jumps").expect("stream ended early");
             units += 1;
-            if let Ok(p) = dec.decode(&au.data, au.is_keyframe, units, &mut |_| false) {
+            if let Ok(p) = dec.decode(&au.data, au.is_keyframe, units, &mut |_, _| false) {
                 pictures += p.len();
             }
         }

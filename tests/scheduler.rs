@@ -162,5 +162,18 @@ async fn only_a_change_of_the_stream_restarts_a_camera_pipeline() {
     )
     .await;
     until(&scheduler, "streaming again", streaming).await;
+
+    // So does reading the same stream differently: a new stall timeout (the mask alone would not).
+    let options = panoptes_engine::storage::CameraOptions { stall_timeout_secs: Some(30.0), ..Default::default() };
+    let new_options = panoptes_engine::storage::CameraPatch { options: Some(options), ..Default::default() };
+    store.update_camera(cam.id, &new_options).await.unwrap();
+    common::eventually(
+        "a third connection for the new stall timeout",
+        Duration::from_secs(30),
+        || async { server.connections.load(Ordering::SeqCst) },
+        |n| *n == 3,
+    )
+    .await;
+    until(&scheduler, "streaming again", streaming).await;
     engine.shutdown().await;
 }

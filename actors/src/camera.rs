@@ -1,8 +1,11 @@
 //! The camera actor: owns one source (RTSP or file), waits for the first keyframe, forwards access
 //! units to its consumer with `try_send` (a full consumer mailbox drops the frame and counts it; the
 //! camera never blocks), and on any failure — refused, timeout, teardown, or no frame for
-//! `stall_timeout` — reconnects after an exponential, jittered backoff. Its state is visible through
-//! `GetStatus`. Each camera runs its own task: one camera down never affects another.
+//! `stall_timeout` — reconnects after an exponential, jittered backoff. A stream in a codec the
+//! decoders cannot take (MJPEG, audio only…) is retried only every few minutes: the camera's own
+//! settings must change first, and hammering it would change nothing. A file camera that does not loop
+//! finishes at the end of its file. Its state is visible through `GetStatus`. Each camera runs its own
+//! task: one camera down never affects another.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -26,8 +29,16 @@ pub enum CameraState {
     Connecting,
     Streaming,
     Backoff,
+    /// The stream's codec cannot be decoded (the reason is the last error); tried again every
+    /// [`UNSUPPORTED_RETRY`].
+    Unsupported,
+    /// A file camera that does not loop has played its file.
+    Finished,
     Stopped,
 }
+
+/// How long a camera whose stream cannot be decoded waits before trying again.
+pub const UNSUPPORTED_RETRY: Duration = Duration::from_secs(300);
 
 impl CameraState {
     pub fn as_str(self) -> &'static str {
@@ -35,6 +46,8 @@ impl CameraState {
             CameraState::Connecting => "connecting",
             CameraState::Streaming => "streaming",
             CameraState::Backoff => "backoff",
+            CameraState::Unsupported => "unsupported",
+            CameraState::Finished => "finished",
             CameraState::Stopped => "stopped",
         }
     }
@@ -58,7 +71,8 @@ pub struct CameraStatus {
 #[derive(Clone, Debug)]
 pub struct CameraConfig {
     pub id: i64,
-    /// rtsp://, rtsps://, or a path to an Annex-B H.264 file (played in a loop at `file_fps`).
+    /// rtsp://, rtsps://, or a path to a video file (a container at its own rate, a raw Annex-B
+    /// file at `file_fps`).
     pub url: String,
     pub transport: RtspTransport,
     pub connect_timeout: Duration,
@@ -66,6 +80,8 @@ pub struct CameraConfig {
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
     pub file_fps: f32,
+    /// File cameras: start again at the end of the file (otherwise the camera finishes).
+    pub looping: bool,
 }
 
 impl CameraConfig {
@@ -79,6 +95,7 @@ impl CameraConfig {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(30),
             file_fps: 10.0,
+            looping: true,
         }
     }
 }
@@ -162,7 +179,7 @@ impl Source {
         if c.url.contains("://") {
             Ok(Source::Rtsp(RtspSource::connect(&c.url, c.transport, c.connect_timeout).await?))
         } else {
-            Ok(Source::File(Box::new(FileSource::open(&PathBuf::from(&c.url), c.file_fps, true).await?)))
+            Ok(Source::File(Box::new(FileSource::open(&PathBuf::from(&c.url), c.file_fps, c.looping).await?)))
         }
     }
 
@@ -181,19 +198,37 @@ impl Source {
     }
 }
 
+/// How a stream ended.
+enum Ended {
+    /// Failed (why): reconnect after the backoff.
+    Failed(String),
+    /// A file that does not loop reached its end.
+    Finished,
+}
+
 /// Connect → stream → (failure) → backoff → connect …, until the actor stops and aborts the task.
 async fn run_camera(config: CameraConfig, consumer: Recipient<EncodedFrame>, status: Arc<Mutex<CameraStatus>>) {
     let mut backoff = Backoff::new(config.backoff_initial, config.backoff_max, config.id as u64);
     loop {
         update(&status, |s| s.state = CameraState::Connecting);
-        let error = match Source::open(&config).await {
-            Ok(source) => stream(&config, source, &consumer, &status, &mut backoff).await,
-            Err(e) => e.to_string(),
+        let (error, state, delay) = match Source::open(&config).await {
+            Ok(source) => match stream(&config, source, &consumer, &status, &mut backoff).await {
+                Ended::Failed(e) => (e, CameraState::Backoff, backoff.next_delay()),
+                Ended::Finished => {
+                    info!("the file has played to its end; the camera is finished (it does not loop)");
+                    update(&status, |s| {
+                        s.state = CameraState::Finished;
+                        s.fps = 0.0;
+                    });
+                    return;
+                }
+            },
+            Err(e) if e.is_unsupported() => (e.to_string(), CameraState::Unsupported, UNSUPPORTED_RETRY),
+            Err(e) => (e.to_string(), CameraState::Backoff, backoff.next_delay()),
         };
-        let delay = backoff.next_delay();
         warn!(error = %error, retry_in = ?delay, "camera failed; reconnecting");
         update(&status, |s| {
-            s.state = CameraState::Backoff;
+            s.state = state;
             s.last_error = Some(status_line(&error));
             s.reconnects += 1;
             s.fps = 0.0;
@@ -214,14 +249,14 @@ fn status_line(error: &str) -> String {
     line
 }
 
-/// Forwards frames until the source fails; returns why.
+/// Forwards frames until the source fails (or a file ends); returns how it ended.
 async fn stream(
     config: &CameraConfig,
     mut source: Source,
     consumer: &Recipient<EncodedFrame>,
     status: &Mutex<CameraStatus>,
     backoff: &mut Backoff,
-) -> String {
+) -> Ended {
     let mut keyframe_seen = false;
     let mut window = (Instant::now(), 0u32);
     let mut references_lost = 0u64;
@@ -230,9 +265,10 @@ async fn stream(
     loop {
         let unit = match tokio::time::timeout(config.stall_timeout, source.next()).await {
             Ok(Ok(Some(u))) => u,
-            Ok(Ok(None)) => return "the server ended the stream".into(),
-            Ok(Err(e)) => return e.to_string(),
-            Err(_) => return format!("no frame for {:?} (stalled)", config.stall_timeout),
+            Ok(Ok(None)) if matches!(source, Source::File(_)) => return Ended::Finished,
+            Ok(Ok(None)) => return Ended::Failed("the server ended the stream".into()),
+            Ok(Err(e)) => return Ended::Failed(e.to_string()),
+            Err(_) => return Ended::Failed(format!("no frame for {:?} (stalled)", config.stall_timeout)),
         };
         if !keyframe_seen {
             if !unit.is_keyframe {

@@ -1,7 +1,7 @@
 //! The decoder actor: one per camera, on one of the engine's decoder threads. It decodes the camera's
 //! access units (libavcodec or openh264), samples pictures at the camera's analysis rate, and sends a
-//! sample on only when the motion gate sees change (or its refresh is due), through a latest-wins
-//! slot; frames that nothing moved in are counted and noted on the camera's feed so the worker keeps
+//! sample on only when the motion gate sees change (or its refresh is due, or a track of the camera
+//! is still deciding who it is), through a latest-wins slot; frames that nothing moved in are counted and noted on the camera's feed so the worker keeps
 //! its tracks alive. A non-reference picture that will not be sampled is not decoded at all. Pictures
 //! stay in YUV. Corrupt data and lost references make it wait for the next keyframe; a panic inside
 //! the decoder is caught, counted as a restart, and decoding resumes with a fresh decoder.
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use panoptes_engine::decode::{self, Codec, DecoderBackend, VideoDecoder};
-use panoptes_engine::frame::YuvFrame;
+use panoptes_engine::frame::{LumaView, YuvFrame};
 use panoptes_engine::motion::{MaskRegion, MotionConfig, MotionGate};
 use tracing::{error, warn};
 
@@ -42,6 +42,10 @@ pub struct CameraFeed {
     /// The newest frame the motion gate found unchanged since the last sample sent on.
     still_until: Mutex<Option<(Instant, DateTime<Utc>)>>,
     gated: AtomicU64,
+    /// Set by the worker while a track of this camera is still deciding who it is: its frames then
+    /// go to analysis even when the motion gate finds nothing moved (a stranger or a watchlist face
+    /// standing still must not wait for the next refresh to be recognised).
+    deciding: std::sync::atomic::AtomicBool,
 }
 
 impl CameraFeed {
@@ -60,6 +64,15 @@ impl CameraFeed {
     pub fn gated(&self) -> u64 {
         self.gated.load(Ordering::Relaxed)
     }
+
+    /// Whether a track of this camera is still deciding who it is.
+    pub fn set_deciding(&self, deciding: bool) {
+        self.deciding.store(deciding, Ordering::Relaxed);
+    }
+
+    fn deciding(&self) -> bool {
+        self.deciding.load(Ordering::Relaxed)
+    }
 }
 
 /// "A frame of this camera is waiting in its feed."
@@ -76,7 +89,8 @@ pub struct DecoderStats {
     /// The analysis rate this decoder samples at now.
     pub analysis_fps: f32,
     pub decoded: u64,
-    /// Non-reference pictures not decoded because no sample was due.
+    /// Non-reference pictures not decoded because no sample was due (or it could wait for the next
+    /// picture).
     pub skipped: u64,
     pub sampled: u64,
     /// Samples the motion gate held back (nothing moved).
@@ -109,7 +123,6 @@ pub struct SetMotionMask(pub Vec<MaskRegion>);
 #[derive(Clone, Debug, Default)]
 pub struct DecoderOptions {
     pub backend: DecoderBackend,
-    pub codec: Codec,
     pub motion: MotionConfig,
     pub mask: Vec<MaskRegion>,
     /// Decode every access unit and sample nothing (a benchmark's decoding floor).
@@ -123,6 +136,8 @@ pub struct DecoderActor {
     camera_id: i64,
     options: DecoderOptions,
     decoder: Option<Box<dyn VideoDecoder>>,
+    /// The codec the decoder was opened for.
+    codec: Option<Codec>,
     interval: Duration,
     next_due: Option<Instant>,
     feed: Arc<CameraFeed>,
@@ -159,6 +174,7 @@ impl DecoderActor {
             stats: DecoderStats { backend: Some(options.backend), ..DecoderStats::default() },
             options,
             decoder: None,
+            codec: None,
             interval: Duration::from_secs_f32(1.0 / fps),
             next_due: None,
             feed: Arc::new(CameraFeed::default()),
@@ -186,12 +202,8 @@ impl DecoderActor {
         true
     }
 
-    fn sample(&mut self, frame: YuvFrame, received_at: Instant, captured_at: DateTime<Utc>) {
-        self.stats.sampled += 1;
-        if !self.gate.judge(&frame, received_at).analyse() {
-            self.feed.note_still(received_at, captured_at);
-            return;
-        }
+    /// Sends a sample the motion gate let through on to analysis.
+    fn send_on(&mut self, frame: YuvFrame, received_at: Instant, captured_at: DateTime<Utc>) {
         let sampled = SampledFrame { camera_id: self.camera_id, frame: Arc::new(frame), received_at, captured_at };
         let was_empty = self.feed.slot.put(sampled);
         if was_empty || self.owe_wake {
@@ -200,13 +212,24 @@ impl DecoderActor {
         }
     }
 
-    fn open_decoder(&mut self) -> bool {
-        if self.decoder.is_some() {
+    /// A decoder for `codec` (a new one when the stream's codec changed, e.g. the camera was switched
+    /// from H.264 to H.265). openh264 takes H.264 only: H.265 goes to libavcodec whatever the setting.
+    fn open_decoder(&mut self, codec: Codec) -> bool {
+        if self.decoder.is_some() && self.codec == Some(codec) {
             return true;
         }
-        match decode::open(self.options.backend, self.options.codec) {
+        let backend = match (self.options.backend, codec) {
+            (DecoderBackend::Openh264, Codec::H265) => DecoderBackend::Libav,
+            (backend, _) => backend,
+        };
+        match decode::open(backend, codec) {
             Ok(d) => {
+                if self.codec.is_some_and(|c| c != codec) {
+                    tracing::info!(camera_id = self.camera_id, codec = codec.as_str(), "the stream's codec changed");
+                }
                 self.decoder = Some(d);
+                self.codec = Some(codec);
+                self.stats.backend = Some(backend);
                 true
             }
             Err(e) => {
@@ -236,7 +259,7 @@ impl Handler<EncodedFrame> for DecoderActor {
     type Result = ();
 
     fn handle(&mut self, frame: EncodedFrame, _: &mut Self::Context) {
-        if !self.open_decoder() {
+        if !self.open_decoder(frame.unit.codec) {
             return;
         }
         if frame.references_lost > self.references_lost {
@@ -258,9 +281,11 @@ impl Handler<EncodedFrame> for DecoderActor {
         }
         let now = Instant::now();
         let decode_only = self.options.decode_only;
-        // Nothing refers to this picture and no sample is due: it need not be decoded at all.
-        let due_now = self.next_due.is_none_or(|d| now >= d);
-        if !decode_only && !frame.unit.is_reference && !due_now {
+        // Nothing refers to this picture and no sample is due: it need not be decoded at all. A sample
+        // due less than half an interval ago waits for the next picture (most likely a reference,
+        // decoded anyway): the average rate holds, since the schedule stays on its grid.
+        let can_wait = self.next_due.is_some_and(|d| now < d + self.interval / 2);
+        if !decode_only && !frame.unit.is_reference && can_wait {
             self.stats.skipped += 1;
             return;
         }
@@ -270,7 +295,9 @@ impl Handler<EncodedFrame> for DecoderActor {
             self.times.pop_front();
         }
         self.times.push_back((tag, frame.received_at, frame.captured_at));
-        let (next_due, interval) = (&mut self.next_due, self.interval);
+        let (next_due, interval, gate, feed, stats) =
+            (&mut self.next_due, self.interval, &mut self.gate, &self.feed, &mut self.stats);
+        let times = &self.times;
         let Some(decoder) = self.decoder.as_mut() else { return };
         let started = Instant::now();
         #[cfg(feature = "fault-injection")]
@@ -280,8 +307,20 @@ impl Handler<EncodedFrame> for DecoderActor {
             if panic_now {
                 crate::fault_injection::panic_now("the video decoder");
             }
-            // Only sampled pictures are copied out of the decoder.
-            let mut want = |_tag: u64| !decode_only && Self::take_due(next_due, interval, now);
+            // A picture is sampled when due; the motion gate reads its luma inside the decoder, and only
+            // a sample it lets through (or one a deciding track needs) is copied out.
+            let mut want = |tag: u64, luma: LumaView<'_>| {
+                if decode_only || !Self::take_due(next_due, interval, now) {
+                    return false;
+                }
+                stats.sampled += 1;
+                let (at, wall) = arrival(times, tag).unwrap_or((frame.received_at, frame.captured_at));
+                if gate.judge(luma, at).analyse() || feed.deciding() {
+                    return true;
+                }
+                feed.note_still(at, wall);
+                false
+            };
             decoder.decode(&frame.unit.data, frame.unit.is_keyframe, tag, &mut want)
         }));
         instruments::decode_duration(started.elapsed());
@@ -299,12 +338,9 @@ impl Handler<EncodedFrame> for DecoderActor {
                     }
                     self.stats.decoded += 1;
                     let Some(picture) = p.frame else { continue };
-                    let (received_at, captured_at) = self
-                        .times
-                        .iter()
-                        .find(|(t, _, _)| *t == p.tag)
-                        .map_or((frame.received_at, frame.captured_at), |(_, r, c)| (*r, *c));
-                    self.sample(picture, received_at, captured_at);
+                    let (received_at, captured_at) =
+                        arrival(&self.times, p.tag).unwrap_or((frame.received_at, frame.captured_at));
+                    self.send_on(picture, received_at, captured_at);
                 }
             }
             Ok(Err(e)) => {
@@ -325,6 +361,11 @@ impl Handler<EncodedFrame> for DecoderActor {
             self.times.pop_front();
         }
     }
+}
+
+/// When the access unit tagged `tag` arrived (monotonic and wall clock).
+fn arrival(times: &VecDeque<(u64, Instant, DateTime<Utc>)>, tag: u64) -> Option<(Instant, DateTime<Utc>)> {
+    times.iter().find(|(t, _, _)| *t == tag).map(|(_, r, c)| (*r, *c))
 }
 
 impl Handler<SetAnalysisFps> for DecoderActor {

@@ -187,6 +187,7 @@ impl InferenceWorker {
                 cam.tracker.hold_still(at, wall);
             }
             ended.extend(cam.tracker.expire(now).into_iter().map(|t| (*id, t)));
+            cam.feed.set_deciding(cam.tracker.deciding());
         }
         for (camera_id, track) in ended {
             self.send(TrackEvent::Ended { camera_id, track });
@@ -338,6 +339,11 @@ impl InferenceWorker {
                     frame.camera_id,
                     AnalysedFrame { frame: frame.frame.clone(), faces: marks, analysed_at: frame.captured_at },
                 );
+            }
+        }
+        for frame in &frames {
+            if let Some(cam) = self.cameras.get(&frame.camera_id) {
+                cam.feed.set_deciding(cam.tracker.deciding());
             }
         }
         self.stats.tracks_active = self.cameras.values().map(|c| c.tracker.tracks().len() as u64).sum();

@@ -310,6 +310,8 @@ impl Scheduler {
             let mut camera_config = CameraConfig::new(id, cam.url.clone());
             camera_config.transport = cam.transport;
             camera_config.file_fps = self.config.file_fps;
+            camera_config.stall_timeout = cam.options.stall_timeout();
+            camera_config.looping = cam.options.looping();
             let frames = decoder.clone().recipient();
             let camera =
                 CameraActor::start_in_arbiter(&self.threads.io, move |_| CameraActor::new(camera_config, frames));

@@ -120,6 +120,14 @@ fn check_options(o: &CameraOptions) -> Result<(), ApiError> {
     if o.motion_mask.len() > 64 {
         return Err(ApiError::unprocessable("invalid_motion_mask", "options.motion_mask holds at most 64 regions"));
     }
+    if let Some(secs) = o.stall_timeout_secs {
+        if !(secs.is_finite() && (1.0..=600.0).contains(&secs)) {
+            return Err(ApiError::unprocessable(
+                "invalid_stall_timeout",
+                format!("options.stall_timeout_secs must be between 1 and 600 seconds, got {secs}"),
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -152,8 +152,14 @@ fn collect_api(state: &AppState) {
     }
 }
 
-const STATES: [CameraState; 4] =
-    [CameraState::Connecting, CameraState::Streaming, CameraState::Backoff, CameraState::Stopped];
+const STATES: [CameraState; 6] = [
+    CameraState::Connecting,
+    CameraState::Streaming,
+    CameraState::Backoff,
+    CameraState::Unsupported,
+    CameraState::Finished,
+    CameraState::Stopped,
+];
 
 fn collect_cameras(state: &AppState) {
     let Some(board) = state.engine.as_ref().map(|e| &e.camera_status) else { return };

@@ -89,9 +89,9 @@ fn decode(c: &mut Criterion) {
                     let mut d = decode::open(backend, Codec::H264).expect("decoder");
                     let mut n = 0;
                     for (tag, au) in aus.iter().enumerate() {
-                        n += d.decode(&au.data, au.is_keyframe, tag as u64, &mut |_| false).expect("decode").len();
+                        n += d.decode(&au.data, au.is_keyframe, tag as u64, &mut |_, _| false).expect("decode").len();
                     }
-                    n + d.flush(&mut |_| false).expect("flush").len()
+                    n + d.flush(&mut |_, _| false).expect("flush").len()
                 })
             });
         }

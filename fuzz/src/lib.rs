@@ -18,7 +18,7 @@ pub fn h264_access_units(data: &[u8]) {
     for backend in [DecoderBackend::Openh264, DecoderBackend::Libav] {
         let Ok(mut decoder) = decode::open(backend, Codec::H264) else { return };
         for (tag, unit) in units.iter().enumerate() {
-            if let Ok(pictures) = decoder.decode(&unit.data, unit.is_keyframe, tag as u64, &mut |_| true) {
+            if let Ok(pictures) = decoder.decode(&unit.data, unit.is_keyframe, tag as u64, &mut |_, _| true) {
                 for picture in pictures.into_iter().filter_map(|p| p.frame) {
                     // Decoders stop at level 5.2's frame size (36,864 macroblocks); frames hold 16..=8192 px.
                     let (w, h) = picture.dimensions();

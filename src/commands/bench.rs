@@ -12,6 +12,7 @@ use panoptes_actors::scheduler::{CameraReport, GetSchedulerStats, ListCameraStat
 use panoptes_actors::sink::GetSinkStats;
 use panoptes_api::process_stats::ProcessStats;
 use panoptes_engine::enrollment::enroll_photo;
+use panoptes_engine::source::file::FileSource;
 
 pub struct BenchArgs {
     pub cameras: usize,
@@ -28,6 +29,8 @@ pub struct BenchArgs {
     pub decode_only: bool,
     /// Photos enrolled before the run, one person each.
     pub enroll: Vec<PathBuf>,
+    /// Cameras switched on one after another over one pass of the clip.
+    pub stagger: bool,
 }
 
 /// A database of its own on the configured server, dropped at the end.
@@ -125,10 +128,13 @@ pub async fn run(mut settings: Settings, args: BenchArgs) -> Result<()> {
     }
     let video = std::fs::canonicalize(&args.video).with_context(|| {
         format!(
-            "video {} not found (an Annex-B .h264 file; scripts/setup.sh makes .local/demo/lobby.h264)",
+            "video {} not found (a video file: MP4, MKV, MOV or raw H.264/H.265; scripts/setup.sh makes .local/demo/lobby.h264)",
             args.video.display()
         )
     })?;
+    // Here rather than as every camera's error: a file the cameras could not play. A container plays
+    // at its own rate, a raw file at --fps.
+    let (info, _) = FileSource::measure(&video, args.fps).await?;
     let (database, url) = ThrowawayDatabase::create(&settings.database_url()?).await?;
     let scratch = std::env::temp_dir().join(format!("panoptes-bench-{}", std::process::id()));
     settings.database.url = url;
@@ -142,13 +148,13 @@ pub async fn run(mut settings: Settings, args: BenchArgs) -> Result<()> {
     settings.streaming.node_id = "bench".into();
     settings.snapshots.dir = scratch.join("snapshots").to_string_lossy().into_owned();
     settings.api.keys.clear();
-    let result = measure(settings, &args, &video).await;
+    let result = measure(settings, &args, &video, info.fps).await;
     database.drop().await;
     let _ = std::fs::remove_dir_all(&scratch);
     result
 }
 
-async fn measure(settings: Settings, args: &BenchArgs, video: &Path) -> Result<()> {
+async fn measure(settings: Settings, args: &BenchArgs, video: &Path, fps: f32) -> Result<()> {
     let (_, rss0) = process_usage()?;
     let decoder = settings.streaming.decoder;
     let mut ctx = Context::open(settings).await?;
@@ -160,13 +166,35 @@ async fn measure(settings: Settings, args: &BenchArgs, video: &Path) -> Result<(
             .await
             .with_context(|| format!("enrolling {}", photo.display()))?;
     }
-    for i in 0..args.cameras {
-        ctx.store.create_camera(&format!("bench-{}", i + 1), &video.to_string_lossy(), args.analysis_fps, true).await?;
+    let store = ctx.store.clone();
+    let create = |i: usize| {
+        let store = store.clone();
+        let url = video.to_string_lossy().into_owned();
+        async move { store.create_camera(&format!("bench-{}", i + 1), &url, args.analysis_fps, true).await }
+    };
+    // Staggered cameras start one pass of the clip apart in all, one every pass / N.
+    let spacing = match args.stagger {
+        true => {
+            let (_, pass) = FileSource::measure(video, args.fps).await?;
+            pass / args.cameras as u32
+        }
+        false => Duration::ZERO,
+    };
+    if !args.stagger {
+        for i in 0..args.cameras {
+            create(i).await?;
+        }
     }
     let engine = Engine::start(ctx).await?;
     // Before the scheduler's first tick starts a camera (nothing has yielded to it yet).
     let (_, rss_models) = process_usage()?;
     let provider = engine.scheduler().send(GetSchedulerStats).await?.workers.first().and_then(|w| w.provider);
+    if args.stagger {
+        for i in 0..args.cameras {
+            create(i).await?;
+            actix::clock::sleep(spacing).await;
+        }
+    }
 
     // The window opens `warmup` seconds after every camera streams, so connection set-up and the
     // start-up burst (every camera's first face at once) are not measured.
@@ -208,7 +236,7 @@ async fn measure(settings: Settings, args: &BenchArgs, video: &Path) -> Result<(
     let delta = |f: fn(&Counts) -> u64| -> Vec<u64> { after.iter().zip(&before).map(|(a, b)| f(a) - f(b)).collect() };
     let sum = |v: &[u64]| v.iter().sum::<u64>();
     let received = delta(|c| c.received);
-    let expected_each = (elapsed * f64::from(args.fps)).round() as u64;
+    let expected_each = (elapsed * f64::from(fps)).round() as u64;
     let worker = |f: fn(&panoptes_actors::inference::WorkerStats) -> u64| -> u64 {
         workers_after.iter().zip(&workers_before).map(|(a, b)| f(a) - f(b)).sum()
     };
@@ -220,10 +248,14 @@ async fn measure(settings: Settings, args: &BenchArgs, video: &Path) -> Result<(
     let cpu = cpu_end - cpu_start;
     let provider = provider.map(|p| p.as_str()).unwrap_or("cpu");
     let mode = if args.decode_only { "decode only" } else { "full pipeline" };
+    let start = match args.stagger {
+        true => format!("started {:.2} s apart", spacing.as_secs_f64()),
+        false => "started together".into(),
+    };
     println!(
-        "panoptes bench ({mode}): {} camera(s) × {} fps, analysis {} fps, {} {provider} worker(s), decoder {}, {:.1} s after {} s of warm-up, {}",
+        "panoptes bench ({mode}): {} camera(s) {start} × {} fps, analysis {} fps, {} {provider} worker(s), decoder {}, {:.1} s after {} s of warm-up, {}",
         args.cameras,
-        args.fps,
+        fps,
         args.analysis_fps,
         workers_after.len(),
         decoder.as_str(),

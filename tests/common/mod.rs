@@ -102,22 +102,34 @@ pub fn path_str(p: &Path) -> String {
 
 /// Encodes `photo` as `seconds` of 10 fps 1280×720 H.264 (Annex-B) with the given x264 options.
 pub fn h264_clip(photo: &Path, seconds: u32, x264: &[&str], tag: &str) -> PathBuf {
-    let out = temp_dir("h264").join(format!("{tag}.h264"));
+    let mut encoder = vec!["-c:v", "libx264", "-pix_fmt", "yuv420p"];
+    encoder.extend_from_slice(x264);
+    video_clip(photo, seconds, 10, &encoder, &format!("{tag}.h264"))
+}
+
+/// An H.265 clip (Annex-B unless `file_name` names a container), 1280×720 at `fps`, of `photo`.
+pub fn h265_clip(photo: &Path, seconds: u32, fps: u32, file_name: &str) -> PathBuf {
+    let encoder = ["-c:v", "libx265", "-pix_fmt", "yuv420p", "-x265-params", "log-level=error:keyint=20"];
+    video_clip(photo, seconds, fps, &encoder, file_name)
+}
+
+/// `photo` looped for `seconds` at `fps`, 1280×720 (letterboxed), encoded with `encoder` (ffmpeg
+/// arguments) into `file_name`, whose extension picks the container.
+pub fn video_clip(photo: &Path, seconds: u32, fps: u32, encoder: &[&str], file_name: &str) -> PathBuf {
+    let out = temp_dir("clips").join(file_name);
     let status = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-loop", "1", "-i"])
         .arg(photo)
-        .args(["-t", &seconds.to_string(), "-r", "10"])
+        .args(["-t", &seconds.to_string(), "-r", &fps.to_string()])
         .args(["-vf", "scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2"])
-        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
-        .args(x264)
+        .args(encoder)
         .arg(&out)
         .status()
         .expect("ffmpeg (installed by scripts/setup.sh)");
-    assert!(status.success(), "ffmpeg failed for {tag}");
+    assert!(status.success(), "ffmpeg failed for {file_name}");
     out
 }
 
-/// 1.5 s of an empty scene (a face-less crop of the photo), then 1 s of Obama; 10 fps, Baseline.
 pub fn comings_and_goings_clip(dir: &Path) -> PathBuf {
     let out = dir.join("comings-and-goings.h264");
     let photo = photo("obama2.jpg");

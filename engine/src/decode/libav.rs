@@ -6,7 +6,8 @@ use std::sync::Once;
 
 use ffmpeg_next as ffmpeg;
 
-use super::{Codec, DecodeError, DecodeStats, DecodedPicture, DecoderBackend, KeyframeGate, VideoDecoder};
+use super::{Codec, DecodeError, DecodeStats, DecodedPicture, DecoderBackend, KeyframeGate, VideoDecoder, WantPicture};
+use crate::frame::LumaView;
 use crate::frame::YuvFrame;
 
 pub struct LibavDecoder {
@@ -21,13 +22,18 @@ unsafe impl Send for LibavDecoder {}
 
 static INIT: Once = Once::new();
 
+/// Once per process, before any libavcodec or libavformat call.
+pub(crate) fn init() {
+    INIT.call_once(|| {
+        let _ = ffmpeg::init();
+        // FFmpeg logs every concealed error to stderr; the engine counts and logs them itself.
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
+    });
+}
+
 impl LibavDecoder {
     pub fn new(codec: Codec) -> Result<Self, DecodeError> {
-        INIT.call_once(|| {
-            let _ = ffmpeg::init();
-            // FFmpeg logs every concealed error to stderr; the engine counts and logs them itself.
-            ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
-        });
+        init();
         let init = |detail: String| DecodeError::Init { backend: "libav", detail };
         let id = match codec {
             Codec::H264 => ffmpeg::codec::Id::H264,
@@ -51,7 +57,7 @@ impl LibavDecoder {
     }
 
     /// Takes every picture the decoder has ready.
-    fn drain(&mut self, want: &mut dyn FnMut(u64) -> bool) -> Result<Vec<DecodedPicture>, DecodeError> {
+    fn drain(&mut self, want: &mut WantPicture<'_>) -> Result<Vec<DecodedPicture>, DecodeError> {
         let mut out = Vec::new();
         while self.decoder.receive_frame(&mut self.frame).is_ok() {
             self.stats.frames += 1;
@@ -65,7 +71,13 @@ impl LibavDecoder {
             if damaged {
                 self.stats.corrupt += 1;
             }
-            let frame = if !damaged && want(tag) { Some(copy(&self.frame)?) } else { None };
+            let luma = LumaView {
+                width: self.frame.width(),
+                height: self.frame.height(),
+                stride: self.frame.stride(0),
+                data: self.frame.data(0),
+            };
+            let frame = if !damaged && want(tag, luma) { Some(copy(&self.frame)?) } else { None };
             out.push(DecodedPicture { tag, frame, damaged });
         }
         Ok(out)
@@ -82,7 +94,7 @@ impl VideoDecoder for LibavDecoder {
         unit: &[u8],
         is_keyframe: bool,
         tag: u64,
-        want: &mut dyn FnMut(u64) -> bool,
+        want: &mut WantPicture<'_>,
     ) -> Result<Vec<DecodedPicture>, DecodeError> {
         if !self.gate.admit(is_keyframe, &mut self.stats) {
             return Ok(Vec::new());
@@ -103,7 +115,7 @@ impl VideoDecoder for LibavDecoder {
         Ok(pictures)
     }
 
-    fn flush(&mut self, want: &mut dyn FnMut(u64) -> bool) -> Result<Vec<DecodedPicture>, DecodeError> {
+    fn flush(&mut self, want: &mut WantPicture<'_>) -> Result<Vec<DecodedPicture>, DecodeError> {
         let _ = self.decoder.send_eof();
         let pictures = self.drain(want)?;
         self.decoder.flush();

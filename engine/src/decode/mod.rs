@@ -1,8 +1,9 @@
 //! Video decoding behind one trait, with two backends: openh264 (bundled, no system library, H.264
 //! only) and libavcodec (Debian's FFmpeg through `ffmpeg-next`: faster, and H.265). Decoders hand out
 //! pictures in YUV 4:2:0 — and only the pictures the caller wants, so a camera analysed at 5 of its
-//! 10 fps never copies out the other 5 — tagged with the access unit they came from (with B-frames a
-//! picture leaves the decoder after later units went in).
+//! 10 fps never copies out the other 5, and a sample the motion gate finds still (it reads the
+//! decoder's own luma plane) is not copied either — tagged with the access unit they came from (with
+//! B-frames a picture leaves the decoder after later units went in).
 //!
 //! Nothing is decoded before the first keyframe, nor after a loss until the next one: a decoder fed
 //! P-frames without their references shows smeared pictures.
@@ -12,7 +13,7 @@ pub mod openh264;
 
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{FrameError, YuvFrame};
+use crate::frame::{FrameError, LumaView, YuvFrame};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -85,6 +86,10 @@ pub struct DecodeStats {
     pub corrupt: u64,
 }
 
+/// Asked for each picture leaving the decoder, with its tag and its luma plane (still inside the
+/// decoder): whether to copy the picture out.
+pub type WantPicture<'w> = dyn FnMut(u64, LumaView<'_>) -> bool + 'w;
+
 /// A picture that left the decoder: `tag` is the one given with its access unit; `frame` holds the
 /// picture when the caller wanted it.
 #[derive(Debug)]
@@ -100,17 +105,17 @@ pub trait VideoDecoder: Send {
     fn backend(&self) -> DecoderBackend;
 
     /// Decodes one access unit (Annex-B, start codes included). Returns the pictures that left the
-    /// decoder, asking `want(tag)` for each whether to copy it out.
+    /// decoder, asking `want` for each whether to copy it out.
     fn decode(
         &mut self,
         unit: &[u8],
         is_keyframe: bool,
         tag: u64,
-        want: &mut dyn FnMut(u64) -> bool,
+        want: &mut WantPicture<'_>,
     ) -> Result<Vec<DecodedPicture>, DecodeError>;
 
     /// Pictures still held at the end of a stream.
-    fn flush(&mut self, want: &mut dyn FnMut(u64) -> bool) -> Result<Vec<DecodedPicture>, DecodeError>;
+    fn flush(&mut self, want: &mut WantPicture<'_>) -> Result<Vec<DecodedPicture>, DecodeError>;
 
     /// Something before the next access unit was lost or could not be decoded: nothing more is fed
     /// until the next keyframe.

@@ -6,7 +6,8 @@ use openh264::decoder::{DecodedYUV, Decoder, DecoderConfig, Flush};
 use openh264::formats::YUVSource;
 use openh264::OpenH264API;
 
-use super::{DecodeError, DecodeStats, DecodedPicture, DecoderBackend, KeyframeGate, VideoDecoder};
+use super::{DecodeError, DecodeStats, DecodedPicture, DecoderBackend, KeyframeGate, VideoDecoder, WantPicture};
+use crate::frame::LumaView;
 use crate::frame::YuvFrame;
 
 pub struct OpenH264Decoder {
@@ -34,7 +35,7 @@ impl VideoDecoder for OpenH264Decoder {
         unit: &[u8],
         is_keyframe: bool,
         tag: u64,
-        want: &mut dyn FnMut(u64) -> bool,
+        want: &mut WantPicture<'_>,
     ) -> Result<Vec<DecodedPicture>, DecodeError> {
         if !self.gate.admit(is_keyframe, &mut self.stats) {
             return Ok(Vec::new());
@@ -42,7 +43,7 @@ impl VideoDecoder for OpenH264Decoder {
         match self.decoder.decode(unit) {
             Ok(Some(yuv)) => {
                 self.stats.frames += 1;
-                let frame = if want(tag) { Some(copy(&yuv)?) } else { None };
+                let frame = if want(tag, luma(&yuv)) { Some(copy(&yuv)?) } else { None };
                 Ok(vec![DecodedPicture { tag, frame, damaged: false }])
             }
             Ok(None) => Ok(Vec::new()),
@@ -53,14 +54,14 @@ impl VideoDecoder for OpenH264Decoder {
         }
     }
 
-    fn flush(&mut self, want: &mut dyn FnMut(u64) -> bool) -> Result<Vec<DecodedPicture>, DecodeError> {
+    fn flush(&mut self, want: &mut WantPicture<'_>) -> Result<Vec<DecodedPicture>, DecodeError> {
         let frames =
             self.decoder.flush_remaining().map_err(|e| DecodeError::Corrupt { bytes: 0, detail: e.to_string() })?;
         self.stats.frames += frames.len() as u64;
         frames
             .iter()
             .map(|yuv| {
-                let frame = if want(u64::MAX) { Some(copy(yuv)?) } else { None };
+                let frame = if want(u64::MAX, luma(yuv)) { Some(copy(yuv)?) } else { None };
                 Ok(DecodedPicture { tag: u64::MAX, frame, damaged: false })
             })
             .collect()
@@ -73,6 +74,11 @@ impl VideoDecoder for OpenH264Decoder {
     fn stats(&self) -> DecodeStats {
         self.stats
     }
+}
+
+fn luma<'a>(yuv: &'a DecodedYUV<'_>) -> LumaView<'a> {
+    let (width, height) = yuv.dimensions();
+    LumaView { width: width as u32, height: height as u32, stride: yuv.strides().0, data: yuv.y() }
 }
 
 fn copy(yuv: &DecodedYUV<'_>) -> Result<YuvFrame, DecodeError> {

@@ -1,6 +1,9 @@
-//! Annex-B H.264 byte streams (as written by `ffmpeg -f h264` and by cameras' raw dumps): splitting
-//! into NAL units and grouping them into access units (one picture each, with any parameter sets and
-//! SEI that precede it).
+//! Annex-B byte streams (start codes before each NAL unit, as RTSP depacketizers, MPEG-TS and raw
+//! `.h264` files carry them): splitting into NAL units, the access unit handed from a source to a
+//! decoder, and grouping an H.264 stream into access units (one picture each, with any parameter
+//! sets and SEI that precede it).
+
+use crate::decode::Codec;
 
 /// NAL unit types this module cares about (ITU-T H.264 table 7-1).
 pub mod nal_type {
@@ -49,26 +52,33 @@ fn starts_picture(nal: &[u8]) -> bool {
     is_slice(kind(nal)) && nal.get(1).is_some_and(|b| b & 0x80 != 0)
 }
 
-/// One picture's NAL units, re-joined with 4-byte start codes (the form decoders take).
+/// One picture's NAL units, with start codes (the form decoders take).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessUnit {
     pub data: Vec<u8>,
-    /// Contains an IDR slice: decoding can start here.
+    pub codec: Codec,
+    /// An IDR (H.264) or IRAP (H.265) picture: decoding can start here.
     pub is_keyframe: bool,
-    /// Later pictures may refer to this one (a slice with `nal_ref_idc` ≠ 0): losing it damages
-    /// every picture up to the next keyframe. A non-reference picture can be lost alone.
+    /// Later pictures may refer to this one (H.264: a slice with `nal_ref_idc` ≠ 0; H.265: see
+    /// [`super::h265::ReferenceTracker`]): losing it damages every picture up to the next keyframe.
+    /// A non-reference picture can be lost, or left undecoded, alone.
     pub is_reference: bool,
 }
 
 impl AccessUnit {
-    /// An access unit of Annex-B data; whether it is a reference is read from its slices.
+    /// An H.264 access unit of Annex-B data; whether it is a reference is read from its slices.
     pub fn new(data: Vec<u8>, is_keyframe: bool) -> AccessUnit {
         let is_reference = is_reference(&data);
-        AccessUnit { data, is_keyframe, is_reference }
+        AccessUnit { data, codec: Codec::H264, is_keyframe, is_reference }
+    }
+
+    /// An access unit of `codec`, whose reference status the caller has judged.
+    pub fn of(codec: Codec, data: Vec<u8>, is_keyframe: bool, is_reference: bool) -> AccessUnit {
+        AccessUnit { data, codec, is_keyframe, is_reference }
     }
 }
 
-/// Whether any slice of the Annex-B data has `nal_ref_idc` ≠ 0 (data without slices counts as a
+/// Whether any H.264 slice of the Annex-B data has `nal_ref_idc` ≠ 0 (data without slices counts as a
 /// reference: nothing can be proven safe to lose).
 pub fn is_reference(data: &[u8]) -> bool {
     let mut slices = nal_units(data).into_iter().filter(|n| is_slice(kind(n))).peekable();
@@ -78,7 +88,7 @@ pub fn is_reference(data: &[u8]) -> bool {
     slices.any(|n| n[0] & 0x60 != 0)
 }
 
-/// Groups a whole Annex-B stream into access units. Bytes before the first start code are ignored.
+/// Groups a whole Annex-B H.264 stream into access units. Bytes before the first start code are ignored.
 pub fn access_units(data: &[u8]) -> Vec<AccessUnit> {
     group(data).into_iter().map(|(_, unit)| unit).collect()
 }
@@ -86,7 +96,7 @@ pub fn access_units(data: &[u8]) -> Vec<AccessUnit> {
 /// The access units of `data`, each with the offset of its first NAL unit's payload in `data`.
 fn group(data: &[u8]) -> Vec<(usize, AccessUnit)> {
     let mut out = Vec::new();
-    let empty = || AccessUnit { data: Vec::new(), is_keyframe: false, is_reference: false };
+    let empty = || AccessUnit { data: Vec::new(), codec: Codec::H264, is_keyframe: false, is_reference: false };
     let mut current = (0, empty());
     let mut has_slice = false;
     for nal in nal_units(data) {

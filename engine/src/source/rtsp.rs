@@ -1,5 +1,6 @@
-//! RTSP cameras through retina: DESCRIBE → SETUP of the first H.264 video stream → PLAY, delivering
-//! Annex-B access units with parameter sets before each keyframe (retina's SIMPLE frame format).
+//! RTSP cameras through retina: DESCRIBE → SETUP of the first H.264 or H.265 video stream → PLAY,
+//! delivering Annex-B access units with parameter sets before each keyframe (retina's SIMPLE frame
+//! format). A camera offering neither (MJPEG, audio only…) is an error naming what it offers.
 
 use std::time::Duration;
 
@@ -10,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::annexb::AccessUnit;
 use super::camera_url::CameraUrl;
-use super::SourceError;
+use super::{h265, SourceError};
+use crate::decode::Codec;
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
@@ -46,7 +48,9 @@ impl std::str::FromStr for RtspTransport {
 
 pub struct RtspSource {
     camera: String,
+    codec: Codec,
     demuxed: Demuxed,
+    h265_references: h265::ReferenceTracker,
 }
 
 impl RtspSource {
@@ -67,11 +71,21 @@ impl RtspSource {
             .await
             .map_err(timed("describe"))?
             .map_err(err("describe"))?;
-        let stream = session
-            .streams()
-            .iter()
-            .position(|s| s.media() == "video" && s.encoding_name().eq_ignore_ascii_case("h264"))
-            .ok_or_else(|| SourceError::NoH264 { camera: camera.clone() })?;
+        let codec_of = |s: &retina::client::Stream| match s.media() {
+            "video" if s.encoding_name().eq_ignore_ascii_case("h264") => Some(Codec::H264),
+            "video" if s.encoding_name().eq_ignore_ascii_case("h265") => Some(Codec::H265),
+            _ => None,
+        };
+        let Some((stream, codec)) = session.streams().iter().enumerate().find_map(|(i, s)| Some((i, codec_of(s)?)))
+        else {
+            let offered: Vec<String> =
+                session.streams().iter().map(|s| format!("{}/{}", s.media(), s.encoding_name())).collect();
+            let found = match offered.is_empty() {
+                true => "the camera offers no stream".to_string(),
+                false => format!("the camera offers {}", offered.join(", ")),
+            };
+            return Err(SourceError::UnsupportedCodec { camera: camera.clone(), found });
+        };
         let transport = match transport {
             RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
             RtspTransport::Udp => Transport::Udp(Default::default()),
@@ -86,7 +100,12 @@ impl RtspSource {
             .map_err(timed("play"))?
             .map_err(err("play"))?;
         let demuxed = playing.demuxed().map_err(err("demux"))?;
-        Ok(Self { camera, demuxed })
+        Ok(Self { camera, codec, demuxed, h265_references: h265::ReferenceTracker::default() })
+    }
+
+    /// The codec of the stream being played.
+    pub fn codec(&self) -> Codec {
+        self.codec
     }
 
     /// The camera URL without credentials, for logs.
@@ -108,7 +127,14 @@ impl RtspSource {
                 }
                 Some(Ok(CodecItem::VideoFrame(f))) => {
                     let is_keyframe = f.is_random_access_point();
-                    return Ok(Some(AccessUnit::new(f.into_data(), is_keyframe)));
+                    let data = f.into_data();
+                    return Ok(Some(match self.codec {
+                        Codec::H264 => AccessUnit::new(data, is_keyframe),
+                        Codec::H265 => {
+                            let is_reference = self.h265_references.is_reference(&data);
+                            AccessUnit::of(Codec::H265, data, is_keyframe, is_reference)
+                        }
+                    }));
                 }
                 Some(Ok(_)) => continue, // audio, RTCP, metadata
             }

@@ -12,6 +12,27 @@ use crate::source::rtsp::RtspTransport;
 pub struct CameraOptions {
     /// Regions the motion gate ignores (a clock, a screen, trees in the wind), as fractions of the frame.
     pub motion_mask: Vec<MaskRegion>,
+    /// Seconds without a frame after which the stream counts as stalled and is reconnected (default:
+    /// the engine's, 10 s). A camera that sends a frame only on motion needs more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stall_timeout_secs: Option<f32>,
+    /// File cameras: start again at the end of the file (default), or finish there.
+    #[serde(rename = "loop", skip_serializing_if = "Option::is_none")]
+    pub looping: Option<bool>,
+}
+
+impl CameraOptions {
+    /// The stall timeout when none is set.
+    pub const DEFAULT_STALL_TIMEOUT_SECS: f32 = 10.0;
+
+    pub fn stall_timeout(&self) -> std::time::Duration {
+        let secs = self.stall_timeout_secs.unwrap_or(Self::DEFAULT_STALL_TIMEOUT_SECS);
+        std::time::Duration::try_from_secs_f32(secs).unwrap_or(std::time::Duration::from_secs(10))
+    }
+
+    pub fn looping(&self) -> bool {
+        self.looping.unwrap_or(true)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -28,10 +49,13 @@ pub struct Camera {
 }
 
 impl Camera {
-    /// Whether `other` is a different stream to connect to (not only other settings of the same one):
-    /// only then must a running pipeline reconnect.
+    /// Whether `other` is a different stream to connect to, or the same one read differently (not only
+    /// other settings of the same one): only then must a running pipeline reconnect.
     pub fn stream_differs(&self, other: &Camera) -> bool {
-        self.url != other.url || self.transport != other.transport
+        self.url != other.url
+            || self.transport != other.transport
+            || self.options.stall_timeout() != other.options.stall_timeout()
+            || self.options.looping() != other.options.looping()
     }
 }
 
