@@ -133,3 +133,38 @@ async fn a_walk_through_is_one_appearance_with_its_largest_face_and_a_one_second
     assert!(walk_rows[0].frames > completed.frames, "the second walk joined the appearance");
     assert_eq!(rows(&store, cam_glimpse.id).await.len(), 1);
 }
+
+/// Someone standing in view of a camera before they are enrolled (a receptionist at the lobby camera):
+/// their track settles as unknown and stops being embedded; once they are enrolled — through another
+/// gallery on the same database, as the CLI or another engine would, which this engine follows — the
+/// same track is embedded again and recognised, without them having to leave and come back.
+#[actix_web::test]
+async fn a_stranger_in_view_who_is_then_enrolled_is_recognised_without_leaving() {
+    use panoptes_actors::scheduler::GetSchedulerStats;
+    let (store, db) = common::fresh_store().await;
+    let clip = common::h264_clip(&common::photo("obama2.jpg"), 4, &["-profile:v", "baseline", "-g", "10"], "still");
+    let cam = store.create_camera("reception", &common::path_str(&clip), 5.0, true).await.unwrap();
+    let engine = common::start_engine(common::engine_settings(&db, "enrolled-in-view")).await;
+    let workers = || async { engine.scheduler().send(GetSchedulerStats).await.unwrap().workers };
+    let settled =
+        common::eventually("the stranger's track has used its embeddings", Duration::from_secs(30), workers, |w| {
+            w.iter().map(|w| w.embeddings).sum::<u64>() >= 5
+        })
+        .await;
+    assert!(rows(&store, cam.id).await.is_empty(), "nobody is enrolled yet");
+    let tracks_before: u64 = settled.iter().map(|w| w.tracks_started).sum();
+
+    // Enrolled elsewhere: the engine's gallery follows the database within its sync interval (5 s).
+    let mut p = common::pipeline();
+    let other_gallery = common::gallery_for(&store, &p).await;
+    let obama = store.create_person("Barack Obama", &serde_json::json!({})).await.unwrap();
+    let policy = EnrollmentPolicy::default();
+    enroll_photo(&mut p, &store, &other_gallery, &policy, obama.id, &common::photo_bytes("obama.jpg")).await.unwrap();
+    let found =
+        common::eventually("recognised in view", Duration::from_secs(20), || rows(&store, cam.id), |r| !r.is_empty())
+            .await;
+    assert_eq!(found[0].person_id, Some(obama.id));
+    let tracks_after: u64 = workers().await.iter().map(|w| w.tracks_started).sum();
+    assert_eq!(tracks_after, tracks_before, "the same track was recognised, not a new one");
+    engine.shutdown().await;
+}

@@ -96,6 +96,8 @@ pub struct InferenceWorker {
     latencies: Option<Arc<LatencyRecord>>,
     /// This worker's place in the pool (the `worker` label of its metrics).
     index: usize,
+    /// The gallery generation the tracks were last judged against.
+    gallery_generation: u64,
     #[cfg(feature = "fault-injection")]
     panic_armed: bool,
 }
@@ -121,6 +123,7 @@ impl InferenceWorker {
             latest: None,
             latencies: None,
             index: 0,
+            gallery_generation: 0,
             #[cfg(feature = "fault-injection")]
             panic_armed: false,
         }
@@ -212,8 +215,21 @@ impl InferenceWorker {
         frames
     }
 
+    /// When the gallery has changed since the tracks were last judged, tracks that are not a person
+    /// get embeddings again: whoever was just enrolled may be standing in view.
+    fn follow_gallery(&mut self) {
+        let generation = self.gallery.read().unwrap_or_else(|p| p.into_inner()).generation();
+        if generation != self.gallery_generation {
+            self.gallery_generation = generation;
+            for cam in self.cameras.values_mut() {
+                cam.tracker.gallery_changed();
+            }
+        }
+    }
+
     fn analyse(&mut self, frames: Vec<SampledFrame>) {
         let started = Instant::now();
+        self.follow_gallery();
         let low_score = self.tracking.low_score;
         let pipeline = &mut self.pipeline;
         #[cfg(feature = "fault-injection")]

@@ -68,6 +68,16 @@ pub struct Gallery {
     max_l1: f32,
     entries: Vec<Entry>,
     row_of: HashMap<i64, usize>,
+    /// Changes with every insertion or removal, and differs between galleries (a rebuilt index
+    /// swapped in has a new one): a face judged against one generation may match in another.
+    generation: u64,
+}
+
+/// Generations are handed out process-wide, so that a rebuilt gallery never repeats one.
+static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_generation() -> u64 {
+    GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Rows scored per block before they are merged into the running top-k.
@@ -85,7 +95,13 @@ impl Gallery {
             max_l1: 0.0,
             entries: Vec::new(),
             row_of: HashMap::new(),
+            generation: next_generation(),
         }
+    }
+
+    /// Which version of the gallery this is: it changes with every insertion or removal.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn model(&self) -> &ModelId {
@@ -118,6 +134,7 @@ impl Gallery {
         if vector.iter().any(|v| !v.is_finite()) {
             return Err(GalleryError::NonFinite);
         }
+        self.generation = next_generation();
         let (q, scale) = quantize(vector);
         let l1: f32 = q.iter().map(|&v| (v as f32).abs()).sum::<f32>() * scale;
         self.max_scale = self.max_scale.max(scale);
@@ -140,6 +157,7 @@ impl Gallery {
 
     /// Removes one row by moving the last row into its place.
     fn swap_remove_row(&mut self, row: usize) {
+        self.generation = next_generation();
         let last = self.entries.len() - 1;
         let removed = self.entries.swap_remove(row);
         self.row_of.remove(&removed.embedding_id);

@@ -10,7 +10,8 @@
 //! Identity comes from the track's embeddings (see [`identity`]). A track is embedded when it starts,
 //! then in every analysed frame while it is not a person (pending or unknown), and once it is a person
 //! only when its face is clearly better (`better_quality` times the quality it was last embedded at),
-//! at most `max_embeddings` times in all.
+//! at most `max_embeddings` times in all (a track not yet a person gets as many again whenever the
+//! gallery changes: someone enrolled while in view).
 
 pub mod identity;
 pub mod quality;
@@ -86,6 +87,9 @@ pub struct Track<F> {
     pub frames: u32,
     pub best_det_score: f32,
     pub embeddings: u32,
+    /// Embeddings it may have in all: `max_embeddings`, raised by as much again each time the gallery
+    /// changes while it is not a person (someone enrolled while in view gets their chance).
+    embeddings_allowed: u32,
     /// Quality of the face last embedded.
     embedded_quality: f32,
     votes: Votes,
@@ -159,7 +163,7 @@ impl<F: Clone> FaceTracker<F> {
     pub fn deciding(&self) -> bool {
         self.tracks
             .iter()
-            .any(|t| !matches!(t.identity, Identity::Person { .. }) && t.embeddings < self.config.max_embeddings)
+            .any(|t| !matches!(t.identity, Identity::Person { .. }) && t.embeddings < t.embeddings_allowed)
     }
 
     fn lost_after(&self) -> Duration {
@@ -257,6 +261,7 @@ impl<F: Clone> FaceTracker<F> {
                 frames: 1,
                 best_det_score: faces[d].score,
                 embeddings: 0,
+                embeddings_allowed: self.config.max_embeddings,
                 embedded_quality: 0.0,
                 votes: Votes::default(),
                 identity: Identity::Pending,
@@ -273,7 +278,7 @@ impl<F: Clone> FaceTracker<F> {
     /// Whether track `id`, whose face now has `quality`, should be embedded now.
     pub fn wants_embedding(&self, id: u64, quality: f32) -> bool {
         let Some(t) = self.track(id) else { return false };
-        if t.embeddings >= self.config.max_embeddings {
+        if t.embeddings >= t.embeddings_allowed {
             return false;
         }
         match t.identity {
@@ -305,6 +310,15 @@ impl<F: Clone> FaceTracker<F> {
             t.identity = c.to();
         }
         change
+    }
+
+    /// The gallery changed (someone enrolled or removed): a track that is not a person may be someone
+    /// now, so it gets `max_embeddings` more. A person stays who they are unless new embeddings
+    /// outvote it, as always.
+    pub fn gallery_changed(&mut self) {
+        for t in self.tracks.iter_mut().filter(|t| !matches!(t.identity, Identity::Person { .. })) {
+            t.embeddings_allowed = t.embeddings + self.config.max_embeddings;
+        }
     }
 
     /// Ends the tracks unmatched for longer than `lost_secs` as of `now`.

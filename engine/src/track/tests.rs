@@ -168,3 +168,31 @@ fn a_strong_match_settles_at_once_misses_settle_unknown_and_identity_flips_only_
     assert_eq!(tr.add_embedding(b, 0.5, Some((3, 0.35)), 0.55), Some(IdentityChange::Settled(Identity::Unknown)));
     assert!(matches!(tr.add_embedding(b, 0.9, Some((5, 0.75)), 0.55), Some(IdentityChange::Changed { .. })));
 }
+
+#[test]
+fn a_stranger_in_view_gets_new_chances_when_the_gallery_changes() {
+    let config = TrackConfig::default();
+    let mut tr = FaceTracker::new(config.clone());
+    let mut clock = Clock { t0: Instant::now(), ms: 0 };
+    let f = face(100.0, 100.0, 120.0, 0.9);
+    let id = step(&mut tr, &mut clock, &[f]).assigned[0].unwrap();
+    // Nobody in the gallery matches: after its embeddings the track is unknown and costs nothing more.
+    for _ in 0..config.max_embeddings {
+        assert!(tr.wants_embedding(id, 0.6));
+        tr.add_embedding(id, 0.6, Some((7, 0.2)), 0.55);
+        step(&mut tr, &mut clock, &[f]);
+    }
+    assert_eq!(tr.track(id).unwrap().identity, Identity::Unknown);
+    assert!(!tr.wants_embedding(id, 0.9) && !tr.deciding());
+    // The person is enrolled while still in view: the track is embedded again and becomes them.
+    tr.gallery_changed();
+    assert!(tr.deciding() && tr.wants_embedding(id, 0.6));
+    let change = tr.add_embedding(id, 0.6, Some((42, 0.81)), 0.55);
+    assert_eq!(
+        change,
+        Some(IdentityChange::Changed { from: Identity::Unknown, to: Identity::Person { person_id: 42, score: 0.81 } })
+    );
+    // A person is not re-opened by a later change of the gallery.
+    tr.gallery_changed();
+    assert!(!tr.deciding());
+}
