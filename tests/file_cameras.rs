@@ -1,6 +1,6 @@
 //! File cameras from the containers installers test with (MP4, MKV, MOV) and raw Annex-B, in H.264
 //! and H.265: each plays at its own frame rate and every unit it hands on decodes; a ten-minute file
-//! is read a packet at a time; a file that does not loop finishes; a file in a codec we cannot
+//! is read a few packets at a time; a file that does not loop finishes; a file in a codec we cannot
 //! decode, a file without video and a file that is not video each get their own error.
 
 mod common;
@@ -117,7 +117,7 @@ fn rss_kb() -> u64 {
 }
 
 #[actix_web::test]
-async fn a_ten_minute_file_is_read_a_packet_at_a_time() {
+async fn a_ten_minute_file_is_read_a_few_packets_at_a_time() {
     // Ten minutes of noisy 320×180 video at 10 fps and ~1 Mbit/s: a ~75 MB file, bigger than any
     // growth the assertion allows.
     let long = common::temp_dir("long").join("ten-minutes.mp4");

@@ -1,11 +1,12 @@
 //! A file source: plays a video file as a camera would stream it — any container libavformat reads
 //! (MP4, MKV, MOV, MPEG-TS) or a raw Annex-B H.264/H.265 file — in real time, looping at the end
 //! unless told not to. Containers play at their own timestamps; raw files carry no timing and play
-//! at a given rate. The file is read a packet at a time on the blocking pool, so a camera holds one
-//! packet however long the file, and a slow disk never holds up the thread other cameras' network
-//! I/O runs on. A frame delivered more than a frame interval after it was due is counted, and the
+//! at a given rate. The file is read a few packets at a time on the blocking pool, so a camera holds
+//! a few packets however long the file, and a slow disk never holds up the thread other cameras'
+//! network I/O runs on. A frame delivered more than a frame interval after it was due is counted, and the
 //! schedule then resumes from there: like a camera, the file never bursts to catch up.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,6 +17,9 @@ use super::annexb::AccessUnit;
 use super::length_prefixed::LengthPrefixed;
 use super::{h265, SourceError};
 use crate::decode::Codec;
+
+/// Units read in one trip to the blocking pool (a few hundred kB at most at camera bitrates).
+const READ_AHEAD: usize = 8;
 
 /// What a video file holds, as far as playing it goes.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -157,6 +161,9 @@ pub struct FileSource {
     demuxer: Option<Demuxer>,
     info: FileInfo,
     pacing: Pacing,
+    /// Units read but not yet due, and whether the file's end came after them.
+    ahead: VecDeque<Timed>,
+    at_end: bool,
     /// Units delivered in this pass (an empty pass means the file holds no video we can read).
     units_in_pass: u64,
     late: u64,
@@ -229,6 +236,8 @@ impl FileSource {
             demuxer: Some(demuxer),
             info,
             pacing: Pacing::new(info.fps),
+            ahead: VecDeque::new(),
+            at_end: false,
             units_in_pass: 0,
             late: 0,
         })
@@ -288,38 +297,52 @@ impl FileSource {
 
     async fn read_unit(&mut self) -> Result<Option<Timed>, SourceError> {
         loop {
+            if let Some(timed) = self.ahead.pop_front() {
+                self.units_in_pass += 1;
+                return Ok(Some(timed));
+            }
+            if self.at_end {
+                if self.units_in_pass == 0 {
+                    return Err(error(&self.name, FileError::Other("no video access unit in the file".into())));
+                }
+                if !self.looping {
+                    return Ok(None);
+                }
+                self.restart().await?;
+                self.pacing.next_pass();
+                continue;
+            }
             let Some(mut demuxer) = self.demuxer.take() else {
                 // A read was cancelled half-way (the camera stopped): this pass is over.
                 self.restart().await?;
                 continue;
             };
+            // Several units per trip to the blocking pool: each trip costs two thread switches.
             let (demuxer, read) = tokio::task::spawn_blocking(move || {
-                let read = demuxer.next();
-                (demuxer, read)
+                let mut units = Vec::with_capacity(READ_AHEAD);
+                while units.len() < READ_AHEAD {
+                    match demuxer.next() {
+                        Ok(Some(timed)) => units.push(timed),
+                        Ok(None) => return (demuxer, Ok((units, true))),
+                        Err(e) => return (demuxer, Err(e)),
+                    }
+                }
+                (demuxer, Ok((units, false)))
             })
             .await
             .map_err(|e| error(&self.name, FileError::Other(e.to_string())))?;
             self.demuxer = Some(demuxer);
-            match read.map_err(|e| error(&self.name, e))? {
-                Some(timed) => {
-                    self.units_in_pass += 1;
-                    return Ok(Some(timed));
-                }
-                None if self.units_in_pass == 0 => {
-                    return Err(error(&self.name, FileError::Other("no video access unit in the file".into())));
-                }
-                None if !self.looping => return Ok(None),
-                None => {
-                    self.restart().await?;
-                    self.pacing.next_pass();
-                }
-            }
+            let (units, at_end) = read.map_err(|e| error(&self.name, e))?;
+            self.ahead.extend(units);
+            self.at_end = at_end;
         }
     }
 
     async fn restart(&mut self) -> Result<(), SourceError> {
         let demuxer = open_blocking(self.path.clone(), self.raw_fps).await.map_err(|e| error(&self.name, e))?;
         self.demuxer = Some(demuxer);
+        self.ahead.clear();
+        self.at_end = false;
         self.units_in_pass = 0;
         Ok(())
     }
