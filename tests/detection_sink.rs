@@ -122,3 +122,24 @@ async fn events_get_their_row_id_before_the_write_and_a_rewrite_stores_nothing_t
     store.insert_detections(std::slice::from_ref(&live)).await.unwrap();
     assert_eq!(store.detections_for_camera(cam.id, 10).await.unwrap().len(), 1);
 }
+
+/// An appearance's update that overtakes its start (the matcher sends no such thing any more, but a
+/// start dropped from a full mailbox and re-sent would do the same) is the same row: one row, one id.
+#[actix_web::test]
+async fn an_update_that_overtakes_its_start_is_the_same_row() {
+    use panoptes_actors::messages::{AppearanceStarted, AppearanceUpdated};
+    let (store, _) = common::fresh_store().await;
+    let cam = store.create_camera("c", "rtsp://127.0.0.1/x", 5.0, false).await.unwrap();
+    let sink = DetectionSink::new(store.clone(), 100).with_flush_interval(Duration::from_secs(3600)).start();
+    let DetectionEvent(row) = event(cam.id, 0.7);
+    let mut later = row.clone();
+    later.last_seen_at = Some(Utc::now());
+    later.frames = 9;
+    sink.send(AppearanceUpdated { key: 1, row: later.clone() }).await.unwrap();
+    // Written in between, as a periodic flush would.
+    sink.send(Drain).await.unwrap().unwrap();
+    sink.send(AppearanceStarted { key: 1, row: later }).await.unwrap();
+    sink.send(Drain).await.unwrap().unwrap();
+    let rows = store.detections_for_camera(cam.id, 10).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+}

@@ -76,6 +76,9 @@ struct Appearance {
     snapshot_quality: f32,
     /// A snapshot is being written for it: a newer one waits for it, so the stems never race.
     writing: bool,
+    /// Its start went to the sink (after its first snapshot). Until then nothing else is sent: the
+    /// start carries the row as it is when it goes.
+    started: bool,
 }
 
 /// Where the sink is told about appearances.
@@ -173,8 +176,17 @@ impl MatcherActor {
             frames: 1,
             snapshot_path: None,
         };
-        self.appearances
-            .insert(key, Appearance { row, tracks: 1, ended_frames: 0, snapshot_quality: id.quality, writing: false });
+        self.appearances.insert(
+            key,
+            Appearance {
+                row,
+                tracks: 1,
+                ended_frames: 0,
+                snapshot_quality: id.quality,
+                writing: false,
+                started: false,
+            },
+        );
         self.by_track.insert((id.camera_id, id.track_id), key);
         if let Some(p) = person {
             self.by_person.insert((id.camera_id, p), key);
@@ -218,7 +230,7 @@ impl MatcherActor {
     }
 
     fn update(&self, key: u64) {
-        if let Some(a) = self.appearances.get(&key) {
+        if let Some(a) = self.appearances.get(&key).filter(|a| a.started) {
             let msg = AppearanceUpdated { key, row: a.row.clone() };
             if self.sink.updated.try_send(msg).is_err() {
                 self.dropped(a.row.camera_id);
@@ -298,11 +310,13 @@ impl MatcherActor {
         }));
     }
 
-    fn tell(&self, key: u64, first: bool) {
-        let Some(a) = self.appearances.get(&key) else { return };
+    fn tell(&mut self, key: u64, first: bool) {
+        let Some(a) = self.appearances.get_mut(&key) else { return };
         if first {
-            if self.sink.started.try_send(AppearanceStarted { key, row: a.row.clone() }).is_err() {
-                self.dropped(a.row.camera_id);
+            a.started = true;
+            let (camera_id, row) = (a.row.camera_id, a.row.clone());
+            if self.sink.started.try_send(AppearanceStarted { key, row }).is_err() {
+                self.dropped(camera_id);
             }
         } else {
             self.update(key);
@@ -388,6 +402,8 @@ mod tests {
     struct Told {
         started: Vec<NewDetection>,
         closed: usize,
+        /// Every message in order: 's'tarted, 'u'pdated, 'c'losed.
+        order: String,
     }
 
     struct Recorder(Arc<Mutex<Told>>);
@@ -399,19 +415,25 @@ mod tests {
     impl Handler<AppearanceStarted> for Recorder {
         type Result = ();
         fn handle(&mut self, m: AppearanceStarted, _: &mut Context<Self>) {
-            self.0.lock().unwrap().started.push(m.row);
+            let mut told = self.0.lock().unwrap();
+            told.started.push(m.row);
+            told.order.push('s');
         }
     }
 
     impl Handler<AppearanceUpdated> for Recorder {
         type Result = ();
-        fn handle(&mut self, _: AppearanceUpdated, _: &mut Context<Self>) {}
+        fn handle(&mut self, _: AppearanceUpdated, _: &mut Context<Self>) {
+            self.0.lock().unwrap().order.push('u');
+        }
     }
 
     impl Handler<AppearanceClosed> for Recorder {
         type Result = ();
         fn handle(&mut self, _: AppearanceClosed, _: &mut Context<Self>) {
-            self.0.lock().unwrap().closed += 1;
+            let mut told = self.0.lock().unwrap();
+            told.closed += 1;
+            told.order.push('c');
         }
     }
 
@@ -493,5 +515,40 @@ mod tests {
         let rows = rows_for_a_return_after(chrono::TimeDelta::milliseconds(1500));
         assert_eq!(rows.len(), 2, "{rows:?}");
         assert!(rows[1].detected_at - rows[0].detected_at == chrono::TimeDelta::milliseconds(2500));
+    }
+
+    /// A short appearance: its track ends while the first snapshot (the one the start waits for) is
+    /// still being written. The end must not reach the sink before the start (the sink would store it
+    /// as a row of its own, then the start as another).
+    #[test]
+    fn a_track_that_ends_before_its_first_snapshot_is_written_is_started_first() {
+        let told = Arc::new(Mutex::new(Told::default()));
+        let recorded = told.clone();
+        let dir = std::env::temp_dir().join(format!("panoptes-matcher-{}", std::process::id()));
+        actix::System::new().block_on(async move {
+            let config = panoptes_engine::snapshot::SnapshotConfig {
+                dir: dir.to_string_lossy().into_owned(),
+                ..Default::default()
+            };
+            let store = Arc::new(SnapshotStore::new(&config).unwrap());
+            let sink = Recorder(recorded).start();
+            let link = SinkLink {
+                started: sink.clone().recipient(),
+                updated: sink.clone().recipient(),
+                closed: sink.recipient(),
+            };
+            let matcher = MatcherActor::new(Duration::from_secs(1), false, link).with_snapshots(store).start();
+            let t0 = Utc::now();
+            matcher.send(identified(1, t0)).await.unwrap();
+            matcher.send(ended(1, t0, t0 + chrono::TimeDelta::milliseconds(300))).await.unwrap();
+            // The snapshot is written on the blocking pool; then the start and whatever follows go.
+            actix::clock::sleep(Duration::from_millis(500)).await;
+            let _ = std::fs::remove_dir_all(dir);
+        });
+        let told = told.lock().unwrap();
+        assert!(told.order.starts_with('s'), "the sink was told {:?}", told.order);
+        assert_eq!(told.started.len(), 1);
+        // The start carries the end: the track's last sighting is in it.
+        assert!(told.started[0].last_seen_at.is_some(), "{:?}", told.started[0]);
     }
 }

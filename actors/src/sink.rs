@@ -126,6 +126,10 @@ impl DetectionSink {
     }
 
     fn start(&mut self, key: u64, mut row: NewDetection) {
+        // An update that overtook its start already holds the row's id: the start is the same row.
+        if let Some(e) = self.entries.get(&key) {
+            row.id = row.id.or(e.row.id);
+        }
         if row.id.is_none() {
             row.id = self.ids.pop_front();
         }
