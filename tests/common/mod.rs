@@ -65,8 +65,12 @@ pub async fn fresh_database() -> String {
     let (client, conn) =
         tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.expect("connect to test PostgreSQL");
     tokio::spawn(conn);
+    // Tests of one binary run in parallel threads, and the clock's resolution can give two of them
+    // the same nanoseconds: a counter keeps the names apart.
+    static CREATED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let name = format!("panoptes_test_{}_{}", std::process::id(), nanos);
+    let name = format!("panoptes_test_{}_{}_{n}", std::process::id(), nanos);
     client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
     match admin.rfind('/') {
         Some(i) => format!("{}/{}", &admin[..i], name),
