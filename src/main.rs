@@ -49,6 +49,11 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Measure recognition on labelled photo pairs, or detection of small and dim faces (no database).
+    Eval {
+        #[command(subcommand)]
+        what: EvalWhat,
+    },
     /// Measure the whole engine on file-source cameras (in a throwaway database on the configured
     /// PostgreSQL server; nobody enrolled unless `--enroll` names photos).
     Bench {
@@ -94,6 +99,32 @@ enum Command {
         /// every face appears on all of them at once: the worst case).
         #[arg(long)]
         stagger: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvalWhat {
+    /// Recognition on labelled pairs of photos: accuracy, TAR at FAR, ROC AUC, refusals.
+    Recognition {
+        /// The folder the pairs' file names are relative to.
+        #[arg(long, default_value = "tests/data/eval")]
+        photos: PathBuf,
+        /// CSV: file_x,file_y,same (yes/no)[,condition]; a header line is allowed.
+        #[arg(long, default_value = "tests/data/eval/pairs.csv")]
+        pairs: PathBuf,
+        /// Match threshold to report at (default: gallery.match_threshold).
+        #[arg(long)]
+        threshold: Option<f32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Detection of small and dim faces: faces found, false detections and cost per way of scanning.
+    Detection {
+        /// Where t1.jpg and obama2.jpg are (models/fetch.sh puts them in tests/data/photos).
+        #[arg(long, default_value = "tests/data/photos")]
+        photos: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -145,6 +176,14 @@ fn log_filter() -> tracing_subscriber::EnvFilter {
 fn run(cli: Cli) -> Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
+        Command::Eval { what } => {
+            return match what {
+                EvalWhat::Recognition { photos, pairs, threshold, json } => {
+                    commands::eval::recognition(&settings, &photos, &pairs, threshold, json)
+                }
+                EvalWhat::Detection { photos, json } => commands::eval::detection(&settings, &photos, json),
+            };
+        }
         Command::Serve => {
             return actix_web::rt::System::new()
                 .block_on(async move { commands::serve::run(Context::open(settings).await?).await });
@@ -191,7 +230,7 @@ fn run(cli: Cli) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async move {
         match cli.command {
-            Command::Serve | Command::Bench { .. } => Ok(()), // run in the actix system above
+            Command::Serve | Command::Bench { .. } | Command::Eval { .. } => Ok(()), // handled above
             Command::Enroll { name, person_id, photos } => {
                 commands::enroll::run(Context::open(settings).await?, &name, person_id, &photos).await
             }

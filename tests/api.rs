@@ -292,6 +292,28 @@ async fn enrollment_identify_and_each_refusal() {
     assert_eq!(r["faces"].as_array().unwrap().len(), 1);
     assert!(r["faces"][0]["matches"].as_array().unwrap().is_empty(), "biden matched: {r}");
 
+    // More faces for a person: another photo of him agrees with the first; a photo of someone else
+    // is enrolled (the operator decides) but flagged.
+    let body = multipart(&[("name", "Agreement check")], &[("photos", "obama.jpg", &obama)]);
+    let (s, r) = call(&app, multipart_request("/api/v1/persons", body)).await;
+    assert_eq!((s, &r["photos"][0]["similarity_to_others"]), (StatusCode::CREATED, &json!(null)), "{r}");
+    let checked = r["person"]["id"].as_i64().unwrap();
+    let add = |name: &str| {
+        let photo = common::photo_bytes(name);
+        multipart_request(&format!("/api/v1/persons/{checked}/faces"), multipart(&[], &[("photos", name, &photo)]))
+    };
+    let (s, r) = call(&app, add("obama3.jpg")).await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let agrees = &r["photos"][0];
+    assert!(agrees["similarity_to_others"].as_f64().unwrap() >= 0.55 && agrees.get("warning").is_none(), "{r}");
+    let (s, r) = call(&app, add("biden.jpg")).await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let odd = &r["photos"][0];
+    assert!(odd["similarity_to_others"].as_f64().unwrap() < 0.55, "{r}");
+    assert!(odd["warning"].as_str().is_some_and(|w| w.contains("same person")), "{r}");
+    let (s, _) = call(&app, test::TestRequest::delete().uri(&format!("/api/v1/persons/{checked}"))).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+
     // Each invalid enrollment: its own 422 (or 413), and no person left behind.
     let small = {
         let img = image::load_from_memory(&obama).unwrap().resize(160, 160, image::imageops::FilterType::Triangle);

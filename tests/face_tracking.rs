@@ -37,7 +37,7 @@ impl Run {
         self.frame_no += 1;
         let low = self.tracker.config().low_score;
         let faces = self.pipeline.detector().detect_pictures(&[Picture::Yuv(frame)], low).unwrap().remove(0);
-        let q: Vec<f32> = faces.iter().map(|f| face_quality(f, frame).score).collect();
+        let q: Vec<_> = faces.iter().map(|f| face_quality(f, frame)).collect();
         let at = self.t0 + STEP * self.frame_no;
         let update = self.tracker.update(&faces, &q, at, Utc::now(), &self.frame_no);
         (faces, update)

@@ -16,7 +16,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use panoptes_engine::decode::{self, Codec, DecoderBackend, VideoDecoder};
 use panoptes_engine::frame::{LumaView, YuvFrame};
-use panoptes_engine::motion::{MaskRegion, MotionConfig, MotionGate};
+use panoptes_engine::motion::{MaskRegion, MotionConfig, MotionGate, Region, Verdict};
 use tracing::{error, warn};
 
 use crate::instruments;
@@ -32,6 +32,8 @@ pub struct SampledFrame {
     pub received_at: Instant,
     /// The same moment on the wall clock (the capture time recorded with what is seen in it).
     pub captured_at: DateTime<Utc>,
+    /// Where something moved in it (from the motion gate): the detector looks closer there.
+    pub regions: Vec<Region>,
 }
 
 /// What a camera's decoder shares with the worker that analyses it.
@@ -203,8 +205,9 @@ impl DecoderActor {
     }
 
     /// Sends a sample the motion gate let through on to analysis.
-    fn send_on(&mut self, frame: YuvFrame, received_at: Instant, captured_at: DateTime<Utc>) {
-        let sampled = SampledFrame { camera_id: self.camera_id, frame: Arc::new(frame), received_at, captured_at };
+    fn send_on(&mut self, frame: YuvFrame, received_at: Instant, captured_at: DateTime<Utc>, regions: Vec<Region>) {
+        let sampled =
+            SampledFrame { camera_id: self.camera_id, frame: Arc::new(frame), received_at, captured_at, regions };
         let was_empty = self.feed.slot.put(sampled);
         if was_empty || self.owe_wake {
             let wake = FrameReady { camera_id: self.camera_id, feed: self.feed.clone() };
@@ -298,6 +301,8 @@ impl Handler<EncodedFrame> for DecoderActor {
         let (next_due, interval, gate, feed, stats) =
             (&mut self.next_due, self.interval, &mut self.gate, &self.feed, &mut self.stats);
         let times = &self.times;
+        // Where something moved in each picture let through, by tag.
+        let mut moved: Vec<(u64, Vec<Region>)> = Vec::new();
         let Some(decoder) = self.decoder.as_mut() else { return };
         let started = Instant::now();
         #[cfg(feature = "fault-injection")]
@@ -315,7 +320,12 @@ impl Handler<EncodedFrame> for DecoderActor {
                 }
                 stats.sampled += 1;
                 let (at, wall) = arrival(times, tag).unwrap_or((frame.received_at, frame.captured_at));
-                if gate.judge(luma, at).analyse() || feed.deciding() {
+                let verdict = gate.judge(luma, at);
+                if verdict == Verdict::Moved {
+                    let config = gate.config();
+                    moved.push((tag, gate.moved_regions(config.regions as usize, config.region_min_blocks as usize)));
+                }
+                if verdict.analyse() || feed.deciding() {
                     return true;
                 }
                 feed.note_still(at, wall);
@@ -340,7 +350,8 @@ impl Handler<EncodedFrame> for DecoderActor {
                     let Some(picture) = p.frame else { continue };
                     let (received_at, captured_at) =
                         arrival(&self.times, p.tag).unwrap_or((frame.received_at, frame.captured_at));
-                    self.send_on(picture, received_at, captured_at);
+                    let regions = moved.iter_mut().find(|(t, _)| *t == p.tag).map(|(_, r)| std::mem::take(r));
+                    self.send_on(picture, received_at, captured_at, regions.unwrap_or_default());
                 }
             }
             Ok(Err(e)) => {

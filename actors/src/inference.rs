@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use panoptes_engine::detect::tiling::View;
 use panoptes_engine::detect::{Face, Picture};
 use panoptes_engine::frame::YuvFrame;
 use panoptes_engine::gallery::Gallery;
@@ -241,7 +242,11 @@ impl InferenceWorker {
                 crate::fault_injection::panic_now("inference");
             }
             let pictures: Vec<Picture> = frames.iter().map(|f| Picture::Yuv(&f.frame)).collect();
-            pipeline.detector().detect_pictures(&pictures, low_score)
+            let regions: Vec<Vec<View>> = frames
+                .iter()
+                .map(|f| f.regions.iter().map(|r| View { x: r.x, y: r.y, width: r.width, height: r.height }).collect())
+                .collect();
+            pipeline.detect_frames(&pictures, &regions, low_score)
         }));
         let detections = match self.checked(detected, &frames) {
             Some(d) => d,
@@ -260,13 +265,18 @@ impl InferenceWorker {
             if let Some((at, wall)) = cam.feed.take_still() {
                 cam.tracker.hold_still(at, wall);
             }
-            let qualities: Vec<f32> = faces.iter().map(|f| face_quality(f, &frame.frame).score).collect();
+            let qualities: Vec<_> = faces.iter().map(|f| face_quality(f, &frame.frame)).collect();
             let update = cam.tracker.update(faces, &qualities, frame.received_at, frame.captured_at, &frame.frame);
             self.stats.tracks_started += update.started.len() as u64;
             for (d, track) in update.assigned.iter().enumerate() {
                 if let Some(track_id) = track {
-                    if cam.tracker.wants_embedding(*track_id, qualities[d]) {
-                        jobs.push(EmbedJob { frame: i, track_id: *track_id, face: faces[d], quality: qualities[d] });
+                    if cam.tracker.wants_embedding(*track_id, &qualities[d]) {
+                        jobs.push(EmbedJob {
+                            frame: i,
+                            track_id: *track_id,
+                            face: faces[d],
+                            quality: qualities[d].score,
+                        });
                     }
                 }
             }

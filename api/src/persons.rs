@@ -87,7 +87,12 @@ async fn store_all(state: &AppState, person_id: i64, faces: &[PreparedFace]) -> 
     };
     let mut out = Vec::with_capacity(faces.len());
     for f in faces {
-        out.push(store_enrollment(&state.store, &state.gallery, analyzer.model(), person_id, f).await?);
+        let mut enrolled = store_enrollment(&state.store, &state.gallery, analyzer.model(), person_id, f).await?;
+        enrolled.check_agreement(state.match_threshold);
+        if let Some(w) = &enrolled.warning {
+            tracing::warn!(person_id, embedding_id = enrolled.embedding_id, "{w}");
+        }
+        out.push(enrolled);
     }
     Ok(out)
 }

@@ -77,6 +77,23 @@ pub struct Enrolled {
     pub det_score: f32,
     /// The face box in the photo as sent (before any downscaling).
     pub face_box: crate::geometry::BBox,
+    /// The best similarity of this face to the person's faces enrolled before it (`None`: the first).
+    pub similarity_to_others: Option<f32>,
+    /// Set by [`Enrolled::check_agreement`] when the face does not match the person's others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+impl Enrolled {
+    /// A face that would not match the person's other faces at `threshold` may be someone else
+    /// (a wrong photo, a namesake): it is enrolled, and said so.
+    pub fn check_agreement(&mut self, threshold: f32) {
+        if let Some(s) = self.similarity_to_others.filter(|s| *s < threshold) {
+            self.warning = Some(format!(
+                "this face is far from the person's other photos (best similarity {s:.2}, below the match threshold {threshold:.2}): is it the same person?"
+            ));
+        }
+    }
 }
 
 /// Photos are analysed at most this large (longest side): enough for an enrollment face, and it
@@ -138,6 +155,8 @@ pub async fn store_enrollment(
     person_id: i64,
     face: &PreparedFace,
 ) -> Result<Enrolled, EnrollError> {
+    let similarity_to_others =
+        gallery.read().unwrap_or_else(|p| p.into_inner()).best_score_for(person_id, &face.embedding);
     let id = store
         .add_embedding(&NewEmbedding {
             person_id,
@@ -161,6 +180,8 @@ pub async fn store_enrollment(
         source_sha256: face.source_sha256.clone(),
         det_score: face.det_score,
         face_box: face.face_box,
+        similarity_to_others,
+        warning: None,
     })
 }
 

@@ -197,6 +197,21 @@ impl Gallery {
         removed
     }
 
+    /// The best score of `query` against `person_id`'s embeddings (exact f32), `None` when the person
+    /// has none. Enrollment uses it to tell whether a new photo agrees with the person's others.
+    pub fn best_score_for(&self, person_id: i64, query: &[f32]) -> Option<f32> {
+        if query.len() != self.dim {
+            return None;
+        }
+        let d = self.dim;
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.person_id == person_id)
+            .map(|(row, _)| self.data[row * d..(row + 1) * d].iter().zip(query).map(|(a, b)| a * b).sum::<f32>())
+            .max_by(f32::total_cmp)
+    }
+
     /// The `k` best-scoring distinct persons for a query, best first (exact; see the module notes).
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Match>, GalleryError> {
         self.check_query(query)?;

@@ -36,6 +36,14 @@ pub struct MotionConfig {
     /// When at least this fraction of the (unmasked) blocks changed at once, the whole scene changed:
     /// the frame is analysed and taken as the background at once. Above 1: never.
     pub scene_change_fraction: f32,
+    /// Regions where something moved handed to the detector to look at closer, per frame (0: none).
+    pub regions: u32,
+    /// Changed blocks a region needs (fewer: sensor noise or a leaf, not a person).
+    pub region_min_blocks: u32,
+    /// When more than this fraction of the (unmasked) blocks changed, there are no regions: the
+    /// camera pans or a crowd moves, the regions would be most of the frame, and looking closer at
+    /// them would cost several detector runs per frame for little.
+    pub region_max_moved_fraction: f32,
 }
 
 impl Default for MotionConfig {
@@ -48,6 +56,9 @@ impl Default for MotionConfig {
             background_rate: 0.1,
             refresh_secs: 2.0,
             scene_change_fraction: 0.8,
+            regions: 3,
+            region_min_blocks: 3,
+            region_max_moved_fraction: 0.3,
         }
     }
 }
@@ -71,6 +82,15 @@ impl MaskRegion {
     fn covers(&self, fx: f32, fy: f32) -> bool {
         fx >= self.x && fx < self.x + self.width && fy >= self.y && fy < self.y + self.height
     }
+}
+
+/// A rectangle of the frame where something moved, in pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// What the gate says of a frame.
@@ -100,6 +120,8 @@ pub struct MotionGate {
     /// Blocks ignored (masked).
     ignored: Vec<bool>,
     cells: Vec<f32>,
+    /// Blocks that changed in the frame last judged.
+    moved: Vec<bool>,
     /// Per frame size: each block column's pixel range, and pixels summed per block.
     column_bounds: Vec<(usize, usize)>,
     counts: Vec<u32>,
@@ -122,6 +144,7 @@ impl MotionGate {
             background: Vec::new(),
             ignored: Vec::new(),
             cells: Vec::new(),
+            moved: Vec::new(),
             column_bounds: Vec::new(),
             counts: Vec::new(),
             sums: Vec::new(),
@@ -149,18 +172,21 @@ impl MotionGate {
             self.reset_for(frame.width, frame.height);
         }
         self.measure(&frame);
-        let changed = if first {
-            u32::MAX
-        } else {
+        self.moved.clear();
+        self.moved.extend(
             self.cells
                 .iter()
                 .zip(&self.background)
                 .zip(&self.ignored)
-                .filter(|((c, b), ignored)| !**ignored && (**c - **b).abs() > self.config.block_threshold)
-                .count() as u32
-        };
+                .map(|((c, b), ignored)| !first && !*ignored && (c - b).abs() > self.config.block_threshold),
+        );
+        let changed = if first { u32::MAX } else { self.moved.iter().filter(|m| **m).count() as u32 };
         let watched = self.ignored.iter().filter(|i| !**i).count().max(1) as f32;
         let scene_changed = !first && changed as f32 >= self.config.scene_change_fraction * watched;
+        if scene_changed || changed as f32 > self.config.region_max_moved_fraction * watched {
+            // The whole picture changed, or most of it: no region of it is where something moved.
+            self.moved.iter_mut().for_each(|m| *m = false);
+        }
         let rate = if scene_changed { 1.0 } else { self.config.background_rate.clamp(0.0, 1.0) };
         for (b, c) in self.background.iter_mut().zip(&self.cells) {
             *b += (c - *b) * rate;
@@ -177,6 +203,56 @@ impl MotionGate {
             self.refresh_wait = self.next_refresh_wait();
         }
         verdict
+    }
+
+    /// Where something moved in the frame last judged: the bounding boxes of groups of changed blocks
+    /// (touching or one block apart), in pixels, largest first, at most `max`. A group of fewer than
+    /// `min_blocks` blocks is left out (sensor noise, a leaf); so is everything when more than
+    /// `region_max_moved_fraction` of the scene moved, and after a change of the whole scene.
+    pub fn moved_regions(&self, max: usize, min_blocks: usize) -> Vec<Region> {
+        let (cols, rows) = (self.grid.0 as usize, self.grid.1 as usize);
+        if self.moved.len() != cols * rows || max == 0 {
+            return Vec::new();
+        }
+        let mut seen = vec![false; cols * rows];
+        let mut groups: Vec<(usize, (usize, usize, usize, usize))> = Vec::new();
+        for start in 0..self.moved.len() {
+            if !self.moved[start] || seen[start] {
+                continue;
+            }
+            // Flood fill over changed blocks up to two cells away (a face's blocks need not touch).
+            let (mut count, mut bounds) = (0, (start % cols, start / cols, start % cols, start / cols));
+            let mut stack = vec![start];
+            seen[start] = true;
+            while let Some(i) = stack.pop() {
+                let (x, y) = (i % cols, i / cols);
+                count += 1;
+                bounds = (bounds.0.min(x), bounds.1.min(y), bounds.2.max(x), bounds.3.max(y));
+                for ny in y.saturating_sub(2)..=(y + 2).min(rows - 1) {
+                    for nx in x.saturating_sub(2)..=(x + 2).min(cols - 1) {
+                        let j = ny * cols + nx;
+                        if self.moved[j] && !seen[j] {
+                            seen[j] = true;
+                            stack.push(j);
+                        }
+                    }
+                }
+            }
+            if count >= min_blocks.max(1) {
+                groups.push((count, bounds));
+            }
+        }
+        groups.sort_by_key(|g| std::cmp::Reverse((g.1 .2 - g.1 .0 + 1) * (g.1 .3 - g.1 .1 + 1)));
+        let (w, h) = (self.frame_size.0 as usize, self.frame_size.1 as usize);
+        groups
+            .into_iter()
+            .take(max)
+            .map(|(_, (x0, y0, x1, y1))| {
+                let (px0, py0) = (x0 * w / cols, y0 * h / rows);
+                let (px1, py1) = ((x1 + 1) * w / cols, (y1 + 1) * h / rows);
+                Region { x: px0 as u32, y: py0 as u32, width: (px1 - px0) as u32, height: (py1 - py0) as u32 }
+            })
+            .collect()
     }
 
     fn next_refresh_wait(&mut self) -> Duration {
@@ -316,6 +392,60 @@ mod tests {
         let verdicts: Vec<Verdict> =
             (2..8).map(|i| slow.judge(&brighter(i), t0 + Duration::from_millis(200 * u64::from(i)))).collect();
         assert!(verdicts.iter().all(|v| *v == Verdict::Moved), "{verdicts:?}");
+    }
+
+    #[test]
+    fn regions_are_where_things_moved_one_per_group_and_largest_first() {
+        let mut gate = MotionGate::new(MotionConfig::default(), Vec::new());
+        let t0 = Instant::now();
+        gate.judge(&scene(1, None), t0);
+        // Two objects appear: one 30×40 at (100, 60), one 30×40 at (250, 20) pasted twice side by side
+        // to be larger.
+        let mut img = scene(2, Some((100, 60))).to_rgb();
+        for y in 20..60 {
+            for x in 250..310 {
+                img.put_pixel(x, y, image::Rgb([220, 180, 160]));
+            }
+        }
+        assert_eq!(gate.judge(&YuvFrame::from_rgb(&img), t0 + Duration::from_millis(200)), Verdict::Moved);
+        let regions = gate.moved_regions(4, 2);
+        assert_eq!(regions.len(), 2, "{regions:?}");
+        let contains = |r: &Region, x: u32, y: u32, w: u32, h: u32| {
+            r.x <= x && r.y <= y && r.x + r.width >= x + w && r.y + r.height >= y + h && r.width <= w + 20
+        };
+        assert!(contains(&regions[0], 250, 20, 60, 40), "the larger first: {regions:?}");
+        assert!(contains(&regions[1], 100, 60, 30, 40), "{regions:?}");
+        assert_eq!(gate.moved_regions(1, 2).len(), 1);
+        // A group smaller than asked for is left out; sensor noise alone makes none.
+        assert!(gate.moved_regions(4, 1000).is_empty());
+        let mut quiet = MotionGate::new(MotionConfig::default(), Vec::new());
+        quiet.judge(&scene(5, None), t0);
+        quiet.judge(&scene(6, None), t0 + Duration::from_millis(200));
+        assert!(quiet.moved_regions(4, 1).is_empty(), "{:?}", quiet.moved_regions(4, 1));
+    }
+
+    #[test]
+    fn no_regions_when_most_of_the_scene_moved() {
+        // Half the frame changes (a pan, a crowd): below the scene-change fraction, so it is motion,
+        // but above region_max_moved_fraction, so there is nothing to look at closer.
+        let mut gate = MotionGate::new(MotionConfig::default(), Vec::new());
+        let t0 = Instant::now();
+        gate.judge(&scene(1, None), t0);
+        let mut img = scene(2, None).to_rgb();
+        let (w, h) = img.dimensions();
+        for y in 0..h {
+            for x in 0..w / 2 {
+                img.put_pixel(x, y, image::Rgb([230, 230, 230]));
+            }
+        }
+        assert_eq!(gate.judge(&YuvFrame::from_rgb(&img), t0 + Duration::from_millis(200)), Verdict::Moved);
+        assert!(gate.moved_regions(3, 1).is_empty(), "{:?}", gate.moved_regions(3, 1));
+        // The same change with the limit lifted is one region.
+        let config = MotionConfig { region_max_moved_fraction: 1.0, ..MotionConfig::default() };
+        let mut gate = MotionGate::new(config, Vec::new());
+        gate.judge(&scene(1, None), t0);
+        assert_eq!(gate.judge(&YuvFrame::from_rgb(&img), t0 + Duration::from_millis(200)), Verdict::Moved);
+        assert_eq!(gate.moved_regions(3, 1).len(), 1);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The still-image face pipeline: decode → detect → align → embed.
+//! The face pipeline: decode → detect → align → embed, for photos and for video frames.
 
 use std::path::Path;
 
@@ -6,6 +6,8 @@ use image::RgbImage;
 use serde::Deserialize;
 
 use crate::align::{AlignConfig, AlignedFace, Aligner};
+use crate::detect::nms::weighted_nms;
+use crate::detect::tiling::{TilingConfig, View};
 use crate::detect::{DetectorConfig, Face, FaceDetector, Picture};
 use crate::embed::{Embedder, ModelId};
 use crate::frame::YuvFrame;
@@ -45,6 +47,8 @@ pub struct AnalyzedFace {
 
 pub struct FacePipeline {
     detector: FaceDetector,
+    /// Looks closer at where something moved in a video frame (`detector.region_model`).
+    region_detector: Option<FaceDetector>,
     aligner: Aligner,
     embedder: Embedder,
     limits: ImageLimits,
@@ -52,8 +56,23 @@ pub struct FacePipeline {
 
 impl FacePipeline {
     pub fn load(runtime: &Runtime, models_dir: &Path, config: &PipelineConfig) -> Result<Self, ModelError> {
+        let detector = FaceDetector::load(runtime, models_dir, config.detector.clone(), &config.session)?;
+        let region_detector = match config.detector.region_model {
+            Some(model) => {
+                // Regions are scanned one view each: no tiles, and no region model of its own.
+                let region = DetectorConfig {
+                    model,
+                    tiling: TilingConfig::default(),
+                    region_model: None,
+                    ..config.detector.clone()
+                };
+                Some(FaceDetector::load(runtime, models_dir, region, &config.session)?)
+            }
+            None => None,
+        };
         Ok(Self {
-            detector: FaceDetector::load(runtime, models_dir, config.detector.clone(), &config.session)?,
+            detector,
+            region_detector,
             aligner: Aligner::load(runtime, models_dir, &config.align, &config.session)?,
             embedder: Embedder::load(runtime, models_dir, &config.session)?,
             limits: config.images.clone(),
@@ -74,6 +93,31 @@ impl FacePipeline {
 
     pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage, ImageError> {
         decode_rgb(bytes, &self.limits)
+    }
+
+    /// Faces in video frames: each whole frame, and closer, with the region model, where something
+    /// moved in it (`regions[i]` for frame `i`; none: the whole frame only). The two views' faces are
+    /// merged (weighted NMS), so a face seen by both is one face.
+    pub fn detect_frames(
+        &mut self,
+        pictures: &[Picture],
+        regions: &[Vec<View>],
+        min_score: f32,
+    ) -> Result<Vec<Vec<Face>>, ModelError> {
+        let mut faces = self.detector.detect_pictures(pictures, min_score)?;
+        let Some(region_detector) = self.region_detector.as_mut() else { return Ok(faces) };
+        if regions.iter().all(Vec::is_empty) {
+            return Ok(faces);
+        }
+        let closer = region_detector.detect_regions(pictures, regions, min_score)?;
+        let iou = self.detector.config().nms_iou;
+        for (found, more) in faces.iter_mut().zip(closer) {
+            if !more.is_empty() {
+                found.extend(more);
+                *found = weighted_nms(std::mem::take(found), iou);
+            }
+        }
+        Ok(faces)
     }
 
     /// Where inference runs (after any CUDA fallback).

@@ -1,5 +1,6 @@
 pub mod bench;
 pub mod enroll;
+pub mod eval;
 pub mod identify;
 pub mod persons;
 pub mod serve;

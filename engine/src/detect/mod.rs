@@ -72,6 +72,10 @@ pub struct DetectorConfig {
     /// Largest batch sent to ONNX Runtime at once.
     pub max_batch: usize,
     pub tiling: TilingConfig,
+    /// The model that looks closer at the regions where something moved (video only), or none
+    /// (`""` or `"none"` in the configuration).
+    #[serde(deserialize_with = "model_or_none")]
+    pub region_model: Option<DetectorModel>,
 }
 
 impl Default for DetectorConfig {
@@ -82,7 +86,17 @@ impl Default for DetectorConfig {
             nms_iou: 0.3,
             max_batch: 16,
             tiling: TilingConfig::default(),
+            region_model: Some(DetectorModel::Back),
         }
+    }
+}
+
+/// A model name, or `""`/`"none"` for no model (TOML has no null).
+fn model_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DetectorModel>, D::Error> {
+    let name = String::deserialize(d)?;
+    match name.as_str() {
+        "" | "none" => Ok(None),
+        other => DetectorModel::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(other)).map(Some),
     }
 }
 
@@ -175,13 +189,40 @@ impl FaceDetector {
     /// Faces scoring at least `min_score` in each of several pictures, run as shared batches. A
     /// tracker asks for candidates below the configured threshold to keep faces it already follows.
     pub fn detect_pictures(&mut self, pictures: &[Picture], min_score: f32) -> Result<Vec<Vec<Face>>, ModelError> {
+        let tiling = self.config.tiling.clone();
+        self.scan(pictures, |w, h, _| views(w, h, &tiling), min_score)
+    }
+
+    /// Faces in regions of interest only (`regions[i]` for picture `i`, e.g. where something moved),
+    /// each seen close (see [`tiling::region_view`]): small faces there are found at about their own
+    /// resolution. Pictures without regions cost nothing.
+    pub fn detect_regions(
+        &mut self,
+        pictures: &[Picture],
+        regions: &[Vec<View>],
+        min_score: f32,
+    ) -> Result<Vec<Vec<Face>>, ModelError> {
+        let side = self.config.model.input_side();
+        let close = |w, h, i: usize| -> Vec<View> {
+            regions.get(i).into_iter().flatten().filter_map(|r| tiling::region_view(w, h, *r, side)).collect()
+        };
+        self.scan(pictures, close, min_score)
+    }
+
+    /// Runs the views `views_of(width, height, index)` of every picture as shared batches.
+    fn scan(
+        &mut self,
+        pictures: &[Picture],
+        views_of: impl Fn(u32, u32, usize) -> Vec<View>,
+        min_score: f32,
+    ) -> Result<Vec<Vec<Face>>, ModelError> {
         let mut jobs: Vec<(usize, View)> = Vec::new();
         for (i, pic) in pictures.iter().enumerate() {
             let (w, h) = pic.dimensions();
             if w == 0 || h == 0 {
                 continue;
             }
-            jobs.extend(views(w, h, &self.config.tiling).into_iter().map(|v| (i, v)));
+            jobs.extend(views_of(w, h, i).into_iter().map(|v| (i, v)));
         }
         let mut candidates: Vec<Vec<Face>> = vec![Vec::new(); pictures.len()];
         for chunk in jobs.chunks(self.config.max_batch.max(1)) {
@@ -295,6 +336,16 @@ fn is_tile_edge_cut(b: &BBox, v: View, img_w: u32, img_h: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_region_model_is_a_model_name_or_none() {
+        let parse = |v: &str| serde_json::from_str::<DetectorConfig>(&format!("{{\"region_model\": {v}}}"));
+        assert_eq!(parse("\"back\"").unwrap().region_model, Some(DetectorModel::Back));
+        assert_eq!(parse("\"\"").unwrap().region_model, None);
+        assert_eq!(parse("\"none\"").unwrap().region_model, None);
+        assert!(parse("\"huge\"").unwrap_err().to_string().contains("huge"));
+        assert_eq!(DetectorConfig::default().region_model, Some(DetectorModel::Back));
+    }
 
     #[test]
     fn decode_applies_sigmoid_threshold_and_anchor_offsets() {

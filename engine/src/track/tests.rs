@@ -13,6 +13,11 @@ fn face(x: f32, y: f32, size: f32, score: f32) -> Face {
     Face { bbox: BBox { x, y, width: size, height: size }, score, keypoints: [c; 6] }
 }
 
+/// A sharp face of quality `score`.
+fn scored(score: f32) -> Quality {
+    Quality { size: score, sharpness: 1.0, frontal: 1.0, score }
+}
+
 struct Clock {
     t0: Instant,
     ms: u64,
@@ -27,7 +32,7 @@ impl Clock {
 
 fn step(tr: &mut FaceTracker<u32>, clock: &mut Clock, faces: &[Face]) -> FrameUpdate<u32> {
     let at = clock.tick(200);
-    let q: Vec<f32> = faces.iter().map(|f| f.bbox.width / 200.0).collect();
+    let q: Vec<Quality> = faces.iter().map(|f| scored(f.bbox.width / 200.0)).collect();
     tr.update(faces, &q, at, Utc::now(), &(clock.ms as u32))
 }
 
@@ -113,19 +118,19 @@ fn embeddings_are_spent_on_faces_not_yet_a_person_or_clearly_better_ones_only() 
     let mut tr = FaceTracker::new(config.clone());
     let mut clock = Clock { t0: Instant::now(), ms: 0 };
     let id = step(&mut tr, &mut clock, &[face(100.0, 100.0, 80.0, 0.9)]).assigned[0].unwrap();
-    assert!(tr.wants_embedding(id, 0.4), "a new track is embedded");
+    assert!(tr.wants_embedding(id, &scored(0.4)), "a new track is embedded");
     assert_eq!(tr.add_embedding(id, 0.4, Some((7, 0.62)), 0.55), None, "one vote at 0.62 is not enough");
-    assert!(tr.wants_embedding(id, 0.4), "unsettled: embed again");
+    assert!(tr.wants_embedding(id, &scored(0.4)), "unsettled: embed again");
     assert_eq!(
         tr.add_embedding(id, 0.4, Some((7, 0.60)), 0.55),
         Some(IdentityChange::Settled(Identity::Person { person_id: 7, score: 0.62 }))
     );
-    assert!(!tr.wants_embedding(id, 0.45), "settled: a slightly better face is not worth it");
-    assert!(tr.wants_embedding(id, 0.6), "a clearly better one is");
+    assert!(!tr.wants_embedding(id, &scored(0.45)), "settled: a slightly better face is not worth it");
+    assert!(tr.wants_embedding(id, &scored(0.6)), "a clearly better one is");
     for _ in 0..3 {
         tr.add_embedding(id, 0.9, Some((7, 0.7)), 0.55);
     }
-    assert!(!tr.wants_embedding(id, 1.0), "at most max_embeddings per track");
+    assert!(!tr.wants_embedding(id, &scored(1.0)), "at most max_embeddings per track");
     assert_eq!(tr.track(id).unwrap().embeddings, config.max_embeddings);
 
     // Settled unknown after two misses, a face is still embedded frame by frame (it may be a watchlist
@@ -137,12 +142,12 @@ fn embeddings_are_spent_on_faces_not_yet_a_person_or_clearly_better_ones_only() 
         tr.add_embedding(stranger, 0.4, Some((7, 0.35)), 0.55),
         Some(IdentityChange::Settled(Identity::Unknown))
     );
-    assert!(tr.wants_embedding(stranger, 0.4), "unknown: embed again at the same quality");
+    assert!(tr.wants_embedding(stranger, &scored(0.4)), "unknown: embed again at the same quality");
     assert!(matches!(tr.add_embedding(stranger, 0.4, Some((7, 0.74)), 0.55), Some(IdentityChange::Changed { .. })));
     for _ in 0..2 {
         tr.add_embedding(stranger, 0.4, Some((7, 0.6)), 0.55);
     }
-    assert!(!tr.wants_embedding(stranger, 1.0), "a stranger costs at most max_embeddings too");
+    assert!(!tr.wants_embedding(stranger, &scored(1.0)), "a stranger costs at most max_embeddings too");
 }
 
 #[test]
@@ -178,15 +183,15 @@ fn a_stranger_in_view_gets_new_chances_when_the_gallery_changes() {
     let id = step(&mut tr, &mut clock, &[f]).assigned[0].unwrap();
     // Nobody in the gallery matches: after its embeddings the track is unknown and costs nothing more.
     for _ in 0..config.max_embeddings {
-        assert!(tr.wants_embedding(id, 0.6));
+        assert!(tr.wants_embedding(id, &scored(0.6)));
         tr.add_embedding(id, 0.6, Some((7, 0.2)), 0.55);
         step(&mut tr, &mut clock, &[f]);
     }
     assert_eq!(tr.track(id).unwrap().identity, Identity::Unknown);
-    assert!(!tr.wants_embedding(id, 0.9) && !tr.deciding());
+    assert!(!tr.wants_embedding(id, &scored(0.9)) && !tr.deciding());
     // The person is enrolled while still in view: the track is embedded again and becomes them.
     tr.gallery_changed();
-    assert!(tr.deciding() && tr.wants_embedding(id, 0.6));
+    assert!(tr.deciding() && tr.wants_embedding(id, &scored(0.6)));
     let change = tr.add_embedding(id, 0.6, Some((42, 0.81)), 0.55);
     assert_eq!(
         change,
@@ -195,4 +200,34 @@ fn a_stranger_in_view_gets_new_chances_when_the_gallery_changes() {
     // A person is not re-opened by a later change of the gallery.
     tr.gallery_changed();
     assert!(!tr.deciding());
+}
+
+#[test]
+fn a_blurred_face_is_not_embedded_when_the_track_has_shown_a_sharp_one() {
+    let mut tr = FaceTracker::new(TrackConfig::default());
+    let mut clock = Clock { t0: Instant::now(), ms: 0 };
+    let blurred = Quality { size: 0.5, sharpness: 0.3, frontal: 1.0, score: 0.15 };
+    // A walk: sharp, then motion-blurred — that face is skipped; sharp again — embedded.
+    let id = step(&mut tr, &mut clock, &[face(100.0, 100.0, 80.0, 0.9)]).assigned[0].unwrap();
+    assert!(tr.wants_embedding(id, &scored(0.4)));
+    tr.add_embedding(id, 0.4, Some((7, 0.3)), 0.55);
+    assert!(!tr.wants_embedding(id, &blurred), "blurred after a sharp face: wait for a better one");
+    assert!(tr.wants_embedding(id, &scored(0.4)));
+
+    // A soft camera: every face of the track is as blurred as the first; each is embedded.
+    let mut soft = FaceTracker::new(TrackConfig::default());
+    let at = clock.tick(200);
+    let u = soft.update(&[face(100.0, 100.0, 80.0, 0.9)], &[blurred], at, Utc::now(), &0);
+    let id = u.assigned[0].unwrap();
+    assert!(soft.wants_embedding(id, &blurred), "the first face of a track is embedded, sharp or not");
+    soft.add_embedding(id, 0.15, Some((7, 0.3)), 0.55);
+    let u = soft.update(&[face(104.0, 100.0, 80.0, 0.9)], &[blurred], clock.tick(200), Utc::now(), &1);
+    assert_eq!(u.assigned[0], Some(id));
+    assert!(soft.wants_embedding(id, &blurred), "nothing sharper seen: still embedded");
+
+    // Off (min_sharpness 0): the blurred face is embedded after a sharp one too.
+    let mut off = FaceTracker::new(TrackConfig { min_sharpness: 0.0, ..TrackConfig::default() });
+    let id = step(&mut off, &mut clock, &[face(100.0, 100.0, 80.0, 0.9)]).assigned[0].unwrap();
+    off.add_embedding(id, 0.4, Some((7, 0.3)), 0.55);
+    assert!(off.wants_embedding(id, &blurred));
 }
