@@ -1,5 +1,6 @@
 //! The `panoptes` binary.
 
+mod allocator;
 mod commands;
 
 use std::path::PathBuf;
@@ -143,6 +144,7 @@ enum PersonsAction {
 }
 
 fn main() -> ExitCode {
+    allocator::limit_arenas();
     tracing_subscriber::fmt().with_env_filter(log_filter()).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
     match run(cli) {
