@@ -12,7 +12,7 @@ PKGS=(build-essential pkg-config nasm ffmpeg libavcodec-dev libavformat-dev liba
       libavfilter-dev libavdevice-dev libswresample-dev libclang-dev fonts-dejavu-core openssl curl python3
       python3-venv python3-pip npm
       postgresql gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-      gstreamer1.0-plugins-bad gir1.2-gst-rtsp-server-1.0 python3-gi)
+      gstreamer1.0-plugins-bad gir1.2-gst-rtsp-server-1.0 python3-gi mosquitto)
 # Installed without their recommendations: prometheus would bring a node exporter service.
 LEAN_PKGS=(prometheus)
 missing_of() {

@@ -34,6 +34,8 @@ pub enum EngineError {
     Snapshots(#[from] SnapshotError),
     #[error("API settings")]
     Api(#[from] panoptes_api::ApiConfigError),
+    #[error("MQTT settings")]
+    Mqtt(#[from] panoptes_api::mqtt::MqttConfigError),
     #[error("the demo clip {path}")]
     DemoClip {
         path: String,
@@ -173,6 +175,7 @@ impl Engine {
         });
         let api = web::Data::new(state);
         panoptes_api::webhooks::spawn(api.clone());
+        panoptes_api::mqtt::spawn(api.clone(), settings.mqtt.clone(), node_id.clone())?;
         Ok(Engine { store, gallery, scheduler, sink, api, node_id, latencies, workers, arbiters, pipeline_arbiters })
     }
 

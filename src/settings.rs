@@ -20,6 +20,7 @@ pub struct Settings {
     pub motion: panoptes_engine::motion::MotionConfig,
     pub tracking: panoptes_engine::track::TrackConfig,
     pub snapshots: SnapshotConfig,
+    pub mqtt: panoptes_api::mqtt::MqttConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -173,6 +174,9 @@ impl Settings {
 
     fn validate(&self) -> Result<(), SettingsError> {
         let bail = |m: String| Err(SettingsError::Invalid(m));
+        if let Err(e) = self.mqtt.validate() {
+            return bail(e.to_string());
+        }
         if !(-1.0..=1.0).contains(&self.gallery.match_threshold) {
             return bail(format!(
                 "gallery.match_threshold must be between -1 and 1, got {}",

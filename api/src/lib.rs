@@ -17,6 +17,7 @@ pub mod guard;
 pub mod health;
 pub mod http_metrics;
 pub mod identify;
+pub mod mqtt;
 pub mod multipart;
 pub mod openapi;
 pub mod persons;
@@ -65,6 +66,7 @@ pub struct AppState {
     /// `config.media_root`, resolved at start (None: file cameras refused).
     pub media_root: Option<PathBuf>,
     pub webhooks: webhooks::WebhookCounters,
+    pub mqtt: mqtt::MqttCounters,
 }
 
 /// The parts of the running engine the API reads. Only the engine assembly (`panoptes::assembly`)
@@ -113,6 +115,7 @@ impl AppState {
             snapshots: None,
             media_root,
             webhooks: webhooks::WebhookCounters::default(),
+            mqtt: mqtt::MqttCounters::default(),
             config,
         })
     }

@@ -143,6 +143,11 @@ fn collect_api(state: &AppState) {
     {
         counter!("panoptes_webhook_deliveries_total", "outcome" => outcome).absolute(n);
     }
+    let m = state.mqtt.stats();
+    counter!("panoptes_mqtt_messages_total", "outcome" => "published").absolute(m.published);
+    counter!("panoptes_mqtt_messages_total", "outcome" => "dropped").absolute(m.dropped);
+    counter!("panoptes_mqtt_connections_total").absolute(m.connections);
+    gauge!("panoptes_mqtt_connected").set(if m.connected { 1.0 } else { 0.0 });
     // Known restart counters start at zero, so a dashboard shows 0 rather than no data.
     for actor in instruments::RESTARTING_ACTORS {
         counter!(instruments::ACTOR_RESTARTS_TOTAL, "actor" => *actor).increment(0);

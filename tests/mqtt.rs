@@ -1,0 +1,212 @@
+//! MQTT against Debian's mosquitto, started by the test, under a real `panoptes serve` (Obama
+//! enrolled; the demo camera shows him for 1 s in every 2.5 s with a 1 s cooldown, so appearances keep
+//! coming): availability, Home Assistant discovery, the camera's state, appearances on
+//! `panoptes/events` and the retained last person seen; then the broker is stopped for 10 s — the
+//! engine loses no frame and keeps analysing — and started again: the engine reconnects by itself
+//! and new appearances arrive.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::KillOnDrop;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+/// mosquitto listening on 127.0.0.1:`port`, anonymous, nothing kept on disk.
+fn mosquitto(dir: &std::path::Path, port: u16) -> KillOnDrop {
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")).unwrap();
+    KillOnDrop(
+        Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto (scripts/setup.sh installs it)"),
+    )
+}
+
+/// Every message seen on `panoptes/#` and `homeassistant/#`, in order: (topic, retained, payload).
+type Seen = Arc<Mutex<Vec<(String, bool, String)>>>;
+
+/// A subscriber that subscribes again after every reconnection (clean sessions forget them).
+fn subscribe(port: u16) -> Seen {
+    let seen: Seen = Arc::default();
+    let mut options = MqttOptions::new(format!("test-{port}"), "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut eventloop) = AsyncClient::new(options, 100);
+    let sink = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    for filter in ["panoptes/#", "homeassistant/#"] {
+                        let _ = client.subscribe(filter, QoS::AtLeastOnce).await;
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let payload = String::from_utf8_lossy(&p.payload).into_owned();
+                    sink.lock().unwrap().push((p.topic.clone(), p.retain, payload));
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    });
+    seen
+}
+
+fn messages(seen: &Seen, topic: &str) -> Vec<(bool, String)> {
+    seen.lock().unwrap().iter().filter(|(t, _, _)| t == topic).map(|(_, r, p)| (*r, p.clone())).collect()
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn get(url: &str) -> serde_json::Value {
+    ureq::get(url).timeout(Duration::from_secs(10)).call().expect(url).into_json().expect("JSON")
+}
+
+fn metric(api: &str, name: &str) -> f64 {
+    let text = ureq::get(&format!("{api}/metrics")).call().expect("/metrics").into_string().expect("text");
+    common::metric_sum(&text, name)
+}
+
+/// The demo camera's counters from the API: (frames received, frames dropped).
+fn demo_frames(api: &str) -> (u64, u64) {
+    let cameras = get(&format!("{api}/api/v1/cameras"));
+    let demo = cameras["items"].as_array().unwrap().iter().find(|c| c["name"] == "demo").cloned().unwrap_or_default();
+    let s = &demo["status"];
+    (s["frames_received"].as_u64().unwrap_or(0), s["frames_dropped"].as_u64().unwrap_or(0))
+}
+
+#[tokio::test]
+async fn appearances_states_and_discovery_reach_mqtt_and_a_broker_outage_costs_the_engine_nothing() {
+    let work = common::temp_dir("mqtt");
+    let db = common::fresh_database().await;
+    common::enroll_with_cli(&db, "Barack Obama", "obama.jpg");
+    let clip = common::comings_and_goings_clip(&work);
+    let broker_port = common::free_port();
+    let mut broker = mosquitto(&work, broker_port);
+    let seen = subscribe(broker_port);
+
+    let port = common::free_port();
+    let _engine = KillOnDrop(
+        common::serve_command(&db, port, &work.join("snapshots"))
+            .env("PANOPTES_STREAMING__COOLDOWN_SECS", "1")
+            .env("PANOPTES_TRACKING__LOST_SECS", "0.3")
+            .env("PANOPTES_STREAMING__DEMO_CLIP", format!("\"{}\"", common::path_str(&clip)))
+            .env("PANOPTES_STREAMING__NODE_ID", "\"node-a\"")
+            .env("PANOPTES_MQTT__URL", format!("\"mqtt://127.0.0.1:{broker_port}\""))
+            .spawn()
+            .expect("start panoptes serve"),
+    );
+    let api = format!("http://127.0.0.1:{port}");
+    let limit = Duration::from_secs(60);
+
+    // Availability, discovery and the camera's state.
+    let availability = "panoptes/node/node-a/availability";
+    common::eventually(
+        "the engine says it is online",
+        limit,
+        || async { messages(&seen, availability) },
+        |m| m.iter().any(|(_, p)| p == "online"),
+    )
+    .await;
+    let cameras = get(&format!("{api}/api/v1/cameras"));
+    let demo_id =
+        cameras["items"].as_array().unwrap().iter().find(|c| c["name"] == "demo").unwrap()["id"].as_i64().unwrap();
+    let discovery_topic = format!("homeassistant/sensor/panoptes_{demo_id}/config");
+    let discovery =
+        common::eventually("discovery", limit, || async { messages(&seen, &discovery_topic) }, |m| !m.is_empty()).await;
+    let config = json(&discovery[0].1);
+    assert_eq!(config["state_topic"], "panoptes/demo/person", "{config}");
+    assert_eq!(config["availability_topic"], availability, "{config}");
+    assert_eq!(config["unique_id"], format!("panoptes_{demo_id}_person"), "{config}");
+    assert!(config["value_template"].as_str().is_some_and(|t| t.contains("person_name")), "{config}");
+    assert_eq!(config["device"]["name"], "demo", "{config}");
+    let states = common::eventually(
+        "the camera's state",
+        limit,
+        || async { messages(&seen, "panoptes/demo/state") },
+        |m| m.iter().any(|(_, p)| json(p)["state"] == "streaming"),
+    )
+    .await;
+    assert_eq!(json(&states.last().unwrap().1)["camera_id"], demo_id);
+
+    // Appearances.
+    let events = common::eventually(
+        "an appearance on panoptes/events",
+        limit,
+        || async { messages(&seen, "panoptes/events") },
+        |m| !m.is_empty(),
+    )
+    .await;
+    let event = json(&events[0].1);
+    assert_eq!(event["person_name"], "Barack Obama", "{event}");
+    assert_eq!(event["camera_id"], demo_id, "{event}");
+    assert_eq!(event["camera_topic"], "demo", "{event}");
+    assert!(event["id"].as_i64().is_some(), "the event names its stored row: {event}");
+    let person = messages(&seen, "panoptes/demo/person");
+    let last = json(&person.last().expect("the last person seen").1);
+    assert_eq!(last["person_name"], "Barack Obama", "{last}");
+
+    // The broker goes away for 10 s.
+    let (received_before, dropped_before) = demo_frames(&api);
+    let analysed_before = metric(&api, "panoptes_frames_analysed_total");
+    let connections_before = metric(&api, "panoptes_mqtt_connections_total");
+    let _ = broker.0.kill();
+    let _ = broker.0.wait();
+    let stopped = Instant::now();
+    common::eventually(
+        "the engine notices",
+        limit,
+        || async { metric(&api, "panoptes_mqtt_connected") },
+        |v| *v == 0.0,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(stopped.elapsed())).await;
+    let (received_during, dropped_during) = demo_frames(&api);
+    let analysed_during = metric(&api, "panoptes_frames_analysed_total");
+    // 10 s of a 10 fps camera: about 100 frames arrived, none was dropped, analysis went on.
+    assert!(received_during >= received_before + 80, "frames received {received_before} -> {received_during}");
+    assert_eq!(dropped_during, dropped_before, "no frame dropped while the broker was away");
+    assert!(analysed_during > analysed_before + 5.0, "analysed {analysed_before} -> {analysed_during}");
+
+    // Back on the same port: the engine reconnects by itself, says it is online, and publishes again.
+    let events_before = messages(&seen, "panoptes/events").len();
+    let broker_again = mosquitto(&work, broker_port);
+    let reconnected = Instant::now();
+    common::eventually(
+        "the engine reconnects",
+        limit,
+        || async { metric(&api, "panoptes_mqtt_connections_total") },
+        |v| *v > connections_before,
+    )
+    .await;
+    eprintln!("reconnected {:.1} s after the broker returned", reconnected.elapsed().as_secs_f64());
+    assert_eq!(metric(&api, "panoptes_mqtt_connected"), 1.0);
+    common::eventually(
+        "new appearances arrive",
+        limit,
+        || async { messages(&seen, "panoptes/events").len() },
+        |n| *n > events_before,
+    )
+    .await;
+    let online: Vec<_> = messages(&seen, availability).into_iter().filter(|(_, p)| p == "online").collect();
+    assert!(online.len() >= 2, "online again after the reconnection: {online:?}");
+    let by_topic: HashMap<String, usize> = seen.lock().unwrap().iter().fold(HashMap::new(), |mut m, (t, _, _)| {
+        *m.entry(t.clone()).or_default() += 1;
+        m
+    });
+    eprintln!(
+        "messages by topic: {by_topic:?}; frames dropped at inference (latest wins, load) meanwhile: {}",
+        metric(&api, "panoptes_frames_dropped_total")
+    );
+    drop(broker_again);
+}
