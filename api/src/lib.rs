@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cache;
 pub mod cameras;
 pub mod config;
+pub mod console;
 pub mod detections;
 pub mod error;
 pub mod events;

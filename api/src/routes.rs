@@ -5,7 +5,8 @@ use actix_web::http::Method;
 use actix_web::{web, Route};
 
 use crate::{
-    admin, api_keys, cameras, detections, error, events, health, identify, openapi, persons, prometheus, verify,
+    admin, api_keys, cameras, console, detections, error, events, health, identify, openapi, persons, prometheus,
+    verify,
 };
 
 /// (method, path as in the OpenAPI document)
@@ -98,6 +99,14 @@ pub fn configure_with_limit(cfg: &mut web::ServiceConfig, json_limit: usize) {
             }
         }
         cfg.service(resource);
+    }
+    // The console (not in the OpenAPI document: pages, not API).
+    for (path, page) in console::PATHS.iter().zip([
+        web::get().to(console::index),
+        web::get().to(console::script),
+        web::get().to(console::style),
+    ]) {
+        cfg.service(web::resource(*path).name(path).route(page));
     }
     cfg.default_service(web::to(error::no_route));
 }

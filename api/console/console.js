@@ -1,0 +1,540 @@
+// Panoptes operators' console: one page over the engine's own API (docs/api.md), no framework, no
+// build step. The key lives in sessionStorage (this tab only) and goes in the X-API-Key header;
+// pictures and the live event stream are fetched with it too, so nothing secret sits in a URL.
+"use strict";
+
+const API = "/api/v1";
+const state = { key: sessionStorage.getItem("panoptes-key") || "", admin: false, persons: new Map(), cameras: new Map(), timers: [], urls: [] };
+const $ = (sel, root = document) => root.querySelector(sel);
+
+// ---- HTTP --------------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+async function call(method, path, body) {
+  const headers = { "X-API-Key": state.key };
+  let payload = body;
+  if (body && !(body instanceof FormData)) { headers["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
+  const res = await fetch(API + path, { method, headers, body: payload });
+  if (res.status === 204) return null;
+  const data = await res.json().catch(() => null);
+  if (!res.ok) {
+    const e = data && data.error ? data.error : { code: "http_" + res.status, message: res.statusText };
+    throw new ApiError(res.status, e.code, e.message);
+  }
+  return data;
+}
+
+// A picture behind the key, as an object URL (revoked when the view changes); null when absent.
+async function picture(path) {
+  const res = await fetch(API + path, { headers: { "X-API-Key": state.key } });
+  if (!res.ok) return null;
+  const url = URL.createObjectURL(await res.blob());
+  state.urls.push(url);
+  return url;
+}
+
+// ---- small DOM helpers -------------------------------------------------------------------------
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === false || v === null || v === undefined) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c.nodeType ? c : String(c));
+  return el;
+}
+
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+const pct = (s) => (typeof s === "number" ? s.toFixed(2) : "—");
+const cameraName = (id) => (id == null ? "a deleted camera" : (state.cameras.get(id) || "camera " + id));
+const personName = (id) => (id == null ? "unknown face" : (state.persons.get(id) || "person " + id));
+
+// Refusal reasons in words, for the codes the API gives photos and forms (docs/api.md).
+const REASONS = {
+  no_face: "No face was found in the photo.",
+  several_faces: "The photo shows several faces: use one with only this person.",
+  face_too_small: "The face is too small: use a closer or larger photo.",
+  face_unclear: "The face is not clear enough (blurred, turned or dark).",
+  unsupported_image_format: "This file is not a JPEG, PNG or WebP photo.",
+  corrupt_image: "The file is damaged or not a picture.",
+  truncated_image: "The picture is cut short (incomplete file).",
+  empty_image: "The file is empty.",
+  image_too_large: "The picture is too large.",
+  payload_too_large: "The upload is too large.",
+  no_photo: "Choose at least one photo.",
+  name_taken: "That name is already used.",
+  forbidden: "This key may only read.",
+  database_unavailable: "The database is unavailable; try again shortly.",
+};
+const explain = (e) => (REASONS[e.code] ? REASONS[e.code] + " (" + e.message + ")" : e.message);
+
+// Which form field an API error code belongs to.
+const FIELD_OF = {
+  invalid_name: "name", name_taken: "name", invalid_camera_url: "url", unsupported_camera_url: "url",
+  path_outside_media_root: "url", file_not_found: "url", file_cameras_disabled: "url", invalid_analysis_fps: "analysis_fps",
+  invalid_stall_timeout: "stall_timeout_secs", invalid_motion_mask: "url",
+};
+
+function showFormError(form, e) {
+  form.querySelectorAll(".field-error").forEach((el) => (el.textContent = ""));
+  const field = FIELD_OF[e.code];
+  const slot = field && form.querySelector(`[data-error-for="${field}"]`);
+  const target = slot || form.querySelector(".form-error");
+  target.textContent = explain(e);
+  const input = field && form.querySelector(`[name="${field}"]`);
+  if (input) { input.setAttribute("aria-invalid", "true"); input.focus(); }
+}
+
+function field(label, name, attrs = {}) {
+  const id = "f-" + name + "-" + Math.random().toString(36).slice(2, 7);
+  return [
+    h("label", { for: id }, label),
+    h("input", { id, name, type: "text", ...attrs, "aria-describedby": id + "-e" }),
+    h("span", { class: "field-error", id: id + "-e", "data-error-for": name, role: "alert" }),
+  ];
+}
+
+const write = (el) => (state.admin ? el : null); // write controls exist for admin keys only
+const fill = (el, ...kids) => el.replaceChildren(...kids.filter((k) => k != null));
+
+// ---- views -------------------------------------------------------------------------------------
+
+function clearView() {
+  state.timers.forEach(clearInterval);
+  state.timers = [];
+  state.urls.forEach((u) => URL.revokeObjectURL(u));
+  state.urls = [];
+  const view = $("#view");
+  view.replaceChildren();
+  return view;
+}
+
+function every(ms, fn) { fn(); state.timers.push(setInterval(fn, ms)); }
+
+async function loadPersons() {
+  const r = await call("GET", "/persons?limit=1000");
+  state.persons = new Map(r.items.map((p) => [p.id, p.name]));
+  return r.items;
+}
+
+function wall(view) {
+  const grid = h("div", { class: "wall", id: "wall" });
+  view.append(h("section", {}, h("h2", {}, "Live wall"), grid));
+  const tiles = new Map();
+  every(1000, async () => {
+    let cams;
+    try { cams = (await call("GET", "/cameras")).items; state.cameras = new Map(cams.map((c) => [c.id, c.name])); } catch (e) { grid.replaceChildren(h("p", { class: "error" }, explain(e))); return; }
+    if (!cams.length) grid.replaceChildren(h("p", {}, "No cameras yet."));
+    for (const c of cams) {
+      let t = tiles.get(c.id);
+      if (!t) {
+        t = { img: h("img", { alt: "Latest analysed frame of " + c.name }), meta: h("div", { class: "meta" }) };
+        t.pic = h("div", { class: "pic" }, "no picture yet");
+        t.el = h("article", { class: "tile", "data-camera": c.name }, h("a", { href: "#/camera/" + c.id }, t.pic, t.meta));
+        tiles.set(c.id, t);
+        grid.append(t.el);
+      }
+      const s = c.status;
+      const st = s ? s.state : c.enabled ? "not running here" : "disabled";
+      t.meta.replaceChildren(...[
+        h("strong", {}, c.name), " ",
+        h("span", { class: "state-" + st }, st),
+        h("div", { class: "muted" }, s ? `${s.fps.toFixed(1)} fps · ${s.reconnects} reconnects` : ""),
+        s && s.last_error ? h("div", { class: "error" }, s.last_error) : null,
+      ].filter(Boolean));
+      if (s) {
+        picture(`/cameras/${c.id}/snapshot.jpg`).then((url) => {
+          if (!url) return;
+          const old = t.img.src;
+          t.img.src = url;
+          if (!t.img.isConnected) t.pic.replaceChildren(t.img);
+          if (old) { URL.revokeObjectURL(old); state.urls = state.urls.filter((u) => u !== old); }
+        });
+      }
+    }
+  });
+}
+
+async function appearanceList(query, list, more) {
+  const r = await call("GET", "/detections?" + query);
+  for (const d of r.items) {
+    const thumb = h("img", { class: "thumb", alt: "Face of " + personName(d.person_id) });
+    if (d.snapshot_path) picture(`/detections/${d.id}/snapshot.jpg?kind=face`).then((u) => u && (thumb.src = u));
+    list.append(h("tr", { class: "appearance" },
+      h("td", {}, thumb),
+      h("td", {}, h("a", { href: "#/appearance/" + d.id }, personName(d.person_id))),
+      h("td", {}, cameraName(d.camera_id)),
+      h("td", {}, when(d.detected_at), h("div", { class: "muted" }, d.last_seen_at ? "until " + when(d.last_seen_at) : "ongoing")),
+      h("td", {}, "score " + pct(d.best_score ?? d.score)),
+    ));
+  }
+  more.hidden = !r.next_cursor;
+  more.dataset.cursor = r.next_cursor || "";
+}
+
+async function cameraPage(view, id) {
+  const c = await call("GET", "/cameras/" + id);
+  const rows = h("tbody");
+  const more = h("button", { type: "button", class: "secondary", hidden: true }, "More");
+  const q = (cursor) => `camera_id=${id}&limit=20` + (cursor ? "&cursor=" + encodeURIComponent(cursor) : "");
+  more.addEventListener("click", () => appearanceList(q(more.dataset.cursor), rows, more));
+  const pic = h("div", { class: "pic" }, "no picture yet");
+  view.append(h("section", {}, h("h2", {}, c.name), pic,
+    h("p", {}, c.status ? `State ${c.status.state}, ${c.status.fps.toFixed(1)} fps, ${c.status.reconnects} reconnects` : "Not running on this engine."),
+    c.status && c.status.last_error ? h("p", { class: "error" }, c.status.last_error) : null));
+  view.append(h("section", {}, h("h2", {}, "Recent appearances"), h("table", {}, rows), more));
+  every(1000, async () => {
+    const url = await picture(`/cameras/${id}/snapshot.jpg`);
+    if (url) pic.replaceChildren(h("img", { src: url, alt: "Latest analysed frame of " + c.name }));
+  });
+  await loadPersons().catch(() => {});
+  await appearanceList(q(), rows, more);
+}
+
+function cameraForm(existing, done) {
+  const form = h("form", { class: "camera-form", "aria-label": existing ? "Edit camera " + existing.name : "Add a camera" },
+    h("h2", {}, existing ? "Edit " + existing.name : "Add a camera"),
+    field("Name", "name", { required: true, value: existing ? existing.name : "" }),
+    field("URL (rtsp://… or a video file under the media folder)", "url", { required: true, value: existing ? existing.url : "" }),
+    field("Analysed frames per second", "analysis_fps", { type: "number", step: "0.5", value: existing ? existing.analysis_fps : 5 }),
+    h("label", {}, h("input", { type: "checkbox", name: "enabled", checked: existing ? existing.enabled : true }), " Enabled"),
+    h("p", { class: "error form-error", role: "alert" }),
+    h("button", { type: "submit" }, existing ? "Save" : "Add camera"),
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    const body = { name: f.get("name"), analysis_fps: Number(f.get("analysis_fps")), enabled: f.get("enabled") === "on" };
+    // An edited URL holds no password (the API hides it): send it only when changed.
+    if (!existing || f.get("url") !== existing.url) body.url = f.get("url");
+    try {
+      await call(existing ? "PATCH" : "POST", existing ? "/cameras/" + existing.id : "/cameras", body);
+      done();
+    } catch (e) { showFormError(form, e); }
+  });
+  return form;
+}
+
+async function cameras(view) {
+  const table = h("tbody");
+  const section = h("section", {}, h("h2", {}, "Cameras"), h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "URL"), h("th", {}, "State"), h("th", {}, ""))), table));
+  const editor = h("div");
+  view.append(section, editor);
+  const refresh = async () => {
+    const cams = (await call("GET", "/cameras")).items;
+    table.replaceChildren(...cams.map((c) => h("tr", { "data-camera": c.name },
+      h("td", {}, h("a", { href: "#/camera/" + c.id }, c.name)),
+      h("td", {}, c.url),
+      h("td", {}, c.status ? c.status.state : c.enabled ? "not running here" : "disabled"),
+      h("td", { class: "row-actions" },
+        write(h("button", { type: "button", class: "secondary write", onclick: () => editor.replaceChildren(cameraForm(c, reload)) }, "Edit")),
+        write(h("button", { type: "button", class: "secondary write", onclick: async () => { await call("PATCH", "/cameras/" + c.id, { enabled: !c.enabled }); reload(); } }, c.enabled ? "Disable" : "Enable")),
+        write(h("button", { type: "button", class: "danger write", "aria-label": "Delete camera " + c.name, onclick: async () => {
+          if (confirm(`Delete camera ${c.name}? Its appearances are kept.`)) { await call("DELETE", "/cameras/" + c.id); reload(); }
+        } }, "Delete")),
+      ))));
+  };
+  const reload = () => { fill(editor, write(cameraForm(null, reload))); refresh(); };
+  reload();
+}
+
+function webcamButton(onPhoto) {
+  const status = h("span", { class: "muted", role: "status" });
+  const video = h("video", { autoplay: true, playsinline: true, hidden: true, "aria-label": "Webcam preview" });
+  const take = h("button", { type: "button", class: "secondary", hidden: true }, "Take photo");
+  const start = h("button", { type: "button", class: "secondary" }, "Use webcam");
+  start.addEventListener("click", async () => {
+    try {
+      video.srcObject = await navigator.mediaDevices.getUserMedia({ video: true });
+      video.hidden = false; take.hidden = false;
+    } catch (e) { status.textContent = "No webcam available: " + e.message; }
+  });
+  take.addEventListener("click", () => {
+    const canvas = h("canvas", { width: video.videoWidth, height: video.videoHeight });
+    canvas.getContext("2d").drawImage(video, 0, 0);
+    canvas.toBlob((blob) => { onPhoto(new File([blob], "webcam.jpg", { type: "image/jpeg" })); status.textContent = "Photo taken."; }, "image/jpeg", 0.92);
+  });
+  return h("div", {}, start, " ", take, " ", status, video);
+}
+
+function enrollForm(person, done) {
+  const extra = [];
+  const form = h("form", { id: person ? "add-faces" : "enroll", "aria-label": person ? "Add faces to " + person.name : "Enroll a person" },
+    h("h2", {}, person ? "Add faces to " + person.name : "Enroll a person"),
+    person ? null : field("Name", "name", { required: true }),
+    h("label", { for: "photos-" + (person ? person.id : "new") }, "Photos (one face each; several are better)"),
+    h("input", { id: "photos-" + (person ? person.id : "new"), name: "photos", type: "file", accept: "image/jpeg,image/png,image/webp", multiple: true }),
+    webcamButton((file) => extra.push(file)),
+    h("p", { class: "error form-error", role: "alert" }),
+    h("p", { class: "ok form-ok", role: "status" }),
+    h("button", { type: "submit" }, person ? "Add faces" : "Enroll"),
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData();
+    if (!person) f.append("name", form.elements.name.value);
+    for (const file of [...form.elements.photos.files, ...extra]) f.append("photos", file, file.name);
+    $(".form-error", form).textContent = ""; $(".form-ok", form).textContent = "";
+    try {
+      const r = await call("POST", person ? `/persons/${person.id}/faces` : "/persons", f);
+      const warnings = (r.photos || []).filter((p) => p.warning).map((p) => p.warning);
+      $(".form-ok", form).textContent = `Enrolled ${r.person ? r.person.name : person.name}: ${r.faces_enrolled ?? ""} face(s).` + (warnings.length ? " Warning: " + warnings.join("; ") : "");
+      done();
+    } catch (e) { showFormError(form, e); }
+  });
+  return form;
+}
+
+async function people(view) {
+  const search = h("input", { id: "person-search", type: "search", placeholder: "Search by name" });
+  const rows = h("tbody");
+  const editor = h("div");
+  view.append(h("section", {}, h("h2", {}, "People"), h("label", { for: "person-search" }, "Search"), search, h("table", {}, rows)), editor);
+  const refresh = async () => {
+    const q = search.value ? "&search=" + encodeURIComponent(search.value) : "";
+    const r = await call("GET", "/persons?limit=200" + q);
+    rows.replaceChildren(...r.items.map((p) => h("tr", { "data-person": p.name },
+      h("td", {}, p.name), h("td", {}, p.faces + " face(s)"), h("td", {}, when(p.created_at)),
+      h("td", { class: "row-actions" },
+        write(h("button", { type: "button", class: "secondary write", onclick: () => editor.replaceChildren(enrollForm(p, refresh)) }, "Add faces")),
+        write(h("button", { type: "button", class: "danger write", "aria-label": "Delete " + p.name, onclick: async () => {
+          if (confirm(`Delete ${p.name} and their faces?`)) { await call("DELETE", "/persons/" + p.id); refresh(); }
+        } }, "Delete"))))));
+  };
+  search.addEventListener("input", refresh);
+  fill(editor, write(enrollForm(null, refresh)));
+  await refresh();
+}
+
+async function appearances(view) {
+  const [cams, persons] = await Promise.all([call("GET", "/cameras"), loadPersons()]);
+  const form = h("form", { id: "filters", "aria-label": "Filter appearances" },
+    h("label", { for: "flt-camera" }, "Camera"),
+    h("select", { id: "flt-camera", name: "camera_id" }, h("option", { value: "" }, "any"), cams.items.map((c) => h("option", { value: c.id }, c.name))),
+    h("label", { for: "flt-person" }, "Person"),
+    h("select", { id: "flt-person", name: "person_id" }, h("option", { value: "" }, "any"), persons.map((p) => h("option", { value: p.id }, p.name))),
+    h("label", { for: "flt-since" }, "From"), h("input", { id: "flt-since", name: "since", type: "datetime-local" }),
+    h("label", { for: "flt-until" }, "To"), h("input", { id: "flt-until", name: "until", type: "datetime-local" }),
+    h("p", {}, h("button", { type: "submit" }, "Show")),
+    h("p", { class: "error form-error", role: "alert" }),
+  );
+  const rows = h("tbody");
+  const more = h("button", { type: "button", class: "secondary", hidden: true }, "More");
+  view.append(form, h("section", {}, h("h2", {}, "Appearances"), h("table", { id: "appearances" }, rows), more));
+  const query = (cursor) => {
+    const p = new URLSearchParams({ limit: "25" });
+    for (const k of ["camera_id", "person_id"]) if (form.elements[k].value) p.set(k, form.elements[k].value);
+    for (const k of ["since", "until"]) if (form.elements[k].value) p.set(k, new Date(form.elements[k].value).toISOString());
+    if (cursor) p.set("cursor", cursor);
+    return p.toString();
+  };
+  const show = async () => {
+    rows.replaceChildren();
+    try { await appearanceList(query(), rows, more); } catch (e) { showFormError(form, e); }
+  };
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); show(); });
+  more.addEventListener("click", () => appearanceList(query(more.dataset.cursor), rows, more));
+  await show();
+}
+
+async function appearance(view, id) {
+  const d = await call("GET", "/detections/" + id);
+  await loadPersons().catch(() => {});
+  const face = h("img", { class: "thumb", id: "face-snapshot", alt: "Face of " + personName(d.person_id) });
+  const frame = h("img", { id: "frame-snapshot", alt: "Frame in which " + personName(d.person_id) + " was seen", style: "max-width:100%" });
+  view.append(h("section", {}, h("h2", {}, personName(d.person_id)),
+    h("p", {}, `${cameraName(d.camera_id)} · ${when(d.detected_at)}` + (d.last_seen_at ? " to " + when(d.last_seen_at) : " (ongoing)")),
+    h("p", {}, `Best score ${pct(d.best_score ?? d.score)} · ${d.frames} frame(s)`),
+    d.snapshot_path ? [face, h("div", {}, frame)] : h("p", { class: "muted" }, "No snapshot was written.")));
+  if (d.snapshot_path) {
+    picture(`/detections/${id}/snapshot.jpg?kind=face`).then((u) => u && (face.src = u));
+    picture(`/detections/${id}/snapshot.jpg?kind=frame`).then((u) => u && (frame.src = u));
+  }
+}
+
+function identify(view) {
+  const input = h("input", { id: "identify-photo", type: "file", accept: "image/jpeg,image/png,image/webp" });
+  const canvas = h("canvas", { class: "boxes", hidden: true, "aria-label": "The photo with the faces found" });
+  const out = h("div", { id: "identify-result", "aria-live": "polite" });
+  const drop = h("section", { id: "identify" }, h("h2", {}, "Identify"),
+    h("p", {}, "Drop a photo here or choose one: every face is boxed with its matches."),
+    h("label", { for: "identify-photo" }, "Photo"), input, canvas, out);
+  const run = async (file) => {
+    out.replaceChildren(h("p", { class: "muted" }, "Looking…"));
+    const f = new FormData(); f.append("photo", file, file.name);
+    try {
+      const r = await call("POST", "/identify", f);
+      const img = new Image();
+      img.onload = () => {
+        canvas.width = img.naturalWidth; canvas.height = img.naturalHeight; canvas.hidden = false;
+        const g = canvas.getContext("2d"); g.drawImage(img, 0, 0);
+        g.lineWidth = Math.max(2, img.naturalWidth / 300); g.font = `${Math.max(14, img.naturalWidth / 40)}px sans-serif`;
+        for (const face of r.faces) {
+          const m = face.matches[0]; g.strokeStyle = g.fillStyle = m ? "#1b7a3e" : "#b3261e";
+          g.strokeRect(face.box.x, face.box.y, face.box.width, face.box.height);
+          g.fillText(m ? `${m.name} ${m.score.toFixed(2)}` : "unknown", face.box.x, Math.max(12, face.box.y - 4));
+        }
+        URL.revokeObjectURL(img.src);
+      };
+      img.src = URL.createObjectURL(file);
+      out.replaceChildren(r.faces.length ? h("ul", {}, r.faces.map((face, i) => h("li", {},
+        `Face ${i + 1}: ` + (face.matches.length ? face.matches.map((m) => `${m.name} (${m.score.toFixed(2)})`).join(", ") : "no match")))) : h("p", {}, "No face found."));
+    } catch (e) { out.replaceChildren(h("p", { class: "error", role: "alert" }, explain(e))); }
+  };
+  input.addEventListener("change", () => input.files[0] && run(input.files[0]));
+  drop.addEventListener("dragover", (e) => e.preventDefault());
+  drop.addEventListener("drop", (e) => { e.preventDefault(); if (e.dataTransfer.files[0]) run(e.dataTransfer.files[0]); });
+  view.append(drop);
+}
+
+async function admin(view) {
+  const rows = h("tbody");
+  const shown = h("div", { role: "status" });
+  const form = h("form", { id: "new-key", "aria-label": "Create an API key" }, h("h2", {}, "Create an API key"),
+    field("Name", "name", { required: true }),
+    h("label", { for: "key-role" }, "Role"),
+    h("select", { id: "key-role", name: "role" }, h("option", { value: "viewer" }, "viewer (reads)"), h("option", { value: "admin" }, "admin (everything)")),
+    h("p", { class: "error form-error", role: "alert" }), h("button", { type: "submit" }, "Create key"), shown);
+  const stats = h("pre", { id: "stats" });
+  view.append(h("section", {}, h("h2", {}, "API keys"), h("table", {}, rows)), form, h("section", {}, h("h2", {}, "Engine"), stats));
+  const refresh = async () => {
+    const r = await call("GET", "/keys");
+    rows.replaceChildren(...(r.items || r).map((k) => h("tr", {}, h("td", {}, k.name), h("td", {}, k.role), h("td", {}, when(k.created_at)),
+      h("td", {}, h("button", { type: "button", class: "danger", "aria-label": "Revoke key " + k.name, onclick: async () => {
+        if (confirm(`Revoke key ${k.name}?`)) { await call("DELETE", "/keys/" + k.id); refresh(); }
+      } }, "Revoke")))));
+  };
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const k = await call("POST", "/keys", { name: form.elements.name.value, role: form.elements.role.value });
+      shown.replaceChildren(h("p", {}, "Copy this key now; it is not shown again:"), h("p", { class: "secret" }, k.key));
+      refresh();
+    } catch (e) { showFormError(form, e); }
+  });
+  every(5000, async () => { stats.textContent = JSON.stringify(await call("GET", "/admin/stats"), null, 2); });
+  await refresh();
+}
+
+// ---- live alerts (Server-Sent Events read through fetch, so the key stays in a header) ---------
+
+let alertStream = null;
+
+async function listen() {
+  if (alertStream) alertStream.abort();
+  const abort = new AbortController();
+  alertStream = abort;
+  const status = $("#alerts-state");
+  try {
+    const res = await fetch(API + "/events", { headers: { "X-API-Key": state.key }, signal: abort.signal });
+    if (!res.ok) throw new Error("HTTP " + res.status);
+    status.textContent = "Listening.";
+    const reader = res.body.getReader();
+    const text = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += text.decode(value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end); buffer = buffer.slice(end + 2);
+        const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n");
+        if (block.includes("event: detection") && data) showAlert(JSON.parse(data));
+      }
+    }
+  } catch (e) { if (abort.signal.aborted) return; status.textContent = "Disconnected (" + e.message + "); retrying…"; }
+  if (!abort.signal.aborted) setTimeout(listen, 3000);
+}
+
+function showAlert(e) {
+  const hit = e.person_id != null;
+  const name = e.person_name || (hit ? "person " + e.person_id : "unknown face");
+  const li = h("li", { class: hit ? "hit" : "" }, h("strong", {}, name), " on " + cameraName(e.camera_id),
+    h("div", { class: "muted" }, when(e.detected_at) + " · score " + pct(e.score)),
+    e.id ? h("a", { href: "#/appearance/" + e.id }, "Open") : null);
+  $("#alert-list").prepend(li);
+  while ($("#alert-list").children.length > 100) $("#alert-list").lastChild.remove();
+  if (!hit) return;
+  if ($("#alert-sound").checked) beep();
+  if ($("#alert-notify").checked && "Notification" in window && Notification.permission === "granted") {
+    new Notification("Panoptes: " + name, { body: cameraName(e.camera_id) });
+  }
+}
+
+function beep() {
+  const ctx = new AudioContext();
+  const o = ctx.createOscillator(); o.frequency.value = 880; o.connect(ctx.destination);
+  o.start(); o.stop(ctx.currentTime + 0.2);
+}
+
+// ---- sign-in and routing -----------------------------------------------------------------------
+
+async function signIn(key) {
+  state.key = key;
+  try {
+    await call("GET", "/keys");
+    state.admin = true;
+  } catch (e) {
+    if (e.status === 403) state.admin = false;
+    else { state.key = ""; throw e; }
+  }
+  sessionStorage.setItem("panoptes-key", key);
+  call("GET", "/cameras").then((r) => (state.cameras = new Map(r.items.map((c) => [c.id, c.name])))).catch(() => {});
+  document.body.classList.toggle("viewer", !state.admin);
+  $("#signin").hidden = true; $("#nav").hidden = false; $("#alerts").hidden = false;
+  document.querySelectorAll(".admin-only").forEach((el) => (el.hidden = !state.admin));
+  listen();
+  route();
+}
+
+function signOut() {
+  sessionStorage.removeItem("panoptes-key");
+  if (alertStream) alertStream.abort();
+  state.key = ""; state.admin = false;
+  clearView();
+  $("#nav").hidden = true; $("#alerts").hidden = true; $("#signin").hidden = false;
+  $("#alert-list").replaceChildren();
+  $("#key").value = ""; $("#key").focus();
+}
+
+const ROUTES = { wall, cameras, people, appearances, identify, admin, camera: cameraPage, appearance };
+
+async function route() {
+  if (!state.key) return;
+  const [, name = "wall", arg] = location.hash.split("/");
+  const view = clearView();
+  document.querySelectorAll("nav a").forEach((a) => {
+    if (a.getAttribute("href") === "#/" + name) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  });
+  const show = ROUTES[name] || wall;
+  try { await show(view, arg); } catch (e) { view.append(h("p", { class: "error", role: "alert" }, explain(e))); }
+  $("#main").focus();
+}
+
+window.addEventListener("hashchange", route);
+document.addEventListener("DOMContentLoaded", () => {
+  $("#signin").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("#signin-error").textContent = "";
+    try { await signIn($("#key").value.trim()); } catch (e) {
+      $("#signin-error").textContent = e.status === 401 ? "That key is not valid." : explain(e);
+    }
+  });
+  $("#signout").addEventListener("click", signOut);
+  // A click on the section already shown starts it afresh (forms emptied, lists re-read).
+  $("#nav").addEventListener("click", (e) => {
+    if (e.target.matches("a") && e.target.getAttribute("href") === location.hash) route();
+  });
+  $("#alert-notify").addEventListener("change", (e) => {
+    if (e.target.checked && "Notification" in window) Notification.requestPermission();
+  });
+  if (state.key) signIn(state.key).catch(signOut);
+});

@@ -1,0 +1,186 @@
+"""The operators' console in Debian's headless chromium (selenium), against a running `panoptes serve`
+with the demo camera showing Obama: sign in; the live tile shows the demo camera; enroll Obama
+through the form; an alert appears in the live panel; open the appearance and its snapshot; add then
+delete a camera; a bad photo shows its reason; a viewer key sees no write buttons. Screenshots go to
+the artifacts folder. Run by tests/console.rs.
+
+usage: console_test.py BASE_URL ADMIN_KEY VIEWER_KEY PHOTOS_DIR ARTIFACTS_DIR
+"""
+import os
+import sys
+import time
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+base, admin_key, viewer_key, photos, artifacts = sys.argv[1:]
+os.makedirs(artifacts, exist_ok=True)
+
+options = webdriver.ChromeOptions()
+options.binary_location = "/usr/bin/chromium"
+for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900",
+            "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]:
+    options.add_argument(arg)
+driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+wait = WebDriverWait(driver, 60)
+step = [0]
+
+
+def shot(name):
+    step[0] += 1
+    driver.save_screenshot(os.path.join(artifacts, f"{step[0]:02d}-{name}.png"))
+
+
+def find(css):
+    return wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def text_in(css, text):
+    try:
+        wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, css), text))
+    except TimeoutException:
+        shot("failed")
+        el = driver.find_elements(By.CSS_SELECTOR, css)
+        raise AssertionError(f"{css} never showed {text!r}; it shows {el[0].text if el else 'nothing'!r}")
+
+
+def sign_in(key):
+    driver.get(base + "/#/wall")
+    find("#key").send_keys(key)
+    find("#signin button[type=submit]").click()
+    find("#nav:not([hidden])")
+
+
+def go(section):
+    driver.find_element(By.CSS_SELECTOR, f'nav a[href="#/{section}"]').click()
+
+
+try:
+    # The first page weighs little and comes with no outside resources.
+    driver.get(base + "/")
+    weight = driver.execute_script(
+        "return performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))"
+        ".reduce((s, e) => s + (e.transferSize || e.encodedBodySize || 0), 0)")
+    assert weight < 200 * 1024, f"first page {weight} bytes"
+    shot("sign-in")
+
+    # A wrong key is refused in words.
+    find("#key").send_keys("not-a-key-of-this-engine")
+    find("#signin button[type=submit]").click()
+    text_in("#signin-error", "not valid")
+    find("#key").clear()
+
+    # Sign in as admin: the live tile of the demo camera, with its picture.
+    sign_in(admin_key)
+    text_in('#wall [data-camera="demo"]', "streaming")
+    wait.until(lambda d: d.execute_script(
+        "const i = document.querySelector('#wall [data-camera=\"demo\"] img'); return i && i.naturalWidth > 0"))
+    shot("live-wall")
+
+    # A bad photo shows its reason.
+    go("people")
+    find("#enroll input[name=name]").send_keys("Nobody")
+    find("#enroll input[type=file]").send_keys(os.path.join(photos, "not-a-photo.jpg"))
+    find("#enroll button[type=submit]").click()
+    text_in("#enroll .form-error", "not a JPEG, PNG or WebP")
+    shot("bad-photo")
+
+    # Enroll Obama through the form.
+    go("people")
+    find("#enroll input[name=name]").send_keys("Barack Obama")
+    find("#enroll input[type=file]").send_keys(os.path.join(photos, "obama.jpg"))
+    find("#enroll button[type=submit]").click()
+    text_in("#enroll .form-ok", "Enrolled Barack Obama")
+    find('tr[data-person="Barack Obama"]')
+    shot("enrolled")
+
+    # An alert for him arrives in the live panel.
+    text_in("#alert-list", "Barack Obama")
+    shot("alert")
+
+    # Open the appearance and its snapshots.
+    go("appearances")
+    link = find("#appearances tr.appearance a")
+    wait.until(lambda d: "Barack Obama" in d.find_element(By.CSS_SELECTOR, "#appearances").text)
+    link = driver.find_element(By.XPATH, "//table[@id='appearances']//a[text()='Barack Obama']")
+    link.click()
+    wait.until(lambda d: d.execute_script(
+        "const f = document.getElementById('face-snapshot'), g = document.getElementById('frame-snapshot');"
+        "return f && g && f.naturalWidth > 0 && g.naturalWidth > 0"))
+    shot("appearance")
+
+    # The camera's page: its picture and recent appearances.
+    go("wall")
+    find('#wall [data-camera="demo"] a').click()
+    text_in("#view", "Recent appearances")
+    text_in("#view table", "Barack Obama")
+    shot("camera-page")
+
+    # Admin: a key is created (shown once), listed, revoked.
+    go("admin")
+    form = find("#new-key")
+    form.find_element(By.NAME, "name").send_keys("lobby screen")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    secret = find("#new-key .secret").text
+    assert secret.startswith("pnp_"), secret
+    text_in("#view table", "lobby screen")
+    text_in("#stats", "{")
+    shot("admin")
+    driver.find_element(By.CSS_SELECTOR, 'button[aria-label="Revoke key lobby screen"]').click()
+    driver.switch_to.alert.accept()
+    wait.until(lambda d: "lobby screen" not in d.find_element(By.CSS_SELECTOR, "#view table").text)
+
+    # Add a camera (a bad URL first: the reason sits next to the field), then delete it.
+    go("cameras")
+    form = find("form.camera-form")
+    form.find_element(By.NAME, "name").send_keys("Side door")
+    form.find_element(By.NAME, "url").send_keys("ftp://192.0.2.1/stream")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    text_in('form.camera-form [data-error-for="url"]', "rtsp")
+    shot("camera-url-refused")
+    url = form.find_element(By.NAME, "url")
+    url.clear()
+    url.send_keys("rtsp://192.0.2.1/stream")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    find('tr[data-camera="Side door"]')
+    shot("camera-added")
+    driver.find_element(By.CSS_SELECTOR, 'tr[data-camera="Side door"] button.danger').click()
+    driver.switch_to.alert.accept()
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, 'tr[data-camera="Side door"]'))
+
+    # Identify: the photo comes back with a box and the match.
+    go("identify")
+    find("#identify-photo").send_keys(os.path.join(photos, "obama2.jpg"))
+    text_in("#identify-result", "Barack Obama")
+    shot("identify")
+
+    # On a phone's screen the sections stack and stay usable.
+    driver.set_window_size(390, 844)
+    go("wall")
+    text_in('#wall [data-camera="demo"]', "streaming")
+    wide = driver.execute_script("return document.documentElement.scrollWidth")
+    assert wide <= 400, f"the page is {wide} px wide on a 390 px screen"
+    shot("phone")
+    driver.set_window_size(1280, 900)
+
+    # Sign out; a viewer key sees everything and no write control.
+    find("#signout").click()
+    sign_in(viewer_key)
+    text_in('#wall [data-camera="demo"]', "demo")
+    for section in ["cameras", "people"]:
+        go(section)
+        find("#view section table")
+        time.sleep(1)
+        writes = driver.find_elements(By.CSS_SELECTOR, "#view .write, #view form.camera-form, #view #enroll")
+        assert not writes, f"a viewer sees {len(writes)} write controls on {section}"
+        assert "null" not in driver.find_element(By.ID, "view").text.split(), f"'null' shown on {section}"
+    admin_links = [a for a in driver.find_elements(By.CSS_SELECTOR, "nav a.admin-only") if a.is_displayed()]
+    assert not admin_links, "a viewer sees the Admin section"
+    shot("viewer")
+    print("console: every step passed")
+finally:
+    driver.quit()
