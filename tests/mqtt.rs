@@ -3,7 +3,7 @@
 //! coming): availability, Home Assistant discovery, the camera's state, appearances on
 //! `panoptes/events` and the retained last person seen; then the broker is stopped for 10 s — the
 //! engine loses no frame and keeps analysing — and started again: the engine reconnects by itself
-//! and new appearances arrive.
+//! and new appearances arrive. Last, the engine is killed: the broker publishes its last will.
 
 mod common;
 
@@ -96,7 +96,7 @@ async fn appearances_states_and_discovery_reach_mqtt_and_a_broker_outage_costs_t
     let seen = subscribe(broker_port);
 
     let port = common::free_port();
-    let _engine = KillOnDrop(
+    let engine = KillOnDrop(
         common::serve_command(&db, port, &work.join("snapshots"))
             .env("PANOPTES_STREAMING__COOLDOWN_SECS", "1")
             .env("PANOPTES_TRACKING__LOST_SECS", "0.3")
@@ -208,5 +208,17 @@ async fn appearances_states_and_discovery_reach_mqtt_and_a_broker_outage_costs_t
         "messages by topic: {by_topic:?}; frames dropped at inference (latest wins, load) meanwhile: {}",
         metric(&api, "panoptes_frames_dropped_total")
     );
+
+    // The engine dies without a word: the broker publishes its last will.
+    let mut engine = engine;
+    let _ = engine.0.kill();
+    let _ = engine.0.wait();
+    common::eventually(
+        "the last will says offline",
+        limit,
+        || async { messages(&seen, availability) },
+        |m| m.last().is_some_and(|(_, p)| p == "offline"),
+    )
+    .await;
     drop(broker_again);
 }

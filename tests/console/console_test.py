@@ -1,6 +1,6 @@
 """The operators' console in Debian's headless chromium (selenium), against a running `panoptes serve`
-with the demo camera showing Obama: sign in; the live tile shows the demo camera; enroll Obama
-through the form; an alert appears in the live panel; open the appearance and its snapshot; add then
+with the demo camera showing Obama: sign in; the live tile shows the demo camera; a webcam capture
+(Chromium's fake camera) and a non-photo refused in words; enroll Obama through the form; an alert appears in the live panel; open the appearance and its snapshot; add then
 delete a camera; a bad photo shows its reason; a viewer key sees no write buttons. Screenshots go to
 the artifacts folder. Run by tests/console.rs.
 
@@ -88,6 +88,17 @@ try:
     find("#enroll button[type=submit]").click()
     text_in("#enroll .form-error", "not a JPEG, PNG or WebP")
     shot("bad-photo")
+
+    # A webcam capture (Chromium's fake camera: a test pattern, no face) is refused in words.
+    go("people")
+    find("#enroll input[name=name]").send_keys("Webcam visitor")
+    driver.find_element(By.XPATH, "//form[@id='enroll']//button[text()='Use webcam']").click()
+    wait.until(lambda d: d.execute_script("const v = document.querySelector('#enroll video'); return v && v.videoWidth > 0"))
+    driver.find_element(By.XPATH, "//form[@id='enroll']//button[text()='Take photo']").click()
+    text_in("#enroll", "Photo taken.")
+    find("#enroll button[type=submit]").click()
+    text_in("#enroll .form-error", "No face was found")
+    shot("webcam-refused")
 
     # Enroll Obama through the form.
     go("people")
