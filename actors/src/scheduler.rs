@@ -185,19 +185,14 @@ impl Scheduler {
                 )
             })
             .collect();
+        // Every camera asked at once: one after another, a node with hundreds of cameras spent its
+        // status refresh waiting on each actor's turn in turn.
+        let asked = cams.into_iter().map(|(id, name, worker, target_fps, analysis_fps, camera, decoder)| async move {
+            let (status, decoder) = futures::join!(camera.send(GetStatus), decoder.send(GetDecoderStats));
+            CameraReport { id, name, worker, target_fps, analysis_fps, status: status.ok(), decoder: decoder.ok() }
+        });
         async move {
-            let mut out = Vec::with_capacity(cams.len());
-            for (id, name, worker, target_fps, analysis_fps, camera, decoder) in cams {
-                out.push(CameraReport {
-                    id,
-                    name,
-                    worker,
-                    target_fps,
-                    analysis_fps,
-                    status: camera.send(GetStatus).await.ok(),
-                    decoder: decoder.send(GetDecoderStats).await.ok(),
-                });
-            }
+            let mut out = futures::future::join_all(asked).await;
             out.sort_by_key(|c| c.id);
             out
         }
