@@ -142,9 +142,10 @@ impl Engine {
                 decode_only: s.decode_only,
                 ..DecoderOptions::default()
             },
+            capacity: node_capacity(s.node_capacity),
             ..SchedulerConfig::default()
         };
-        tracing::info!(%node_id, "camera leases are held under this node id");
+        tracing::info!(%node_id, capacity = scheduler_config.capacity, "camera leases are held under this node id");
         // Camera I/O on a thread of its own, decoding on others: a saturated decoder never delays an
         // RTSP read, and neither delays the scheduler, matcher, sink or lease renewals (this thread).
         let io = Arbiter::new();
@@ -273,6 +274,14 @@ fn spawn_snapshot_janitor(snapshots: Arc<SnapshotStore>) {
             }
         }
     });
+}
+
+/// `streaming.node_capacity`, or (0) the CPU cores this process may use.
+fn node_capacity(configured: f32) -> f32 {
+    if configured > 0.0 {
+        return configured;
+    }
+    std::thread::available_parallelism().map(|n| n.get() as f32).unwrap_or(1.0)
 }
 
 /// The out-of-the-box demo: a looping clip as camera "demo", offered once in the database's life —

@@ -50,6 +50,9 @@ pub struct StreamingSettings {
     pub node_id: String,
     /// Another node takes a camera over when its lease has not been renewed for this long.
     pub lease_ttl_secs: u64,
+    /// What this node can carry relative to the others sharing the database (cameras are shared in
+    /// proportion); 0: its CPU cores. Raise it for a node with a GPU.
+    pub node_capacity: f32,
     /// The rate a raw H.264 (Annex-B) file camera plays at: such files carry no timing of their own.
     pub file_fps: f32,
     /// Threads decoding video, cameras spread over them; 0: one per core.
@@ -74,6 +77,7 @@ impl Default for StreamingSettings {
             min_fps: 0.5,
             node_id: String::new(),
             lease_ttl_secs: 15,
+            node_capacity: 0.0,
             file_fps: 10.0,
             decoder_threads: 0,
             decoder: panoptes_engine::decode::DecoderBackend::default(),

@@ -167,3 +167,32 @@ async fn the_demo_camera_is_offered_once_in_a_databases_life() {
     other.delete_camera(cam.id).await.unwrap();
     assert!(other.offer_demo_camera("demo", "/clips/demo.h264", 5.0).await.unwrap().is_none());
 }
+
+/// Leases are shared in proportion to what each node says it can carry: a node of capacity 4 beside
+/// one of 2 holds 4 of 6 cameras; when the first advertises less (it is shedding load), it releases
+/// cameras and the other claims them.
+#[tokio::test]
+async fn leases_follow_each_nodes_capacity() {
+    let (store, _db) = common::fresh_store().await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(
+            store.create_camera(&format!("cap-{i}"), &format!("rtsp://192.0.2.1/{i}"), 5.0, true).await.unwrap().id,
+        );
+    }
+    let ttl = std::time::Duration::from_secs(15);
+    // Both nodes heartbeat first, then share.
+    store.sync_leases("big", 4.0, ttl, &ids).await.unwrap();
+    store.sync_leases("small", 2.0, ttl, &ids).await.unwrap();
+    let big = store.sync_leases("big", 4.0, ttl, &ids).await.unwrap();
+    let small = store.sync_leases("small", 2.0, ttl, &ids).await.unwrap();
+    assert_eq!((big.held.len(), small.held.len()), (4, 2), "big {:?}, small {:?}", big.held, small.held);
+    assert_eq!(big.live_nodes, 2);
+
+    // "big" is saturated and advertises a quarter of its capacity: it keeps 2, "small" takes the rest.
+    let big = store.sync_leases("big", 1.0, ttl, &ids).await.unwrap();
+    let small = store.sync_leases("small", 2.0, ttl, &ids).await.unwrap();
+    assert_eq!((big.held.len(), small.held.len()), (2, 4), "big {:?}, small {:?}", big.held, small.held);
+    let owners = store.lease_owners().await.unwrap();
+    assert_eq!(owners.len(), 6, "every camera has exactly one node: {owners:?}");
+}

@@ -44,6 +44,9 @@ pub struct SchedulerConfig {
     pub file_fps: f32,
     /// How cameras' decoders work (backend, motion gate); each camera adds its own motion mask.
     pub decoder: DecoderOptions,
+    /// What this node can carry relative to the others (e.g. its cores): cameras are shared in
+    /// proportion. While it sheds load it advertises less, so idle nodes take cameras from it.
+    pub capacity: f32,
 }
 
 impl Default for SchedulerConfig {
@@ -54,6 +57,7 @@ impl Default for SchedulerConfig {
             node_id: default_node_id(),
             lease_ttl: Duration::from_secs(15),
             min_fps: 0.5,
+            capacity: 1.0,
             shedding: true,
             file_fps: 10.0,
             decoder: DecoderOptions::default(),
@@ -132,6 +136,9 @@ pub struct Scheduler {
     /// Set by `StopScheduler`: no more ticks start cameras.
     stopping: bool,
     live_nodes: i64,
+    /// The share of its capacity this node advertises: follows, slowly, the share of its cameras
+    /// running at their full analysis rate (1 when none is shed).
+    load_factor: f32,
     sheds: u64,
     restores: u64,
 }
@@ -158,6 +165,7 @@ impl Scheduler {
             ticking: false,
             stopping: false,
             live_nodes: 0,
+            load_factor: 1.0,
             sheds: 0,
             restores: 0,
         }
@@ -204,6 +212,8 @@ impl Scheduler {
         }
         self.ticking = true;
         let store = self.store.clone();
+        self.load_factor = next_load_factor(self.load_factor, self.shed_fraction());
+        let capacity = self.config.capacity * self.load_factor;
         let (node, ttl) = (self.config.node_id.clone(), self.config.lease_ttl);
         let workers: Vec<Addr<InferenceWorker>> = self.workers.iter().map(|w| w.addr.clone()).collect();
         let work = async move {
@@ -211,7 +221,7 @@ impl Scheduler {
             let leases = match &cameras {
                 Ok(cams) => {
                     let enabled: Vec<i64> = cams.iter().filter(|c| c.enabled).map(|c| c.id).collect();
-                    Some(store.sync_leases(&node, ttl, &enabled).await)
+                    Some(store.sync_leases(&node, capacity, ttl, &enabled).await)
                 }
                 Err(_) => None,
             };
@@ -251,6 +261,15 @@ impl Scheduler {
             let reports = act.reports();
             actix::spawn(async move { board.set(reports.await) });
         }));
+    }
+
+    /// The share of this node's cameras running below their configured analysis rate (shed).
+    fn shed_fraction(&self) -> f32 {
+        if self.running.is_empty() {
+            return 0.0;
+        }
+        let shed = self.running.values().filter(|r| r.fps + 1e-3 < r.config.analysis_fps).count();
+        shed as f32 / self.running.len() as f32
     }
 
     fn apply(&mut self, cameras: Vec<Camera>, held: &[i64], ctx: &mut Context<Self>) {
@@ -490,6 +509,14 @@ impl Handler<ListCameraStatus> for Scheduler {
     }
 }
 
+/// The advertised share of capacity after one more tick: it moves a twentieth of the way (about 20 s
+/// at one tick a second) towards the share of cameras not shed, and never below a quarter, so a node
+/// under a burst does not give its cameras away at once, nor its last ones.
+pub fn next_load_factor(current: f32, shed_fraction: f32) -> f32 {
+    let target = (1.0 - shed_fraction.clamp(0.0, 1.0)).max(0.25);
+    (current + (target - current) * 0.05).clamp(0.25, 1.0)
+}
+
 /// Scheduler-wide figures.
 #[derive(Message)]
 #[rtype(result = "SchedulerStats")]
@@ -517,5 +544,33 @@ impl Handler<GetSchedulerStats> for Scheduler {
             restores: self.restores,
             workers: self.workers.iter().map(|w| w.stats).collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod load_factor_tests {
+    use super::next_load_factor;
+
+    #[test]
+    fn a_saturated_node_advertises_less_slowly_and_recovers() {
+        let mut f = 1.0;
+        // One tick of shedding changes little: a burst does not move cameras.
+        f = next_load_factor(f, 0.5);
+        assert!(f > 0.97, "{f}");
+        // Half the cameras shed for a minute: the node advertises about half its capacity.
+        for _ in 0..60 {
+            f = next_load_factor(f, 0.5);
+        }
+        assert!((0.5..0.6).contains(&f), "{f}");
+        // Everything shed: never below a quarter.
+        for _ in 0..600 {
+            f = next_load_factor(f, 1.0);
+        }
+        assert!((f - 0.25).abs() < 1e-3, "{f}");
+        // Load gone: back to full within a few minutes.
+        for _ in 0..200 {
+            f = next_load_factor(f, 0.0);
+        }
+        assert!(f > 0.99, "{f}");
     }
 }

@@ -22,26 +22,34 @@ pub struct LeaseSync {
 impl Store {
     /// Heartbeats `node`, keeps its leases on `enabled` cameras fresh for `ttl`, and claims or
     /// releases leases to hold its fair share.
-    pub async fn sync_leases(&self, node: &str, ttl: Duration, enabled: &[i64]) -> Result<LeaseSync, StorageError> {
+    pub async fn sync_leases(
+        &self,
+        node: &str,
+        capacity: f32,
+        ttl: Duration,
+        enabled: &[i64],
+    ) -> Result<LeaseSync, StorageError> {
         let q = |context: &'static str| move |source| StorageError::Query { context, source };
         let ttl_secs = ttl.as_secs_f64().max(1.0);
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(q("begin lease sync"))?;
+        let capacity = if capacity.is_finite() && capacity > 0.0 { capacity } else { 1.0 };
         tx.execute(
-            "INSERT INTO engine_nodes (node_id) VALUES ($1)
-             ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = now()",
-            &[&node],
+            "INSERT INTO engine_nodes (node_id, capacity) VALUES ($1, $2)
+             ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = now(), capacity = EXCLUDED.capacity",
+            &[&node, &capacity],
         )
         .await
         .map_err(q("heartbeat node"))?;
-        let live_nodes: i64 = tx
+        let live = tx
             .query_one(
-                "SELECT count(*) FROM engine_nodes WHERE heartbeat_at > now() - make_interval(secs => $1)",
+                "SELECT count(*), coalesce(sum(capacity), 0)::float8 FROM engine_nodes
+                 WHERE heartbeat_at > now() - make_interval(secs => $1)",
                 &[&ttl_secs],
             )
             .await
-            .map_err(q("count live nodes"))?
-            .get(0);
+            .map_err(q("count live nodes"))?;
+        let (live_nodes, total_capacity): (i64, f64) = (live.get(0), live.get(1));
         // Leases on cameras that were disabled go; deleted cameras' leases went with the camera.
         tx.execute("DELETE FROM camera_leases WHERE node_id = $1 AND NOT (camera_id = ANY($2))", &[&node, &enabled])
             .await
@@ -61,7 +69,7 @@ impl Store {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let share = fair_share(enabled.len(), live_nodes);
+        let share = capacity_share(enabled.len(), f64::from(capacity), total_capacity);
         if held.len() < share {
             let wanted = (share - held.len()) as i64;
             let claimed = tx
@@ -111,22 +119,43 @@ impl Store {
     }
 }
 
-/// Cameras per node, rounded up so that the shares cover every camera.
-pub fn fair_share(cameras: usize, live_nodes: i64) -> usize {
-    let nodes = usize::try_from(live_nodes.max(1)).unwrap_or(1);
-    cameras.div_ceil(nodes)
+/// This node's cameras: the enabled cameras in proportion to its capacity among the live nodes',
+/// rounded up so that the shares cover every camera (equal capacities: cameras ÷ nodes, rounded up).
+pub fn capacity_share(cameras: usize, capacity: f64, total_capacity: f64) -> usize {
+    if !(total_capacity > 0.0 && capacity > 0.0) || capacity >= total_capacity {
+        return cameras;
+    }
+    // A hair below the exact product keeps 6 × (1/3) at 2, not 3, despite rounding in the sum.
+    let exact = cameras as f64 * capacity / total_capacity;
+    ((exact - 1e-6).ceil().max(0.0) as usize).min(cameras)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::fair_share;
+    use super::capacity_share;
 
     #[test]
     fn shares_cover_every_camera() {
-        assert_eq!(fair_share(0, 1), 0);
-        assert_eq!(fair_share(5, 1), 5);
-        assert_eq!(fair_share(5, 2), 3);
-        assert_eq!(fair_share(4, 2), 2);
-        assert_eq!(fair_share(4, 0), 4);
+        // Equal capacities: cameras ÷ nodes, rounded up.
+        assert_eq!(capacity_share(0, 1.0, 1.0), 0);
+        assert_eq!(capacity_share(5, 1.0, 1.0), 5);
+        assert_eq!(capacity_share(5, 1.0, 2.0), 3);
+        assert_eq!(capacity_share(4, 1.0, 2.0), 2);
+        assert_eq!(capacity_share(6, 2.0, 6.0), 2, "three nodes of 2 cores");
+        assert_eq!(capacity_share(4, 1.0, 0.0), 4, "no live node counted yet: take them all");
+    }
+
+    #[test]
+    fn shares_follow_capacity() {
+        // A 4-core node beside a 2-core one: two thirds and one third, covering all 6.
+        assert_eq!(capacity_share(6, 4.0, 6.0), 4);
+        assert_eq!(capacity_share(6, 2.0, 6.0), 2);
+        // A saturated node that advertises half its capacity gives cameras up to an idle one.
+        assert_eq!(capacity_share(8, 1.0, 3.0), 3);
+        assert_eq!(capacity_share(8, 2.0, 3.0), 6);
+        // Rounding up never leaves a camera without a node.
+        for (n, a, b) in [(7, 1.0, 2.0), (10, 3.0, 1.0), (1, 1.0, 5.0)] {
+            assert!(capacity_share(n, a, a + b) + capacity_share(n, b, a + b) >= n, "{n} {a} {b}");
+        }
     }
 }

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (4, "api_keys", include_str!("migrations/0004_api_keys.sql")),
     (5, "flags_dead_letters_transport", include_str!("migrations/0005_flags_dead_letters_transport.sql")),
     (6, "appearances_camera_options", include_str!("migrations/0006_appearances_camera_options.sql")),
+    (7, "node_capacity", include_str!("migrations/0007_node_capacity.sql")),
 ];
 
 /// Arbitrary constant key for `pg_advisory_xact_lock`, unique to Panoptes' migrations.
