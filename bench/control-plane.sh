@@ -4,7 +4,8 @@
 # so every camera is a live pipeline in backoff — leases, scheduler ticks, status, API — without
 # video. After a minute: per node the cameras it holds, CPU over 30 s, RSS, threads and database
 # connections; memory per idle camera (against one node with no cameras); then `GET /api/v1/cameras`
-# latency (wrk, 10 s, 8 connections) on one node. Own database (panoptes_controlplane).
+# latency (wrk, 10 s, 8 connections) on one node, and each node's scheduler tick by phase
+# (panoptes_scheduler_tick_seconds). Own database (panoptes_controlplane).
 # Usage: bench/control-plane.sh [nodes=3] [cameras=1000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +54,16 @@ for i in "${!pids[@]}"; do
   awk -v n="$node" -v h="$held" -v u="$used" -v t="$tck" -v r="$r" -v e="$rss_empty" -v th="$threads" -v c="$conns" 'BEGIN {
     printf "%s: %d cameras, %.1f %% of a core, RSS %d MB (%.2f MB per idle camera), %d threads, %d database connections\n",
       n, h, 100 * u / t / 30, r, (h > 0 ? (r - e) / h : 0), th, c }'
+  # The scheduler's own timing (panoptes_scheduler_tick_seconds): mean and the bucket holding p99.
+  curl -sf "http://127.0.0.1:${ports[$i]}/metrics" | awk -v n="$node" '
+    /^panoptes_scheduler_tick_seconds_bucket/ { match($0, /phase="[a-z]+"/); ph = substr($0, RSTART + 7, RLENGTH - 8)
+      match($0, /le="[^"]+"/); le = substr($0, RSTART + 4, RLENGTH - 5); k = ph SUBSEP (++nb[ph]); bl[k] = le; bc[k] = $NF }
+    /^panoptes_scheduler_tick_seconds_sum/ { match($0, /phase="[a-z]+"/); sum[substr($0, RSTART + 7, RLENGTH - 8)] = $NF }
+    /^panoptes_scheduler_tick_seconds_count/ { match($0, /phase="[a-z]+"/); cnt[substr($0, RSTART + 7, RLENGTH - 8)] = $NF }
+    END { line = n ": scheduler tick"
+      for (ph in cnt) { p99 = "?"; for (j = 1; j <= nb[ph]; j++) if (bc[ph, j] >= 0.99 * cnt[ph]) { p99 = bl[ph, j]; break }
+        line = line sprintf(", %s mean %.1f ms p99 <= %s s (%d ticks)", ph, 1000 * sum[ph] / cnt[ph], p99, cnt[ph]) }
+      print line }'
 done
 echo "GET /api/v1/cameras ($cams rows) on node-1, wrk -t2 -c8 -d10s:"
 wrk -t2 -c8 -d10s --latency "http://127.0.0.1:${ports[0]}/api/v1/cameras" | grep -E "Requests/sec|50%|99%|Latency "

@@ -18,6 +18,7 @@ pub const ACTOR_RESTARTS_TOTAL: &str = "panoptes_actor_restarts_total";
 pub const DETECTION_EVENTS_TOTAL: &str = "panoptes_detection_events_total";
 pub const SNAPSHOT_WRITE_DURATION_SECONDS: &str = "panoptes_snapshot_write_duration_seconds";
 pub const CONTROL_MESSAGES_FAILED_TOTAL: &str = "panoptes_control_messages_failed_total";
+pub const SCHEDULER_TICK_SECONDS: &str = "panoptes_scheduler_tick_seconds";
 
 /// Whether a detected face matched an enrolled person (above the threshold) or not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +39,12 @@ impl FaceOutcome {
 /// The time from a frame's arrival to the decision on its faces.
 pub fn capture_to_decision(camera_id: i64, elapsed: Duration) {
     histogram!(CAPTURE_TO_DECISION_SECONDS, "camera" => camera_id.to_string()).record(elapsed.as_secs_f64());
+}
+
+/// One phase of a scheduler tick: `database` (cameras read, leases renewed and claimed), `apply`
+/// (pipelines started, stopped, rates set), `status` (every camera and decoder asked for its figures).
+pub fn scheduler_tick(phase: &'static str, elapsed: Duration) {
+    histogram!(SCHEDULER_TICK_SECONDS, "phase" => phase).record(elapsed.as_secs_f64());
 }
 
 /// The time one access unit took to decode (and, when sampled, to convert to RGB).

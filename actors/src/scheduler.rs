@@ -26,6 +26,7 @@ use crate::camera::{CameraActor, CameraConfig, CameraStatus, GetStatus, StopCame
 use crate::control::{deliver, DeliveryError};
 use crate::decoder::{DecoderActor, DecoderOptions, DecoderStats, GetDecoderStats, SetAnalysisFps, SetMotionMask};
 use crate::inference::{GetWorkerStats, InferenceWorker, WorkerStats};
+use crate::instruments;
 use crate::shedding::{decide, CameraRate, RateChange};
 
 #[derive(Clone, Debug)]
@@ -217,6 +218,7 @@ impl Scheduler {
         let (node, ttl) = (self.config.node_id.clone(), self.config.lease_ttl);
         let workers: Vec<Addr<InferenceWorker>> = self.workers.iter().map(|w| w.addr.clone()).collect();
         let work = async move {
+            let started = Instant::now();
             let cameras = store.list_cameras().await;
             let leases = match &cameras {
                 Ok(cams) => {
@@ -225,6 +227,7 @@ impl Scheduler {
                 }
                 Err(_) => None,
             };
+            instruments::scheduler_tick("database", started.elapsed());
             let mut stats = Vec::with_capacity(workers.len());
             for w in &workers {
                 stats.push(w.send(GetWorkerStats).await.ok());
@@ -241,6 +244,7 @@ impl Scheduler {
                     slot.stats = s;
                 }
             }
+            let started = Instant::now();
             match (cameras, leases) {
                 (Ok(cameras), Some(Ok(sync))) => {
                     act.live_nodes = sync.live_nodes;
@@ -257,9 +261,15 @@ impl Scheduler {
             if act.config.shedding {
                 act.balance(ctx);
             }
+            instruments::scheduler_tick("apply", started.elapsed());
             let board = act.board.clone();
             let reports = act.reports();
-            actix::spawn(async move { board.set(reports.await) });
+            actix::spawn(async move {
+                let started = Instant::now();
+                let reports = reports.await;
+                instruments::scheduler_tick("status", started.elapsed());
+                board.set(reports)
+            });
         }));
     }
 
