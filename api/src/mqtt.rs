@@ -186,6 +186,22 @@ impl MqttConfig {
     }
 }
 
+/// An error with its causes, `: `-separated (rumqttc's TLS and I/O errors keep the reason in their
+/// sources: "TLS" alone does not say "unknown issuer").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 fn availability_topic(prefix: &str, node_id: &str) -> String {
     format!("{prefix}/node/{}/availability", slug(node_id))
 }
@@ -278,22 +294,30 @@ pub fn spawn(state: web::Data<AppState>, config: MqttConfig, node_id: String) ->
     actix_web::rt::spawn(async move {
         let counters = &connection_state.mqtt;
         let mut wait = Duration::from_secs(1);
+        // The reason the last attempt failed: a new reason is a warning (a wrong password or CA must
+        // show at the default log level), the same one again only a debug line every retry.
+        let mut failing: Option<String> = None;
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     counters.connections.fetch_add(1, Ordering::Relaxed);
                     counters.connected.store(true, Ordering::Relaxed);
                     wait = Duration::from_secs(1);
+                    failing = None;
                     tracing::info!(%broker, "MQTT connected");
                     online.send(availability.clone(), true, b"online".to_vec());
                 }
                 Ok(_) => {}
                 Err(e) => {
+                    let reason = error_chain(&e);
                     if counters.connected.swap(false, Ordering::Relaxed) {
-                        tracing::warn!(%broker, error = %e, "MQTT connection lost; reconnecting");
+                        tracing::warn!(%broker, error = %reason, "MQTT connection lost; reconnecting");
+                    } else if failing.as_deref() != Some(reason.as_str()) {
+                        tracing::warn!(%broker, error = %reason, retry_in = ?wait, "MQTT cannot connect");
                     } else {
-                        tracing::debug!(%broker, error = %e, "MQTT connection attempt failed");
+                        tracing::debug!(%broker, error = %reason, "MQTT connection attempt failed again");
                     }
+                    failing = Some(reason);
                     actix_web::rt::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(30));
                 }
