@@ -169,8 +169,8 @@ async fn the_demo_camera_is_offered_once_in_a_databases_life() {
 }
 
 /// Leases are shared in proportion to what each node says it can carry: a node of capacity 4 beside
-/// one of 2 holds 4 of 6 cameras; when the first advertises less (it is shedding load), it releases
-/// cameras and the other claims them.
+/// one of 2 holds 4 of 6 cameras; when the first advertises less (it is shedding load), it stops
+/// cameras, releases their leases once they have stopped, and the other claims them.
 #[tokio::test]
 async fn leases_follow_each_nodes_capacity() {
     let (store, _db) = common::fresh_store().await;
@@ -182,16 +182,26 @@ async fn leases_follow_each_nodes_capacity() {
     }
     let ttl = std::time::Duration::from_secs(15);
     // Both nodes heartbeat first, then share.
-    store.sync_leases("big", 4.0, ttl, &ids).await.unwrap();
-    store.sync_leases("small", 2.0, ttl, &ids).await.unwrap();
-    let big = store.sync_leases("big", 4.0, ttl, &ids).await.unwrap();
-    let small = store.sync_leases("small", 2.0, ttl, &ids).await.unwrap();
+    store.sync_leases("big", 4.0, ttl, &ids, &[]).await.unwrap();
+    store.sync_leases("small", 2.0, ttl, &ids, &[]).await.unwrap();
+    let big = store.sync_leases("big", 4.0, ttl, &ids, &[]).await.unwrap();
+    let small = store.sync_leases("small", 2.0, ttl, &ids, &[]).await.unwrap();
     assert_eq!((big.held.len(), small.held.len()), (4, 2), "big {:?}, small {:?}", big.held, small.held);
     assert_eq!(big.live_nodes, 2);
 
-    // "big" is saturated and advertises a quarter of its capacity: it keeps 2, "small" takes the rest.
-    let big = store.sync_leases("big", 1.0, ttl, &ids).await.unwrap();
-    let small = store.sync_leases("small", 2.0, ttl, &ids).await.unwrap();
+    // "big" is saturated and advertises a quarter of its capacity: it should run 2, but keeps the
+    // leases of the two it still runs until it has stopped them, so "small" finds nothing to claim
+    // yet and a camera is never analysed by both.
+    let running_on_big = big.held.clone();
+    let big = store.sync_leases("big", 1.0, ttl, &ids, &running_on_big).await.unwrap();
+    assert_eq!(big.held.len(), 2, "big should run 2: {:?}", big.held);
+    let small = store.sync_leases("small", 2.0, ttl, &ids, &small.held).await.unwrap();
+    assert_eq!(small.held.len(), 2, "claimed from under a node still running them: {:?}", small.held);
+    let owners = store.lease_owners().await.unwrap();
+    assert_eq!(owners.iter().filter(|(_, node)| node == "big").count(), 4, "{owners:?}");
+    // Stopped: the next sync gives the two up and "small" takes them.
+    let big = store.sync_leases("big", 1.0, ttl, &ids, &big.held).await.unwrap();
+    let small = store.sync_leases("small", 2.0, ttl, &ids, &small.held).await.unwrap();
     assert_eq!((big.held.len(), small.held.len()), (2, 4), "big {:?}, small {:?}", big.held, small.held);
     let owners = store.lease_owners().await.unwrap();
     assert_eq!(owners.len(), 6, "every camera has exactly one node: {owners:?}");

@@ -12,7 +12,7 @@
 //! `min_fps`); when latency falls under 40 % of the budget with headroom it raises the most-shed
 //! camera back by 25 % towards its configured rate.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -133,6 +133,8 @@ pub struct Scheduler {
     running: HashMap<i64, Pipeline>,
     /// Pipelines asked to stop whose stop has not been confirmed yet (retried every tick until it is).
     stopping_cameras: Vec<(i64, Addr<CameraActor>)>,
+    /// Cameras whose stop has been sent and not yet acknowledged: their leases are kept until then.
+    stops_in_flight: HashSet<i64>,
     ticking: bool,
     /// Set by `StopScheduler`: no more ticks start cameras.
     stopping: bool,
@@ -163,6 +165,7 @@ impl Scheduler {
             workers,
             running: HashMap::new(),
             stopping_cameras: Vec::new(),
+            stops_in_flight: HashSet::new(),
             ticking: false,
             stopping: false,
             live_nodes: 0,
@@ -216,6 +219,16 @@ impl Scheduler {
         self.load_factor = next_load_factor(self.load_factor, self.shed_fraction());
         let capacity = self.config.capacity * self.load_factor;
         let (node, ttl) = (self.config.node_id.clone(), self.config.lease_ttl);
+        // Cameras this node runs or is stopping: their leases are not given up under them.
+        let mut running: Vec<i64> = self
+            .running
+            .keys()
+            .copied()
+            .chain(self.stopping_cameras.iter().map(|(id, _)| *id))
+            .chain(self.stops_in_flight.iter().copied())
+            .collect();
+        running.sort_unstable();
+        running.dedup();
         let workers: Vec<Addr<InferenceWorker>> = self.workers.iter().map(|w| w.addr.clone()).collect();
         let work = async move {
             let started = Instant::now();
@@ -223,7 +236,7 @@ impl Scheduler {
             let leases = match &cameras {
                 Ok(cams) => {
                     let enabled: Vec<i64> = cams.iter().filter(|c| c.enabled).map(|c| c.id).collect();
-                    Some(store.sync_leases(&node, capacity, ttl, &enabled).await)
+                    Some(store.sync_leases(&node, capacity, ttl, &enabled, &running).await)
                 }
                 Err(_) => None,
             };
@@ -348,8 +361,10 @@ impl Scheduler {
     fn stop_pending(&mut self, ctx: &mut Context<Self>) {
         for (id, camera) in std::mem::take(&mut self.stopping_cameras) {
             let addr = camera.clone();
+            self.stops_in_flight.insert(id);
             let stop = async move { deliver(&addr, StopCamera, "stop_camera", id).await };
             ctx.spawn(stop.into_actor(self).map(move |result, act, _| {
+                act.stops_in_flight.remove(&id);
                 if let Err(DeliveryError::TimedOut) = result {
                     act.stopping_cameras.push((id, camera));
                 }

@@ -1,9 +1,12 @@
 //! Camera leases: which engine node analyses which camera when several share one database.
 //!
 //! Every node calls [`Store::sync_leases`] about once a second. It heartbeats the node, renews the
-//! node's leases, and claims free or expired leases up to a fair share (enabled cameras divided by
-//! live nodes, rounded up), releasing any excess so a node that joins gets work. A node that dies
-//! stops renewing; its leases expire after the TTL and the others claim them. Claims go through
+//! node's leases, and claims free or expired leases up to its share (enabled cameras in proportion
+//! to its capacity among the live nodes', rounded up), releasing any excess so a node that joins gets
+//! work. A lease is released only once the node no longer runs the camera: the excess is first left
+//! out of what the node should run, the node stops it, and the next sync gives the lease up — so the
+//! node that claims it next never analyses the camera at the same time. A node that dies stops
+//! renewing; its leases expire after the TTL and the others claim them. Claims go through
 //! `INSERT … ON CONFLICT … WHERE expires_at < now()`, so two nodes never both win one camera.
 
 use std::time::Duration;
@@ -13,7 +16,8 @@ use super::{StorageError, Store};
 /// What one synchronisation decided.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LeaseSync {
-    /// Cameras this node holds now (ascending ids).
+    /// Cameras this node should run now (ascending ids): its leases less any excess it still runs
+    /// and must stop before the lease is released.
     pub held: Vec<i64>,
     /// Nodes with a recent heartbeat, this one included.
     pub live_nodes: i64,
@@ -21,13 +25,15 @@ pub struct LeaseSync {
 
 impl Store {
     /// Heartbeats `node`, keeps its leases on `enabled` cameras fresh for `ttl`, and claims or
-    /// releases leases to hold its fair share.
+    /// releases leases to hold its share. `running`: the cameras the node still runs or is stopping,
+    /// whose leases it keeps until they have stopped.
     pub async fn sync_leases(
         &self,
         node: &str,
         capacity: f32,
         ttl: Duration,
         enabled: &[i64],
+        running: &[i64],
     ) -> Result<LeaseSync, StorageError> {
         let q = |context: &'static str| move |source| StorageError::Query { context, source };
         let ttl_secs = ttl.as_secs_f64().max(1.0);
@@ -50,10 +56,14 @@ impl Store {
             .await
             .map_err(q("count live nodes"))?;
         let (live_nodes, total_capacity): (i64, f64) = (live.get(0), live.get(1));
-        // Leases on cameras that were disabled go; deleted cameras' leases went with the camera.
-        tx.execute("DELETE FROM camera_leases WHERE node_id = $1 AND NOT (camera_id = ANY($2))", &[&node, &enabled])
-            .await
-            .map_err(q("release leases of disabled cameras"))?;
+        // Leases on cameras that were disabled go once stopped; deleted cameras' leases went with the
+        // camera.
+        tx.execute(
+            "DELETE FROM camera_leases WHERE node_id = $1 AND NOT (camera_id = ANY($2)) AND NOT (camera_id = ANY($3))",
+            &[&node, &enabled, &running],
+        )
+        .await
+        .map_err(q("release leases of disabled cameras"))?;
         // Renew only leases past half their life: one write per camera every ttl/2, not every second.
         tx.execute(
             "UPDATE camera_leases SET expires_at = now() + make_interval(secs => $2::float8)
@@ -89,8 +99,9 @@ impl Store {
                 .map_err(q("claim leases"))?;
             held.extend(claimed.iter().map(|r| r.get::<_, i64>(0)));
         } else if held.len() > share {
-            let excess: Vec<i64> = held.split_off(share);
-            tx.execute("DELETE FROM camera_leases WHERE node_id = $1 AND camera_id = ANY($2)", &[&node, &excess])
+            // The excess leaves `held` now (the node stops it) and its leases go once it has stopped.
+            let stopped: Vec<i64> = held.split_off(share).into_iter().filter(|id| !running.contains(id)).collect();
+            tx.execute("DELETE FROM camera_leases WHERE node_id = $1 AND camera_id = ANY($2)", &[&node, &stopped])
                 .await
                 .map_err(q("release excess leases"))?;
         }
