@@ -2,7 +2,8 @@
 //! file cameras. Every 300 ms each node's API says which cameras run there: at no moment does a
 //! camera run on two nodes, and the leases divide the cameras 2/2/2. Then `kill -9` of a node: its
 //! cameras run elsewhere within the lease time (< 30 s, measured); a node that joins takes its share;
-//! SIGTERM of a node hands its cameras over at once.
+//! SIGTERM of a node hands its cameras over at once. And a node over its latency budget advertises
+//! less capacity, so an idle node takes cameras from it.
 
 mod common;
 
@@ -14,6 +15,10 @@ use common::KillOnDrop;
 
 const CAMERAS: usize = 6;
 
+/// The tests here start several engines each: one at a time, so that they measure hand-overs, not
+/// two tests fighting over the CPU.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Node {
     name: &'static str,
     api: String,
@@ -21,9 +26,14 @@ struct Node {
 }
 
 fn start(db: &str, name: &'static str, work: &std::path::Path) -> Node {
+    start_with(db, name, work, &[])
+}
+
+fn start_with(db: &str, name: &'static str, work: &std::path::Path, env: &[(&str, &str)]) -> Node {
     let port = common::free_port();
     let process = KillOnDrop(
         common::serve_command(db, port, &work.join(format!("snapshots-{name}")))
+            .envs(env.iter().copied())
             .env("PANOPTES_STREAMING__NODE_ID", format!("\"{name}\""))
             .env("PANOPTES_STREAMING__DEMO_CLIP", "\"\"")
             .env("PANOPTES_STREAMING__INFERENCE_WORKERS", "1")
@@ -95,35 +105,39 @@ fn signal(child: &Child, sig: libc::c_int) {
     }
 }
 
+/// A fresh database with the schema, `cameras` file cameras showing a person every 2.5 s (analysed
+/// at 2 fps) and Obama enrolled.
+async fn database_with_cameras(work: &std::path::Path, cameras: usize) -> String {
+    let db = common::fresh_database().await;
+    let clip = common::comings_and_goings_clip(work);
+    let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    // The schema first (a node would make it; the cameras must exist before the nodes share them).
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_panoptes"))
+        .arg("migrate")
+        .env("PANOPTES_DATABASE_URL", &db)
+        .current_dir(common::root())
+        .status()
+        .expect("panoptes migrate");
+    assert!(status.success());
+    for i in 0..cameras {
+        client
+            .execute(
+                "INSERT INTO cameras (name, url, analysis_fps, enabled) VALUES ($1, $2, 2, true)",
+                &[&format!("door-{i}"), &common::path_str(&clip)],
+            )
+            .await
+            .expect("insert camera");
+    }
+    common::enroll_with_cli(&db, "Barack Obama", "obama.jpg");
+    db
+}
+
 #[tokio::test]
 async fn three_engine_processes_share_six_cameras_and_hand_them_over_on_kill_join_and_sigterm() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let work = common::temp_dir("multi-node");
-    let db = common::fresh_database().await;
-    let clip = common::comings_and_goings_clip(&work);
-    {
-        let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls).await.expect("connect");
-        tokio::spawn(conn);
-        // The schema first (a node would make it; the cameras must exist before the nodes share them).
-        let status = std::process::Command::new(env!("CARGO_BIN_EXE_panoptes"))
-            .arg("migrate")
-            .env("PANOPTES_DATABASE_URL", &db)
-            .current_dir(common::root())
-            .status()
-            .expect("panoptes migrate");
-        assert!(status.success());
-        for i in 0..CAMERAS {
-            client
-                .execute(
-                    "INSERT INTO cameras (name, url, analysis_fps, enabled) VALUES ($1, $2, 2, true)",
-                    &[&format!("door-{i}"), &common::path_str(&clip)],
-                )
-                .await
-                .expect("insert camera");
-        }
-    }
-
-    common::enroll_with_cli(&db, "Barack Obama", "obama.jpg");
-
+    let db = database_with_cameras(&work, CAMERAS).await;
     // Three nodes started together.
     let mut a = start(&db, "node-a", &work);
     let b = start(&db, "node-b", &work);
@@ -184,4 +198,58 @@ async fn three_engine_processes_share_six_cameras_and_hand_them_over_on_kill_joi
     assert!(cameras_with_rows.len() >= CAMERAS - 1, "appearances on {cameras_with_rows:?} only");
     let close: Vec<_> = gaps.iter().filter(|(_, g)| *g < 1.0).collect();
     assert!(close.is_empty(), "a showing recorded twice (camera, seconds apart): {close:?}");
+}
+
+/// Two nodes of equal capacity share four cameras 2/2. One of them is given a latency budget of 1 ms,
+/// which no analysed frame meets: it sheds the analysis rate of every camera it runs, advertises less
+/// capacity over ~20 s (never below a quarter), and gives cameras up; the idle node takes them.
+/// Nothing is ever analysed on both nodes meanwhile.
+#[tokio::test]
+async fn a_node_over_its_latency_budget_gives_cameras_to_an_idle_node() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let work = common::temp_dir("multi-node-load");
+    let db = database_with_cameras(&work, 4).await;
+    let busy = start_with(
+        &db,
+        "busy",
+        &work,
+        &[("PANOPTES_STREAMING__NODE_CAPACITY", "1.0"), ("PANOPTES_STREAMING__LATENCY_BUDGET_MS", "1")],
+    );
+    let idle = start_with(&db, "idle", &work, &[("PANOPTES_STREAMING__NODE_CAPACITY", "1.0")]);
+    let t = watch("two nodes start", &[&busy, &idle], Duration::from_secs(90), |s| {
+        s.len() == 2 && covered(s) == 4 && s.values().all(|r| r.len() == 2)
+    })
+    .await;
+    eprintln!("two nodes running 2 cameras each {:.1} s after start", t.as_secs_f64());
+
+    // Share 4 x f / (f + 1) drops to 1 once the busy node advertises f <= 1/3 of its capacity.
+    let moved = watch("busy node sheds cameras", &[&busy, &idle], Duration::from_secs(150), |s| {
+        s.get("busy").is_some_and(|r| r.len() == 1) && s.get("idle").is_some_and(|r| r.len() == 3)
+    })
+    .await;
+    eprintln!("the node over its budget ran 1 camera and the idle one 3, {:.1} s later", moved.as_secs_f64());
+
+    let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    let advertised: f32 = client
+        .query_one("SELECT capacity FROM engine_nodes WHERE node_id = 'busy'", &[])
+        .await
+        .expect("read the busy node's capacity")
+        .get(0);
+    assert!(advertised <= 1.0 / 3.0 + 1e-3, "the busy node advertises {advertised}");
+    let idle_capacity: f32 = client
+        .query_one("SELECT capacity FROM engine_nodes WHERE node_id = 'idle'", &[])
+        .await
+        .expect("read the idle node's capacity")
+        .get(0);
+    assert!(idle_capacity > 0.75, "the idle node advertises {idle_capacity}");
+    // And it stays so: the busy node does not take its cameras back while it is still over budget.
+    let steady = Instant::now();
+    watch("steady", &[&busy, &idle], Duration::from_secs(30), |s| {
+        if let Some(r) = s.get("busy") {
+            assert_eq!(r.len(), 1, "{s:?}");
+        }
+        steady.elapsed() > Duration::from_secs(8)
+    })
+    .await;
 }
