@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use actix::prelude::*;
+use panoptes_engine::error_chain::error_chain;
 use panoptes_engine::storage::{NewDetection, StorageError, Store};
 
 use crate::messages::{AppearanceClosed, AppearanceStarted, AppearanceUpdated, DetectionEvent};
@@ -280,21 +281,6 @@ async fn write_batch(store: &Store, batch: &[NewDetection]) -> WriteOutcome {
         outcome.resolved += 1;
     }
     outcome
-}
-
-/// The error with its causes ("write detection: … violates foreign key constraint …").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let part = c.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 impl Actor for DetectionSink {

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
+use panoptes_engine::error_chain::error_chain;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
@@ -184,22 +185,6 @@ impl MqttConfig {
             .with_root_certificates(roots)
             .with_no_client_auth())
     }
-}
-
-/// An error with its causes, `: `-separated (rumqttc's TLS and I/O errors keep the reason in their
-/// sources: "TLS" alone does not say "unknown issuer").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let c_text = c.to_string();
-        if !text.contains(&c_text) {
-            text.push_str(": ");
-            text.push_str(&c_text);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 fn availability_topic(prefix: &str, node_id: &str) -> String {

@@ -6,6 +6,7 @@ pub mod decode;
 pub mod detect;
 pub mod embed;
 pub mod enrollment;
+pub mod error_chain;
 pub mod evaluation;
 pub mod frame;
 pub mod gallery;
