@@ -34,34 +34,6 @@ impl Drop for Cluster {
     }
 }
 
-/// (status, JSON body or Null) of a request; None when the engine did not answer at all.
-fn call(method: &str, url: &str, body: Option<serde_json::Value>) -> Option<(u16, serde_json::Value)> {
-    let req = ureq::request(method, url).timeout(Duration::from_secs(15));
-    let res = match body {
-        Some(b) => req.send_json(b),
-        None => req.call(),
-    };
-    let res = match res {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(_) => return None,
-    };
-    let status = res.status();
-    Some((status, res.into_json().unwrap_or(serde_json::Value::Null)))
-}
-
-/// The sum of every sample of `name` in the engine's /metrics.
-fn metric(api: &str, name: &str) -> f64 {
-    let text = ureq::get(&format!("{api}/metrics")).call().expect("/metrics").into_string().expect("text");
-    common::metric_sum(&text, name)
-}
-
-async fn count_rows(url: &str, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> i64 {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
-    tokio::spawn(conn);
-    client.query_one(sql, params).await.expect("count").get(0)
-}
-
 #[tokio::test]
 async fn detections_made_while_postgresql_is_down_are_all_written_when_it_returns() {
     let work = common::temp_dir("db-outage");
@@ -87,11 +59,11 @@ async fn detections_made_while_postgresql_is_down_are_all_written_when_it_return
     common::eventually(
         "detections are stored",
         limit,
-        || async { call("GET", &format!("{api}/api/v1/detections?limit=1"), None) },
+        || async { common::api_request("GET", &format!("{api}/api/v1/detections?limit=1"), None) },
         |r| r.as_ref().is_some_and(|(s, b)| *s == 200 && b["items"].as_array().is_some_and(|i| !i.is_empty())),
     )
     .await;
-    let (status, cameras) = call("GET", &format!("{api}/api/v1/cameras"), None).expect("camera list");
+    let (status, cameras) = common::api_request("GET", &format!("{api}/api/v1/cameras"), None).expect("camera list");
     assert_eq!(status, 200);
     let demo = cameras["items"].as_array().unwrap().iter().find(|c| c["name"] == "demo").expect("demo camera")["id"]
         .as_i64()
@@ -103,30 +75,30 @@ async fn detections_made_while_postgresql_is_down_are_all_written_when_it_return
     let readyz = common::eventually(
         "/readyz reports the database",
         limit,
-        || async { call("GET", &format!("{api}/readyz"), None) },
+        || async { common::api_request("GET", &format!("{api}/readyz"), None) },
         |r| r.as_ref().is_some_and(|(s, _)| *s == 503),
     )
     .await
     .unwrap();
     assert_eq!(readyz.1["error"]["code"], "database_unavailable", "{}", readyz.1);
     let body = serde_json::json!({ "name": "added-during-outage", "url": "rtsp://192.0.2.1/stream" });
-    let (status, refused) = call("POST", &format!("{api}/api/v1/cameras"), Some(body)).expect("answer");
+    let (status, refused) = common::api_request("POST", &format!("{api}/api/v1/cameras"), Some(body)).expect("answer");
     assert_eq!(status, 503, "{refused}");
     assert_eq!(refused["error"]["code"], "database_unavailable", "{refused}");
     assert!(refused["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{refused}");
-    let (status, _) = call("GET", &format!("{api}/api/v1/cameras"), None).expect("answer");
+    let (status, _) = common::api_request("GET", &format!("{api}/api/v1/cameras"), None).expect("answer");
     assert_eq!(status, 200, "the camera list is served from cache during the outage");
     common::eventually(
         "events wait in the sink",
         limit,
-        || async { metric(&api, "panoptes_sink_buffered_events") },
+        || async { common::api_metric(&api, "panoptes_sink_buffered_events") },
         |n| *n > 0.0,
     )
     .await;
     if let Some(rest) = Duration::from_secs(20).checked_sub(stopped.elapsed()) {
         tokio::time::sleep(rest).await;
     }
-    let waiting = metric(&api, "panoptes_sink_buffered_events");
+    let waiting = common::api_metric(&api, "panoptes_sink_buffered_events");
     assert!(engine.0.try_wait().unwrap().is_none(), "the engine kept running through the outage");
 
     // The database returns on the same port; the engine reconnects by itself.
@@ -135,32 +107,36 @@ async fn detections_made_while_postgresql_is_down_are_all_written_when_it_return
     common::eventually(
         "/readyz is ready again",
         limit,
-        || async { call("GET", &format!("{api}/readyz"), None) },
+        || async { common::api_request("GET", &format!("{api}/readyz"), None) },
         |r| r.as_ref().is_some_and(|(s, _)| *s == 200),
     )
     .await;
     // Stop the camera so the counts settle, then compare what the matcher emitted with what is stored.
-    let (status, _) =
-        call("PATCH", &format!("{api}/api/v1/cameras/{demo}"), Some(serde_json::json!({ "enabled": false }))).unwrap();
+    let (status, _) = common::api_request(
+        "PATCH",
+        &format!("{api}/api/v1/cameras/{demo}"),
+        Some(serde_json::json!({ "enabled": false })),
+    )
+    .unwrap();
     assert_eq!(status, 200);
     let settled = common::eventually(
         "every emitted event is stored",
         limit,
         || async {
-            let emitted = metric(&api, "panoptes_detection_events_total") as i64;
-            let buffered = metric(&api, "panoptes_sink_buffered_events") as i64;
-            (emitted, buffered, count_rows(&url, "SELECT count(*) FROM detections", &[]).await)
+            let emitted = common::api_metric(&api, "panoptes_detection_events_total") as i64;
+            let buffered = common::api_metric(&api, "panoptes_sink_buffered_events") as i64;
+            (emitted, buffered, common::count_rows(&url, "SELECT count(*) FROM detections", &[]).await)
         },
         |(emitted, buffered, rows)| *buffered == 0 && emitted == rows,
     )
     .await;
-    assert_eq!(metric(&api, "panoptes_sink_overflow_total"), 0.0);
-    assert_eq!(metric(&api, "panoptes_detection_events_dropped_total"), 0.0);
+    assert_eq!(common::api_metric(&api, "panoptes_sink_overflow_total"), 0.0);
+    assert_eq!(common::api_metric(&api, "panoptes_detection_events_dropped_total"), 0.0);
     assert!(
-        metric(&api, "panoptes_sink_write_failures_total") > 0.0,
+        common::api_metric(&api, "panoptes_sink_write_failures_total") > 0.0,
         "writes failed during the outage and were retried"
     );
-    let during = count_rows(
+    let during = common::count_rows(
         &url,
         "SELECT count(*) FROM detections WHERE detected_at BETWEEN $1 AND $2",
         &[&stopped_at, &restarted_at],

@@ -19,10 +19,15 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 fn mosquitto(dir: &std::path::Path, port: u16) -> KillOnDrop {
     let conf = dir.join("mosquitto.conf");
     std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")).unwrap();
+    mosquitto_with(&conf)
+}
+
+/// mosquitto with the configuration file `conf`.
+fn mosquitto_with(conf: &std::path::Path) -> KillOnDrop {
     KillOnDrop(
         Command::new("mosquitto")
             .arg("-c")
-            .arg(&conf)
+            .arg(conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -70,11 +75,6 @@ fn json(text: &str) -> serde_json::Value {
 
 fn get(url: &str) -> serde_json::Value {
     ureq::get(url).timeout(Duration::from_secs(10)).call().expect(url).into_json().expect("JSON")
-}
-
-fn metric(api: &str, name: &str) -> f64 {
-    let text = ureq::get(&format!("{api}/metrics")).call().expect("/metrics").into_string().expect("text");
-    common::metric_sum(&text, name)
 }
 
 /// The demo camera's counters from the API: (frames received, frames dropped).
@@ -158,21 +158,21 @@ async fn appearances_states_and_discovery_reach_mqtt_and_a_broker_outage_costs_t
 
     // The broker goes away for 10 s.
     let (received_before, dropped_before) = demo_frames(&api);
-    let analysed_before = metric(&api, "panoptes_frames_analysed_total");
-    let connections_before = metric(&api, "panoptes_mqtt_connections_total");
+    let analysed_before = common::api_metric(&api, "panoptes_frames_analysed_total");
+    let connections_before = common::api_metric(&api, "panoptes_mqtt_connections_total");
     let _ = broker.0.kill();
     let _ = broker.0.wait();
     let stopped = Instant::now();
     common::eventually(
         "the engine notices",
         limit,
-        || async { metric(&api, "panoptes_mqtt_connected") },
+        || async { common::api_metric(&api, "panoptes_mqtt_connected") },
         |v| *v == 0.0,
     )
     .await;
     tokio::time::sleep(Duration::from_secs(10).saturating_sub(stopped.elapsed())).await;
     let (received_during, dropped_during) = demo_frames(&api);
-    let analysed_during = metric(&api, "panoptes_frames_analysed_total");
+    let analysed_during = common::api_metric(&api, "panoptes_frames_analysed_total");
     // 10 s of a 10 fps camera: about 100 frames arrived, none was dropped, analysis went on.
     assert!(received_during >= received_before + 80, "frames received {received_before} -> {received_during}");
     assert_eq!(dropped_during, dropped_before, "no frame dropped while the broker was away");
@@ -185,12 +185,12 @@ async fn appearances_states_and_discovery_reach_mqtt_and_a_broker_outage_costs_t
     common::eventually(
         "the engine reconnects",
         limit,
-        || async { metric(&api, "panoptes_mqtt_connections_total") },
+        || async { common::api_metric(&api, "panoptes_mqtt_connections_total") },
         |v| *v > connections_before,
     )
     .await;
     eprintln!("reconnected {:.1} s after the broker returned", reconnected.elapsed().as_secs_f64());
-    assert_eq!(metric(&api, "panoptes_mqtt_connected"), 1.0);
+    assert_eq!(common::api_metric(&api, "panoptes_mqtt_connected"), 1.0);
     common::eventually(
         "new appearances arrive",
         limit,
@@ -206,7 +206,7 @@ async fn appearances_states_and_discovery_reach_mqtt_and_a_broker_outage_costs_t
     });
     eprintln!(
         "messages by topic: {by_topic:?}; frames dropped at inference (latest wins, load) meanwhile: {}",
-        metric(&api, "panoptes_frames_dropped_total")
+        common::api_metric(&api, "panoptes_frames_dropped_total")
     );
 
     // The engine dies without a word: the broker publishes its last will.
@@ -312,15 +312,7 @@ async fn mqtt_over_tls_checks_the_broker_certificate_and_the_credentials() {
         ),
     )
     .unwrap();
-    let _broker = KillOnDrop(
-        Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto"),
-    );
+    let _broker = mosquitto_with(&conf);
     let seen = subscribe(plain);
 
     let db = common::fresh_database().await;
@@ -350,8 +342,8 @@ async fn mqtt_over_tls_checks_the_broker_certificate_and_the_credentials() {
         |m| m.iter().any(|(_, p)| p == "online"),
     )
     .await;
-    assert_eq!(metric(&trusted_api, "panoptes_mqtt_connected"), 1.0);
-    assert!(metric(&trusted_api, "panoptes_mqtt_connections_total") >= 1.0);
+    assert_eq!(common::api_metric(&trusted_api, "panoptes_mqtt_connected"), 1.0);
+    assert!(common::api_metric(&trusted_api, "panoptes_mqtt_connections_total") >= 1.0);
 
     // The other two had as long, and a few reconnection attempts more: never connected, still serving,
     // and their logs say why at the default level.
@@ -363,8 +355,8 @@ async fn mqtt_over_tls_checks_the_broker_certificate_and_the_credentials() {
         let said = log.lines().find(|l| l.contains("MQTT cannot connect")).unwrap_or_else(|| panic!("{node}: {log}"));
         assert!(said.to_lowercase().contains(reason), "{node} says: {said}");
         assert!(said.contains(&format!("127.0.0.1:{tls}")), "{node} names the broker: {said}");
-        assert_eq!(metric(api, "panoptes_mqtt_connected"), 0.0, "{node} connected");
-        assert_eq!(metric(api, "panoptes_mqtt_connections_total"), 0.0, "{node} connected");
+        assert_eq!(common::api_metric(api, "panoptes_mqtt_connected"), 0.0, "{node} connected");
+        assert_eq!(common::api_metric(api, "panoptes_mqtt_connections_total"), 0.0, "{node} connected");
         assert!(messages(&seen, &format!("panoptes/node/{node}/availability")).is_empty(), "{node} published");
         let ready = ureq::get(&format!("{api}/readyz")).call().expect("readyz");
         assert_eq!(ready.status(), 200, "{node} still serves");

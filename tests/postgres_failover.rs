@@ -65,32 +65,6 @@ impl Drop for Clusters {
     }
 }
 
-fn call(method: &str, url: &str, body: Option<serde_json::Value>) -> Option<(u16, serde_json::Value)> {
-    let req = ureq::request(method, url).timeout(Duration::from_secs(15));
-    let res = match body {
-        Some(b) => req.send_json(b),
-        None => req.call(),
-    };
-    let res = match res {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(_) => return None,
-    };
-    let status = res.status();
-    Some((status, res.into_json().unwrap_or(serde_json::Value::Null)))
-}
-
-fn metric(api: &str, name: &str) -> f64 {
-    let text = ureq::get(&format!("{api}/metrics")).call().expect("/metrics").into_string().expect("text");
-    common::metric_sum(&text, name)
-}
-
-async fn rows(url: &str, sql: &str) -> i64 {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
-    tokio::spawn(conn);
-    client.query_one(sql, &[]).await.expect("count").get(0)
-}
-
 #[tokio::test]
 async fn the_engine_follows_a_promoted_standby_and_stores_every_detection_once() {
     let work = common::temp_dir("pg-failover");
@@ -157,7 +131,7 @@ async fn the_engine_follows_a_promoted_standby_and_stores_every_detection_once()
     common::eventually(
         "detections are stored on the primary",
         limit,
-        || async { rows(&primary_url, "SELECT count(*) FROM detections").await },
+        || async { common::count_rows(&primary_url, "SELECT count(*) FROM detections", &[]).await },
         |n| *n >= 3,
     )
     .await;
@@ -168,7 +142,7 @@ async fn the_engine_follows_a_promoted_standby_and_stores_every_detection_once()
     let readyz = common::eventually(
         "/readyz reports the database",
         limit,
-        || async { call("GET", &format!("{api}/readyz"), None) },
+        || async { common::api_request("GET", &format!("{api}/readyz"), None) },
         |r| r.as_ref().is_some_and(|(s, _)| *s == 503),
     )
     .await
@@ -181,7 +155,7 @@ async fn the_engine_follows_a_promoted_standby_and_stores_every_detection_once()
     common::eventually(
         "/readyz is ready on the new primary",
         Duration::from_secs(30),
-        || async { call("GET", &format!("{api}/readyz"), None) },
+        || async { common::api_request("GET", &format!("{api}/readyz"), None) },
         |r| r.as_ref().is_some_and(|(s, _)| *s == 200),
     )
     .await;
@@ -193,36 +167,41 @@ async fn the_engine_follows_a_promoted_standby_and_stores_every_detection_once()
     assert!(recovered < Duration::from_secs(30));
 
     // New detections land on the new primary; then the camera is stopped and the counts compared.
-    let before = rows(&standby_url, "SELECT count(*) FROM detections").await;
+    let before = common::count_rows(&standby_url, "SELECT count(*) FROM detections", &[]).await;
     common::eventually(
         "detections are stored on the new primary",
         limit,
-        || async { rows(&standby_url, "SELECT count(*) FROM detections").await },
+        || async { common::count_rows(&standby_url, "SELECT count(*) FROM detections", &[]).await },
         |n| *n > before + 2,
     )
     .await;
-    let (status, cameras) = call("GET", &format!("{api}/api/v1/cameras"), None).expect("camera list");
+    let (status, cameras) = common::api_request("GET", &format!("{api}/api/v1/cameras"), None).expect("camera list");
     assert_eq!(status, 200);
     let demo = cameras["items"].as_array().unwrap().iter().find(|c| c["name"] == "demo").expect("demo camera")["id"]
         .as_i64()
         .unwrap();
-    let (status, _) =
-        call("PATCH", &format!("{api}/api/v1/cameras/{demo}"), Some(serde_json::json!({ "enabled": false }))).unwrap();
+    let (status, _) = common::api_request(
+        "PATCH",
+        &format!("{api}/api/v1/cameras/{demo}"),
+        Some(serde_json::json!({ "enabled": false })),
+    )
+    .unwrap();
     assert_eq!(status, 200);
     let settled = common::eventually(
         "every emitted event is stored once",
         limit,
         || async {
-            let emitted = metric(&api, "panoptes_detection_events_total") as i64;
-            let buffered = metric(&api, "panoptes_sink_buffered_events") as i64;
-            (emitted, buffered, rows(&standby_url, "SELECT count(*) FROM detections").await)
+            let emitted = common::api_metric(&api, "panoptes_detection_events_total") as i64;
+            let buffered = common::api_metric(&api, "panoptes_sink_buffered_events") as i64;
+            (emitted, buffered, common::count_rows(&standby_url, "SELECT count(*) FROM detections", &[]).await)
         },
         |(emitted, buffered, stored)| *buffered == 0 && emitted == stored,
     )
     .await;
-    let distinct = rows(&standby_url, "SELECT count(DISTINCT (camera_id, detected_at)) FROM detections").await;
+    let distinct =
+        common::count_rows(&standby_url, "SELECT count(DISTINCT (camera_id, detected_at)) FROM detections", &[]).await;
     assert_eq!(distinct, settled.2, "no appearance stored twice");
-    assert_eq!(metric(&api, "panoptes_sink_overflow_total"), 0.0);
+    assert_eq!(common::api_metric(&api, "panoptes_sink_overflow_total"), 0.0);
     eprintln!("events emitted {} = rows stored {}", settled.0, settled.2);
     let mut engine = engine;
     assert!(engine.0.try_wait().unwrap().is_none(), "no restart was needed");

@@ -211,6 +211,35 @@ pub fn serve_command(db: &str, port: u16, snapshots: &Path) -> std::process::Com
     c
 }
 
+/// (status, JSON body or Null) of a request to an engine; None when it did not answer at all.
+pub fn api_request(method: &str, url: &str, body: Option<serde_json::Value>) -> Option<(u16, serde_json::Value)> {
+    let req = ureq::request(method, url).timeout(std::time::Duration::from_secs(15));
+    let res = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    let res = match res {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(_) => return None,
+    };
+    let status = res.status();
+    Some((status, res.into_json().unwrap_or(serde_json::Value::Null)))
+}
+
+/// The sum of every sample of `name` in the /metrics of the engine at `api`.
+pub fn api_metric(api: &str, name: &str) -> f64 {
+    let text = ureq::get(&format!("{api}/metrics")).call().expect("/metrics").into_string().expect("text");
+    metric_sum(&text, name)
+}
+
+/// The count a `SELECT count(…)` query returns on database `url`.
+pub async fn count_rows(url: &str, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> i64 {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    client.query_one(sql, params).await.expect("count").get(0)
+}
+
 /// The sum of every sample of `name` (all label sets) in a Prometheus exposition.
 pub fn metric_sum(exposition: &str, name: &str) -> f64 {
     exposition
