@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use criterion::{criterion_group, criterion_main, Criterion};
 use panoptes_engine::align::{align_with_keypoints, mesh::MeshRefiner};
 use panoptes_engine::detect::{DetectorConfig, DetectorModel, FaceDetector};
-use panoptes_engine::embed::Embedder;
+use panoptes_engine::embed::{self, Embedder};
 use panoptes_engine::image_input::{decode_rgb, ImageLimits};
 use panoptes_engine::runtime::{Runtime, SessionSettings};
 
@@ -52,8 +52,13 @@ fn stages(c: &mut Criterion) {
     g.bench_function("align_mesh_refine", |b| b.iter(|| mesh.refine(&obama, &face).expect("mesh")));
 
     let crop = align_with_keypoints(&obama, &face).expect("align").image;
-    let mut emb = Embedder::load(&rt, &models, &settings).expect("embedder");
-    g.bench_function("embed_mobilefacenet_1", |b| b.iter(|| emb.embed(&[&crop]).expect("embed")));
+    for name in [embed::SFACE, embed::MOBILEFACENET] {
+        let spec = embed::resolve_spec(name, None).expect("built-in embedder");
+        let mut emb = Embedder::load(&rt, &models, &spec, &settings).expect("embedder");
+        g.bench_function(format!("embed_{name}_1"), |b| b.iter(|| emb.embed(&[&crop]).expect("embed")));
+        let batch = [&crop; 8];
+        g.bench_function(format!("embed_{name}_batch8_per_batch"), |b| b.iter(|| emb.embed(&batch).expect("embed")));
+    }
     g.finish();
 }
 

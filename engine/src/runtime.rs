@@ -21,6 +21,8 @@ pub enum ModelError {
     ModelLoad { path: PathBuf, message: String },
     #[error("model {model} has an unexpected interface: {message}")]
     Interface { model: String, message: String },
+    #[error("embedder {name:?}: {message}")]
+    EmbedderConfig { name: String, message: String },
     #[error("inference failed in {model}: {message}")]
     Inference { model: &'static str, message: String },
 }
