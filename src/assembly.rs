@@ -17,12 +17,15 @@ use panoptes_actors::matcher::{GetMatcherStats, MatcherActor, SinkLink};
 use panoptes_actors::scheduler::{default_node_id, PipelineThreads, Scheduler, SchedulerConfig, StopScheduler};
 use panoptes_actors::sink::{DetectionSink, Drain};
 use panoptes_api::{AppState, EngineLink};
+use panoptes_engine::embed::{EmbedderCatalog, ModelId};
 use panoptes_engine::gallery::Gallery;
+use panoptes_engine::reembed::{PipelineLoader, Reembedder, SharedSwitchStatus};
 use panoptes_engine::runtime::ModelError;
 use panoptes_engine::snapshot::{SnapshotError, SnapshotStore};
 use panoptes_engine::storage::{StorageError, Store};
 
 use crate::context::{load_pipeline, Context};
+use crate::settings::Settings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -71,7 +74,7 @@ pub struct ShutdownReport {
 impl Engine {
     /// Starts every part on the current actix system, from loaded models, database and gallery.
     pub async fn start(ctx: Context) -> Result<Engine, EngineError> {
-        let Context { settings, pipeline, store, gallery } = ctx;
+        let Context { settings, configured, pipeline, store, gallery } = ctx;
         // Before any actor starts, so the first frames' latencies are recorded.
         panoptes_api::prometheus::install();
         offer_demo_camera(&store, &settings.streaming.demo_clip).await?;
@@ -80,7 +83,9 @@ impl Engine {
         let mut state = AppState::new(store.clone(), gallery.clone(), settings.api.clone())?;
         state.keys.reload(&store).await?;
         panoptes_api::auth::spawn_reload(state.keys.clone(), store.clone(), Duration::from_secs(5));
-        spawn_gallery_sync(store.clone(), gallery.clone());
+        let node_id = if s.node_id.is_empty() { default_node_id() } else { s.node_id.clone() };
+        let embedder_switch = start_embedder_switch(&store, &settings, &configured, &node_id).await?;
+        spawn_gallery_sync(store.clone(), gallery.clone(), pipeline.catalog().clone());
         if state.keys.is_open() {
             tracing::warn!(listen = %settings.api.listen, "no API keys configured or stored: the API is open to anyone who can reach it");
         }
@@ -111,11 +116,11 @@ impl Engine {
         let mut workers = Vec::new();
         for (index, p) in pipelines.into_iter().enumerate() {
             let arbiter = Arbiter::new();
-            let (g, m, threshold) = (gallery.clone(), matcher.clone().recipient(), settings.gallery.match_threshold);
+            let (g, m) = (gallery.clone(), matcher.clone().recipient());
             let (max_batch, latest, record) = (s.max_batch, latest_frames.clone(), latencies.clone());
             let tracking = settings.tracking.clone();
             workers.push(InferenceWorker::start_in_arbiter(&arbiter.handle(), move |_| {
-                InferenceWorker::new(p, g, threshold, m)
+                InferenceWorker::new(p, g, m)
                     .with_index(index)
                     .with_max_batch(max_batch)
                     .with_tracking(tracking)
@@ -128,7 +133,6 @@ impl Engine {
         for w in &workers {
             let _ = w.send(panoptes_actors::inference::GetWorkerStats).await;
         }
-        let node_id = if s.node_id.is_empty() { default_node_id() } else { s.node_id.clone() };
         let scheduler_config = SchedulerConfig {
             latency_budget: Duration::from_millis(s.latency_budget_ms),
             node_id: node_id.clone(),
@@ -164,7 +168,7 @@ impl Engine {
         // The API analyses enrollment and identify photos with its own pipeline (own ONNX sessions).
         state.analyzer = panoptes_api::analyzer::Analyzer::new(vec![load_pipeline(&settings)?]);
         state.policy = settings.enrollment.clone();
-        state.match_threshold = settings.gallery.match_threshold;
+        state.embedder_switch = Some(embedder_switch);
         state.top_k = settings.gallery.top_k;
         state.snapshots = Some(snapshots);
         state.engine = Some(EngineLink {
@@ -246,9 +250,41 @@ impl Engine {
 
 /// Every 5 s, re-reads the gallery when the stored embeddings changed outside this engine's API (the
 /// CLI, another engine); a database outage only postpones it.
-fn spawn_gallery_sync(store: Store, gallery: Arc<std::sync::RwLock<Gallery>>) {
+/// Makes the configured embedder the gallery's target and keeps re-embedding the kept enrollment
+/// photos for it in the background (one engine at a time) until the gallery serves with it.
+async fn start_embedder_switch(
+    store: &Store,
+    settings: &Settings,
+    configured: &ModelId,
+    node_id: &str,
+) -> Result<SharedSwitchStatus, EngineError> {
+    let state = store.aim_gallery_model(configured, node_id).await?;
+    if state.switching() {
+        tracing::info!(
+            serving = %state.active,
+            configured = %state.target,
+            "the configured embedder differs from the one the gallery serves with: its kept photos are re-embedded in the background, and the gallery keeps serving meanwhile"
+        );
+    }
+    let loader_settings = settings.clone();
+    let loader: PipelineLoader = Arc::new(move || load_pipeline(&loader_settings));
+    let reembedder = Reembedder::new(store.clone(), configured.clone(), loader, node_id);
+    let status = reembedder.status();
     actix::spawn(async move {
-        let mut sync = panoptes_engine::gallery_sync::GallerySync::default();
+        let mut every = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            every.tick().await;
+            if let Err(e) = reembedder.pass(|_| {}).await {
+                tracing::warn!(error = %e, "re-embedding the gallery for the configured embedder failed; will retry");
+            }
+        }
+    });
+    Ok(status)
+}
+
+fn spawn_gallery_sync(store: Store, gallery: Arc<std::sync::RwLock<Gallery>>, catalog: EmbedderCatalog) {
+    actix::spawn(async move {
+        let mut sync = panoptes_engine::gallery_sync::GallerySync::new(catalog);
         let mut every = tokio::time::interval(Duration::from_secs(5));
         loop {
             every.tick().await;

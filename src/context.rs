@@ -2,8 +2,10 @@
 
 use std::sync::{Arc, RwLock};
 
-use panoptes_engine::enrollment::load_gallery;
+use panoptes_engine::embed::ModelId;
 use panoptes_engine::gallery::Gallery;
+use panoptes_engine::gallery_sync::read_gallery;
+use panoptes_engine::reembed::serving_model;
 use panoptes_engine::pipeline::FacePipeline;
 use panoptes_engine::runtime::{ModelError, Runtime};
 use panoptes_engine::storage::{StorageError, Store};
@@ -28,6 +30,10 @@ pub enum ContextError {
 
 pub struct Context {
     pub settings: Settings,
+    /// The embedder the configuration names (`pipeline.embedder`); the gallery may still serve with
+    /// another until a switch to this one completes.
+    pub configured: ModelId,
+    /// Embeds with the gallery's model.
     pub pipeline: FacePipeline,
     pub store: Store,
     pub gallery: Arc<RwLock<Gallery>>,
@@ -41,14 +47,16 @@ pub fn load_pipeline(settings: &Settings) -> Result<FacePipeline, ModelError> {
 
 impl Context {
     pub async fn open(settings: Settings) -> Result<Context, ContextError> {
-        let pipeline = load_pipeline(&settings)?;
+        let mut pipeline = load_pipeline(&settings)?;
+        let configured = pipeline.model().clone();
         let url = settings.database_url()?;
         let store = Store::connect(&url, settings.database.pool_size)
             .await
             .map_err(|source| ContextError::Database { url: redact_url(&url), source })?;
-        let gallery = load_gallery(&store, &pipeline).await.map_err(ContextError::Gallery)?;
+        let info = serving_model(&store, &mut pipeline).await.map_err(ContextError::Gallery)?;
+        let gallery = read_gallery(&store, &info).await.map_err(ContextError::Gallery)?;
         tracing::info!(embeddings = gallery.len(), model = %gallery.model(), "gallery loaded");
-        Ok(Context { settings, pipeline, store, gallery: Arc::new(RwLock::new(gallery)) })
+        Ok(Context { settings, configured, pipeline, store, gallery: Arc::new(RwLock::new(gallery)) })
     }
 }
 

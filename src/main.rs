@@ -113,7 +113,7 @@ enum EvalWhat {
         /// CSV: file_x,file_y,same (yes/no)[,condition]; a header line is allowed.
         #[arg(long, default_value = "tests/data/eval/pairs.csv")]
         pairs: PathBuf,
-        /// Match threshold to report at (default: gallery.match_threshold).
+        /// Match threshold to report at (default: the embedder's, pipeline.embedders.<name>.match_threshold).
         #[arg(long)]
         threshold: Option<f32>,
         #[arg(long)]

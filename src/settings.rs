@@ -115,14 +115,15 @@ impl Default for ModelSettings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GallerySettings {
-    /// Cosine similarity at or above which a face is taken to be the enrolled person.
-    pub match_threshold: f32,
+    /// No longer read: each embedder has its own (`pipeline.embedders.<name>.match_threshold`). Kept
+    /// so that an old file is refused with that advice rather than as an unknown key.
+    pub match_threshold: Option<f32>,
     pub top_k: usize,
 }
 
 impl Default for GallerySettings {
     fn default() -> Self {
-        Self { match_threshold: 0.55, top_k: 5 }
+        Self { match_threshold: None, top_k: 5 }
     }
 }
 
@@ -181,11 +182,19 @@ impl Settings {
         if let Err(e) = self.mqtt.validate() {
             return bail(e.to_string());
         }
-        if !(-1.0..=1.0).contains(&self.gallery.match_threshold) {
+        if let Some(t) = self.gallery.match_threshold {
             return bail(format!(
-                "gallery.match_threshold must be between -1 and 1, got {}",
-                self.gallery.match_threshold
+                "gallery.match_threshold ({t}) is no longer used: each embedder has its own threshold; set pipeline.embedders.{}.match_threshold instead",
+                self.pipeline.embedder
             ));
+        }
+        let p = &self.pipeline;
+        for (name, entry) in std::iter::once((&p.embedder, p.embedders.get(&p.embedder)))
+            .chain(p.embedders.iter().map(|(n, e)| (n, Some(e))))
+        {
+            if let Err(e) = panoptes_engine::embed::resolve_spec(name, entry) {
+                return bail(e.to_string());
+            }
         }
         if self.gallery.top_k == 0 {
             return bail("gallery.top_k must be at least 1".into());
@@ -278,9 +287,10 @@ mod tests {
 
     #[test]
     fn env_overrides_reach_nested_keys_with_typed_values() {
-        let mut doc: toml::Table = "[gallery]\nmatch_threshold = 0.55\n".parse().unwrap();
+        let mut doc: toml::Table = "[gallery]\ntop_k = 5\n".parse().unwrap();
         let vars = [
-            ("PANOPTES_GALLERY__MATCH_THRESHOLD".to_string(), "0.6".to_string()),
+            ("PANOPTES_GALLERY__TOP_K".to_string(), "7".to_string()),
+            ("PANOPTES_PIPELINE__EMBEDDERS__SFACE__MATCH_THRESHOLD".to_string(), "0.4".to_string()),
             ("PANOPTES_PIPELINE__DETECTOR__MODEL".to_string(), "back".to_string()),
             ("PANOPTES_DATABASE_URL".to_string(), "postgresql://x@h/db".to_string()),
             ("PANOPTES_PG_DIR".to_string(), "/tmp".to_string()),
@@ -288,7 +298,8 @@ mod tests {
         ];
         apply_env(&mut doc, vars.into_iter()).unwrap();
         let s: Settings = toml::Value::Table(doc).try_into().unwrap();
-        assert_eq!(s.gallery.match_threshold, 0.6);
+        assert_eq!(s.gallery.top_k, 7);
+        assert_eq!(s.pipeline.embedders["sface"].match_threshold, Some(0.4));
         assert_eq!(s.pipeline.detector.model, panoptes_engine::detect::DetectorModel::Back);
         assert_eq!(s.database.url, "postgresql://x@h/db");
     }
@@ -298,7 +309,9 @@ mod tests {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/panoptes.toml")).unwrap();
         let s: Settings = toml::from_str(&text).unwrap();
         let d = Settings::default();
-        assert_eq!(s.gallery.match_threshold, d.gallery.match_threshold);
+        assert_eq!(s.gallery.top_k, d.gallery.top_k);
+        assert_eq!(s.pipeline.embedder, d.pipeline.embedder);
+        s.validate().unwrap();
         assert_eq!(s.api.listen, d.api.listen);
         assert_eq!(s.pipeline.detector.tiling.tile_size, d.pipeline.detector.tiling.tile_size);
     }
@@ -306,5 +319,22 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused() {
         assert!(toml::from_str::<Settings>("[gallery]\nmatch_treshold = 0.5\n").is_err());
+    }
+
+    #[test]
+    fn an_old_global_threshold_is_refused_with_advice() {
+        let s: Settings = toml::from_str("[gallery]\nmatch_threshold = 0.5\n").unwrap();
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("pipeline.embedders.sface.match_threshold"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_embedder_or_a_bad_threshold_is_named() {
+        let s: Settings = toml::from_str("[pipeline]\nembedder = \"arcface\"\n").unwrap();
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("arcface"), "{e}");
+        let s: Settings = toml::from_str("[pipeline.embedders.sface]\nmatch_threshold = 1.5\n").unwrap();
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("sface") && e.contains("match_threshold"), "{e}");
     }
 }

@@ -115,7 +115,7 @@ async fn a_walk_through_is_one_appearance_with_its_largest_face_and_a_one_second
     let stem = completed.snapshot_path.clone().expect("the appearance has a snapshot");
     let face = p.analyze_bytes(&snapshots.read(&stem, SnapshotKind::Face).unwrap()).unwrap();
     assert_eq!(face.len(), 1, "the snapshot's face crop holds one face");
-    let best = gallery.read().unwrap().search(&face[0].embedding, 1).unwrap();
+    let best = gallery.read().unwrap().search(p.model(), &face[0].embedding, 1).unwrap();
     assert_eq!(best[0].person_id, obama.id);
 
     // The 1 s glimpse at 80 px is recognised, on its first showing (the clip loops every 6 s).

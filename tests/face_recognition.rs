@@ -78,7 +78,7 @@ fn t1_yields_six_faces_with_the_full_range_model() {
 fn mesh_refinement_and_detector_keypoints_agree_on_identity() {
     let mut refined = common::pipeline();
     let mut plain = common::pipeline_with(&panoptes_engine::pipeline::PipelineConfig {
-        align: panoptes_engine::align::AlignConfig { mesh_refinement: false },
+        align: panoptes_engine::align::AlignConfig { mesh_refinement: false, ..Default::default() },
         ..Default::default()
     });
     for name in ["obama.jpg", "obama2.jpg", "obama3.jpg"] {

@@ -93,7 +93,7 @@ async fn a_panic_inside_inference_loses_one_batch_and_the_worker_goes_on() {
     let observations = Observations(seen.clone()).start();
     let arbiter = Arbiter::new();
     let worker = InferenceWorker::start_in_arbiter(&arbiter.handle(), move |_| {
-        InferenceWorker::new(p, gallery, 0.55, observations.recipient())
+        InferenceWorker::new(p, gallery, observations.recipient())
     });
     let clip = common::h264_clip(&common::photo("obama2.jpg"), 2, &["-profile:v", "baseline", "-g", "10"], "panic-inf");
     // Every sample analysed (a still scene would otherwise be analysed only every 2 s).

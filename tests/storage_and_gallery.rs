@@ -2,7 +2,8 @@
 
 mod common;
 
-use panoptes_engine::enrollment::{enroll_photo, load_gallery, EnrollError, EnrollmentPolicy};
+use panoptes_engine::enrollment::{enroll_photo, EnrollError, EnrollmentPolicy};
+use panoptes_engine::gallery_sync::read_gallery;
 use panoptes_engine::storage::{migrations, Store};
 
 #[tokio::test]
@@ -80,11 +81,11 @@ async fn enrolled_faces_survive_a_restart_and_deletion_empties_the_gallery() {
 
     // A new process (fresh store and gallery) finds the same vectors, bit for bit.
     let store2 = Store::connect(&url, 2).await.unwrap();
-    let reloaded = load_gallery(&store2, &p).await.unwrap();
+    let reloaded = read_gallery(&store2, p.model_info()).await.unwrap();
     assert_eq!(reloaded.len(), 2);
     let probe = p.analyze_bytes(&common::photo_bytes("obama2.jpg")).unwrap().remove(0).embedding;
-    let live = gallery.read().unwrap().search(&probe, 5).unwrap();
-    let cold = reloaded.search(&probe, 5).unwrap();
+    let live = gallery.read().unwrap().search(p.model(), &probe, 5).unwrap();
+    let cold = reloaded.search(p.model(), &probe, 5).unwrap();
     assert_eq!(live, cold);
     assert_eq!(cold.len(), 1, "one person, however many faces");
     assert_eq!(cold[0].person_id, obama.id);
@@ -99,7 +100,7 @@ async fn enrolled_faces_survive_a_restart_and_deletion_empties_the_gallery() {
     assert!(store2.delete_person(obama.id).await.unwrap());
     assert!(!store2.delete_person(obama.id).await.unwrap());
     assert_eq!(gallery.write().unwrap().remove_person(obama.id), 2);
-    assert!(load_gallery(&store2, &p).await.unwrap().is_empty());
+    assert!(read_gallery(&store2, p.model_info()).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -119,7 +120,7 @@ async fn a_gallery_follows_enrollments_and_deletions_made_elsewhere() {
     let (store, _) = common::fresh_store().await;
     let mut p = common::pipeline();
     let (here, there) = (common::gallery_for(&store, &p).await, common::gallery_for(&store, &p).await);
-    let (mut sync_here, mut sync_there) = (GallerySync::default(), GallerySync::default());
+    let (mut sync_here, mut sync_there) = (GallerySync::new(p.catalog().clone()), GallerySync::new(p.catalog().clone()));
     assert!(!sync_there.refresh(&store, &there).await.unwrap(), "nothing stored, nothing to do");
 
     let obama = store.create_person("Barack Obama", &serde_json::json!({})).await.unwrap();
@@ -128,7 +129,7 @@ async fn a_gallery_follows_enrollments_and_deletions_made_elsewhere() {
     assert!(!sync_here.refresh(&store, &here).await.unwrap(), "the enrolling engine's index already holds it");
     assert!(sync_there.refresh(&store, &there).await.unwrap());
     let probe = p.analyze_bytes(&common::photo_bytes("obama2.jpg")).unwrap().remove(0).embedding;
-    let found = there.read().unwrap().search(&probe, 1).unwrap();
+    let found = there.read().unwrap().search(p.model(), &probe, 1).unwrap();
     assert_eq!(found.first().map(|m| m.person_id), Some(obama.id), "the other engine recognises him now");
     assert!(!sync_there.refresh(&store, &there).await.unwrap(), "no change, no rebuild");
 

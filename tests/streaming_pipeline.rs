@@ -73,7 +73,7 @@ async fn an_enrolled_person_on_camera_produces_one_detection_and_a_stranger_none
     assert!(frame.width().max(frame.height()) <= 640, "context frame downscaled: {}x{}", frame.width(), frame.height());
     let faces = p.analyze_bytes(&face_jpeg).unwrap();
     assert_eq!(faces.len(), 1, "the face crop holds one face");
-    let best = gallery.read().unwrap().search(&faces[0].embedding, 1).unwrap();
+    let best = gallery.read().unwrap().search(p.model(), &faces[0].embedding, 1).unwrap();
     assert_eq!(best[0].person_id, obama.id);
     assert!(best[0].score >= 0.55, "snapshot face matches at {}", best[0].score);
     engine.shutdown().await;

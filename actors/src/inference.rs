@@ -16,9 +16,9 @@ use panoptes_engine::detect::tiling::View;
 use panoptes_engine::detect::{Face, Picture};
 use panoptes_engine::frame::YuvFrame;
 use panoptes_engine::gallery::Gallery;
-use panoptes_engine::pipeline::FacePipeline;
+use panoptes_engine::pipeline::{FaceEmbedding, FacePipeline};
 use panoptes_engine::runtime::{ModelError, Provider};
-use panoptes_engine::track::identity::{Identity, IdentityChange};
+use panoptes_engine::track::identity::{Comparison, Identity, IdentityChange};
 use panoptes_engine::track::quality::face_quality;
 use panoptes_engine::track::{FaceTracker, TrackConfig};
 use serde::Serialize;
@@ -35,6 +35,9 @@ use crate::messages::{Identified, TrackEvent};
 const LOAD_WINDOW: Duration = Duration::from_secs(5);
 /// How often tracks of cameras that send no frame (all still, or stopped) are checked for their end.
 const EXPIRE_EVERY: Duration = Duration::from_millis(500);
+/// Persons each embedding is compared with (the best, the runner-up and a few more, so that the
+/// runner-up over the whole track is known).
+const COMPARED_PERSONS: usize = 5;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct WorkerStats {
@@ -46,6 +49,8 @@ pub struct WorkerStats {
     pub faces: u64,
     /// Faces embedded (what the tracker asked for).
     pub embeddings: u64,
+    /// Faces the tracker asked for that were turned too far to embed (`align.max_yaw_degrees`).
+    pub faces_too_turned: u64,
     pub tracks_started: u64,
     pub tracks_active: u64,
     pub errors: u64,
@@ -83,7 +88,6 @@ struct EmbedJob {
 pub struct InferenceWorker {
     pipeline: FacePipeline,
     gallery: Arc<RwLock<Gallery>>,
-    threshold: f32,
     matcher: Recipient<TrackEvent>,
     /// Every camera this worker has been woken for; a feed only this map still holds belongs to a
     /// stopped camera, whose tracks are then ended.
@@ -104,17 +108,11 @@ pub struct InferenceWorker {
 }
 
 impl InferenceWorker {
-    pub fn new(
-        pipeline: FacePipeline,
-        gallery: Arc<RwLock<Gallery>>,
-        threshold: f32,
-        matcher: Recipient<TrackEvent>,
-    ) -> Self {
+    pub fn new(pipeline: FacePipeline, gallery: Arc<RwLock<Gallery>>, matcher: Recipient<TrackEvent>) -> Self {
         let stats = WorkerStats { provider: Some(pipeline.provider()), ..WorkerStats::default() };
         Self {
             pipeline,
             gallery,
-            threshold,
             matcher,
             cameras: HashMap::new(),
             tracking: TrackConfig::default(),
@@ -217,14 +215,24 @@ impl InferenceWorker {
     }
 
     /// When the gallery has changed since the tracks were last judged, tracks that are not a person
-    /// get embeddings again: whoever was just enrolled may be standing in view.
+    /// get embeddings again: whoever was just enrolled may be standing in view. When it has switched
+    /// models, the pipeline embeds with the new one from now on.
     fn follow_gallery(&mut self) {
-        let generation = self.gallery.read().unwrap_or_else(|p| p.into_inner()).generation();
+        let (generation, model) = {
+            let g = self.gallery.read().unwrap_or_else(|p| p.into_inner());
+            (g.generation(), g.model().clone())
+        };
         if generation != self.gallery_generation {
             self.gallery_generation = generation;
             for cam in self.cameras.values_mut() {
                 cam.tracker.gallery_changed();
             }
+        }
+        match self.pipeline.follow(&model) {
+            Ok(true) => tracing::info!(worker = self.index, %model, "embedding with the gallery's new model"),
+            Ok(false) => {}
+            // Vectors of the two models are never compared: `identify` skips the faces until it can.
+            Err(e) => warn!(worker = self.index, %model, error = %e, "cannot load the gallery's model"),
         }
     }
 
@@ -292,32 +300,44 @@ impl InferenceWorker {
         instruments::inference_batch(self.index, self.pipeline.provider().as_str(), &waits, done - started);
         self.stats.batches += 1;
         self.stats.frames += frames.len() as u64;
-        self.stats.embeddings += embedded.iter().filter(|e| e.is_some()).count() as u64;
+        self.stats.embeddings += embedded.iter().filter(|e| matches!(e, FaceEmbedding::Embedded { .. })).count() as u64;
 
         // Identities from the embeddings.
         let gallery = self.gallery.clone();
         let gallery = gallery.read().unwrap_or_else(|p| p.into_inner());
+        let (model, judgement) = (self.pipeline.model().clone(), gallery.judgement());
         let mut identified = Vec::new();
-        for (job, embedding) in jobs.iter().zip(embedded) {
-            let Some(embedding) = embedding else { continue };
+        for (job, embedded) in jobs.iter().zip(embedded) {
             let frame = &frames[job.frame];
-            let best =
-                gallery.search(&embedding, 1).ok().and_then(|m| m.into_iter().next()).map(|m| (m.person_id, m.score));
-            let outcome = if best.is_some_and(|(_, s)| s >= self.threshold) {
-                FaceOutcome::Matched
-            } else {
-                FaceOutcome::Unknown
+            let vector = match embedded {
+                FaceEmbedding::Embedded { vector, .. } => vector,
+                FaceEmbedding::TooTurned { .. } => {
+                    self.stats.faces_too_turned += 1;
+                    continue;
+                }
+                FaceEmbedding::NotAligned => continue,
             };
-            instruments::faces_detected(frame.camera_id, outcome, 1);
+            let found = match gallery.search(&model, &vector, COMPARED_PERSONS) {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::debug!(camera_id = frame.camera_id, error = %e, "face not compared");
+                    continue;
+                }
+            };
+            let floor = (found.len() == COMPARED_PERSONS).then(|| found[found.len() - 1].score);
+            let comparison = Comparison { candidates: found.iter().map(|m| (m.person_id, m.score)).collect(), floor };
             let Some(cam) = self.cameras.get_mut(&frame.camera_id) else { continue };
-            let Some(change) = cam.tracker.add_embedding(job.track_id, job.quality, best, self.threshold) else {
-                continue;
-            };
+            let change = cam.tracker.add_embedding(job.track_id, job.quality, comparison, &judgement);
             let Some(track) = cam.tracker.track(job.track_id) else { continue };
+            let outcome =
+                if track.identity.person().is_some() { FaceOutcome::Matched } else { FaceOutcome::Unknown };
+            instruments::faces_detected(frame.camera_id, outcome, 1);
+            let Some(change) = change else { continue };
             identified.push(Identified {
                 camera_id: frame.camera_id,
                 track_id: job.track_id,
                 identity: change.to(),
+                evidence: track.evidence(),
                 first_seen: track.first_seen,
                 face: job.face,
                 frame: frame.frame.clone(),
@@ -421,9 +441,9 @@ impl InferenceWorker {
         }
     }
 
-    /// Embeddings for the jobs (all faces of one frame in one call), `None` where alignment failed.
-    fn embed(&mut self, frames: &[SampledFrame], jobs: &[EmbedJob]) -> Vec<Option<Vec<f32>>> {
-        let mut out: Vec<Option<Vec<f32>>> = vec![None; jobs.len()];
+    /// Embeddings for the jobs (all faces of one frame in one call).
+    fn embed(&mut self, frames: &[SampledFrame], jobs: &[EmbedJob]) -> Vec<FaceEmbedding> {
+        let mut out: Vec<FaceEmbedding> = vec![FaceEmbedding::NotAligned; jobs.len()];
         for (i, frame) in frames.iter().enumerate() {
             let idx: Vec<usize> = (0..jobs.len()).filter(|&j| jobs[j].frame == i).collect();
             if idx.is_empty() {

@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 use panoptes_engine::frame::YuvFrame;
 use panoptes_engine::geometry::BBox;
 use panoptes_engine::snapshot::SnapshotStore;
-use panoptes_engine::storage::NewDetection;
-use panoptes_engine::track::identity::Identity;
+use panoptes_engine::storage::{AppearanceEvidence, NewDetection};
+use panoptes_engine::track::identity::{Evidence, Identity};
 use panoptes_engine::track::EndedTrack;
 use serde::Serialize;
 
@@ -175,6 +175,7 @@ impl MatcherActor {
             bbox: id.face.bbox,
             frames: 1,
             snapshot_path: None,
+            evidence: appearance_evidence(&id.evidence, id.identity),
         };
         self.appearances.insert(
             key,
@@ -209,6 +210,14 @@ impl MatcherActor {
         a.row.frames = a.ended_frames.max(1) as i32;
         a.row.best_score = a.row.best_score.max(track.best_match_score);
         a.row.det_score = a.row.det_score.max(track.best_det_score);
+        // The track's final evidence, when it is still of the appearance's person (a track that
+        // changed person left this appearance before).
+        if track.identity.person() == a.row.person_id {
+            a.row.evidence = appearance_evidence(&track.evidence, track.identity);
+            if let Identity::Person { score, .. } = track.identity {
+                a.row.score = score;
+            }
+        }
         self.leave(key, track.last_seen);
         match better {
             Some((frame, bbox, at, quality)) => {
@@ -347,6 +356,19 @@ impl MatcherActor {
     }
 }
 
+/// A track's evidence as its appearance keeps it.
+fn appearance_evidence(e: &Evidence, identity: Identity) -> AppearanceEvidence {
+    // The runner-up of a matched face is the person after the one chosen; of a face nobody was
+    // chosen for (unknown, ambiguous), the person who came closest.
+    let runner_up = if identity.person().is_some() { e.runner_up } else { e.best };
+    AppearanceEvidence {
+        decision: Some(e.decision(identity).to_string()),
+        embeddings: Some(e.embeddings as i32),
+        runner_up_person_id: runner_up.map(|(p, _)| p),
+        runner_up_score: runner_up.map(|(_, s)| s),
+    }
+}
+
 impl Actor for MatcherActor {
     type Context = Context<Self>;
 
@@ -449,6 +471,11 @@ mod tests {
         Face { bbox: BBox { x: 1.0, y: 1.0, width: 10.0, height: 10.0 }, score: 0.9, keypoints: [Point::default(); 6] }
     }
 
+    /// Two embeddings for PERSON, well ahead of the runner-up.
+    fn evidence() -> Evidence {
+        Evidence { best: Some((PERSON, 0.8)), runner_up: Some((PERSON + 1, 0.3)), embeddings: 2, best_single: 0.82, ambiguous: false }
+    }
+
     fn identified(track_id: u64, first_seen: DateTime<Utc>) -> TrackEvent {
         TrackEvent::Identified(Identified {
             camera_id: CAMERA,
@@ -459,6 +486,7 @@ mod tests {
             frame: frame(),
             captured_at: first_seen,
             quality: 0.5,
+            evidence: evidence(),
         })
     }
 
@@ -472,6 +500,7 @@ mod tests {
             best_match_score: 0.8,
             embeddings: 2,
             identity: Identity::Person { person_id: PERSON, score: 0.8 },
+            evidence: evidence(),
             best: None,
         };
         TrackEvent::Ended { camera_id: CAMERA, track }

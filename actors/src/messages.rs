@@ -6,7 +6,7 @@ use actix::Message;
 use panoptes_engine::detect::Face;
 use panoptes_engine::frame::YuvFrame;
 use panoptes_engine::source::annexb::AccessUnit;
-use panoptes_engine::track::identity::Identity;
+use panoptes_engine::track::identity::{Evidence, Identity};
 use panoptes_engine::track::EndedTrack;
 
 /// One encoded picture from a camera, stamped when it arrived.
@@ -52,6 +52,8 @@ pub struct Identified {
     pub camera_id: i64,
     pub track_id: u64,
     pub identity: Identity,
+    /// What the identity rests on (best and runner-up person, embeddings).
+    pub evidence: Evidence,
     /// When the track began (capture time of its first frame).
     pub first_seen: chrono::DateTime<chrono::Utc>,
     /// The face that settled it, in the frame it was seen in (the first snapshot).

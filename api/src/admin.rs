@@ -12,9 +12,16 @@ pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         Some(e) => (e.scheduler.send(GetSchedulerStats).await.ok(), e.sink.send(GetSinkStats).await.ok()),
         None => (None, None),
     };
-    let gallery = state.gallery.read().unwrap_or_else(|p| p.into_inner()).len();
+    let (gallery, model, judgement) = {
+        let g = state.gallery.read().unwrap_or_else(|p| p.into_inner());
+        (g.len(), g.model().to_string(), g.judgement())
+    };
+    let switch = state.embedder_switch.as_ref().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).clone());
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "gallery_embeddings": gallery,
+        "gallery_model": model,
+        "judgement": judgement,
+        "embedder_switch": switch,
         "scheduler": scheduler,
         "detection_sink": sink,
         "cache": state.caches.stats(),

@@ -10,30 +10,39 @@ use crate::error::ApiError;
 
 pub struct Analyzer {
     pipelines: Vec<Mutex<FacePipeline>>,
-    model: ModelId,
 }
 
 impl Analyzer {
     pub fn new(pipelines: Vec<FacePipeline>) -> Option<Analyzer> {
-        let model = pipelines.first()?.model().clone();
-        Some(Analyzer { pipelines: pipelines.into_iter().map(Mutex::new).collect(), model })
+        if pipelines.is_empty() {
+            return None;
+        }
+        Some(Analyzer { pipelines: pipelines.into_iter().map(Mutex::new).collect() })
     }
 
-    pub fn model(&self) -> &ModelId {
-        &self.model
-    }
-
-    /// Runs `f` with a free pipeline (waiting for one when all are busy). Call from a blocking thread.
-    pub fn with_pipeline<T>(&self, f: impl FnOnce(&mut FacePipeline) -> T) -> T {
+    /// Runs `f` with a free pipeline (waiting for one when all are busy) that embeds with `model`,
+    /// the gallery's model: after an embedder switch the pipeline loads the new one first. Call from
+    /// a blocking thread.
+    pub fn with_pipeline<T>(
+        &self,
+        model: &ModelId,
+        f: impl FnOnce(&mut FacePipeline) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let run = |p: &mut FacePipeline| {
+            p.follow(model).map_err(|e| {
+                ApiError::Unavailable(format!("the gallery's embedder {model} cannot be loaded here: {e}"))
+            })?;
+            f(p)
+        };
         for p in &self.pipelines {
             match p.try_lock() {
-                Ok(mut guard) => return f(&mut guard),
-                Err(TryLockError::Poisoned(poisoned)) => return f(&mut poisoned.into_inner()),
+                Ok(mut guard) => return run(&mut guard),
+                Err(TryLockError::Poisoned(poisoned)) => return run(&mut poisoned.into_inner()),
                 Err(TryLockError::WouldBlock) => continue,
             }
         }
         let mut guard = self.pipelines[0].lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
+        run(&mut guard)
     }
 }
 

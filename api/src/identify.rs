@@ -42,9 +42,11 @@ pub async fn identify(state: web::Data<AppState>, payload: Multipart) -> Result<
         return Err(ApiError::Unavailable("face analysis is not loaded in this process".into()));
     }
     let st = state.clone();
+    let (model, judgement) = state.serving();
+    let model_used = model.clone();
     let analysed = run_blocking(move || {
         let Some(analyzer) = &st.analyzer else { return Err(ApiError::Unavailable("no analyzer".into())) };
-        analyzer.with_pipeline(|p| {
+        analyzer.with_pipeline(&model_used, |p| {
             let image = p.decode(&photo.bytes)?;
             let (small, scale) = fit_within(&image, IDENTIFY_MAX_SIDE).map_err(ApiError::Internal)?;
             let faces = p.analyze(&small)?;
@@ -53,13 +55,13 @@ pub async fn identify(state: web::Data<AppState>, payload: Multipart) -> Result<
     })
     .await??;
     let (faces, scale) = analysed;
-    let threshold = state.match_threshold;
+    let threshold = judgement.match_threshold;
     let mut views = Vec::with_capacity(faces.len());
     let mut person_ids = Vec::new();
     {
         let gallery = state.gallery.read().unwrap_or_else(|p| p.into_inner());
         for f in &faces {
-            let found = gallery.search(&f.embedding, state.top_k).unwrap_or_default();
+            let found = gallery.search(&model, &f.embedding, state.top_k).unwrap_or_default();
             let b = f.face.bbox;
             let matches: Vec<MatchView> = found
                 .iter()
@@ -84,5 +86,5 @@ pub async fn identify(state: web::Data<AppState>, payload: Multipart) -> Result<
             }
         }
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "faces": views, "threshold": threshold })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "faces": views, "threshold": threshold, "model": model.to_string() })))
 }

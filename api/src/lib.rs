@@ -38,6 +38,7 @@ use panoptes_actors::matcher::MatcherActor;
 use panoptes_actors::scheduler::Scheduler;
 use panoptes_actors::sink::DetectionSink;
 use panoptes_engine::enrollment::EnrollmentPolicy;
+use panoptes_engine::embed::{Judgement, ModelId};
 use panoptes_engine::gallery::Gallery;
 use panoptes_engine::snapshot::SnapshotStore;
 use panoptes_engine::storage::{NewDetection, Store};
@@ -56,7 +57,6 @@ pub struct AppState {
     /// Face analysis for enrollment and identify (absent: those routes answer 503).
     pub analyzer: Option<analyzer::Analyzer>,
     pub policy: EnrollmentPolicy,
-    pub match_threshold: f32,
     pub top_k: usize,
     /// The running streaming engine (absent when the API runs without one: no live status, no
     /// live snapshots, no engine figures).
@@ -68,6 +68,8 @@ pub struct AppState {
     pub media_root: Option<PathBuf>,
     pub webhooks: webhooks::WebhookCounters,
     pub mqtt: mqtt::MqttCounters,
+    /// Where an embedder switch stands (absent without an engine).
+    pub embedder_switch: Option<panoptes_engine::reembed::SharedSwitchStatus>,
 }
 
 /// The parts of the running engine the API reads. Only the engine assembly (`panoptes::assembly`)
@@ -93,6 +95,13 @@ pub enum ApiConfigError {
 }
 
 impl AppState {
+    /// The model the gallery is on now and its judgement: what a photo is embedded with and judged
+    /// by (it changes when an embedder switch completes).
+    pub fn serving(&self) -> (ModelId, Judgement) {
+        let g = self.gallery.read().unwrap_or_else(|p| p.into_inner());
+        (g.model().clone(), g.judgement())
+    }
+
     /// State with no engine attached; attach parts with the public fields.
     pub fn new(store: Store, gallery: Arc<RwLock<Gallery>>, config: ApiConfig) -> Result<AppState, ApiConfigError> {
         let keys = auth::Keys::from_config(&config.keys)?;
@@ -109,7 +118,6 @@ impl AppState {
             caches: cache::Caches::default(),
             analyzer: None,
             policy: EnrollmentPolicy::default(),
-            match_threshold: 0.55,
             top_k: 5,
             engine: None,
             events,
@@ -117,6 +125,7 @@ impl AppState {
             media_root,
             webhooks: webhooks::WebhookCounters::default(),
             mqtt: mqtt::MqttCounters::default(),
+            embedder_switch: None,
             config,
         })
     }

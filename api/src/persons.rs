@@ -52,13 +52,16 @@ async fn prepare_all(state: &web::Data<AppState>, files: Vec<Upload>) -> Result<
         return Err(ApiError::Unavailable("face analysis is not loaded in this process".into()));
     };
     let st = state.clone();
+    let model = state.serving().0;
     let results = run_blocking(move || {
         let Some(analyzer) = &st.analyzer else { return Vec::new() };
         files
             .iter()
             .enumerate()
             .map(|(i, f)| {
-                analyzer.with_pipeline(|p| prepare_enrollment(p, &st.policy, &f.bytes)).map_err(|e| (f.label(i), e))
+                analyzer
+                    .with_pipeline(&model, |p| Ok(prepare_enrollment(p, &st.policy, &f.bytes)?))
+                    .map_err(|e| (f.label(i), e))
             })
             .collect::<Vec<_>>()
     })
@@ -82,17 +85,9 @@ async fn prepare_all(state: &web::Data<AppState>, files: Vec<Upload>) -> Result<
 }
 
 async fn store_all(state: &AppState, person_id: i64, faces: &[PreparedFace]) -> Result<Vec<Enrolled>, ApiError> {
-    let Some(analyzer) = &state.analyzer else {
-        return Err(ApiError::Unavailable("face analysis is not loaded in this process".into()));
-    };
     let mut out = Vec::with_capacity(faces.len());
     for f in faces {
-        let mut enrolled = store_enrollment(&state.store, &state.gallery, analyzer.model(), person_id, f).await?;
-        enrolled.check_agreement(state.match_threshold);
-        if let Some(w) = &enrolled.warning {
-            tracing::warn!(person_id, embedding_id = enrolled.embedding_id, "{w}");
-        }
-        out.push(enrolled);
+        out.push(store_enrollment(&state.store, &state.gallery, person_id, f).await?);
     }
     Ok(out)
 }

@@ -125,8 +125,23 @@ async fn collect_engine(engine: &crate::EngineLink) {
 
 /// Figures the API keeps itself (gallery, caches, pool, subscribers, webhooks).
 fn collect_api(state: &AppState) {
-    let gallery = state.gallery.read().unwrap_or_else(|p| p.into_inner()).len();
+    let (gallery, model) = {
+        let g = state.gallery.read().unwrap_or_else(|p| p.into_inner());
+        (g.len(), g.model().clone())
+    };
     gauge!("panoptes_gallery_embeddings").set(gallery as f64);
+    gauge!("panoptes_gallery_model_info", "model" => model.name.clone(), "version" => model.version.clone()).set(1.0);
+    if let Some(switch) = &state.embedder_switch {
+        let s = switch.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let switching = s.state.as_ref().is_some_and(|st| st.switching());
+        gauge!("panoptes_embedder_switch_in_progress").set(if switching { 1.0 } else { 0.0 });
+        if let Some(st) = &s.state {
+            let target = st.target.to_string();
+            for (kind, n) in [("embedded", s.target.embedded), ("failed", s.target.failed), ("pending", s.target.pending())] {
+                gauge!("panoptes_reembed_photos", "model" => target.clone(), "state" => kind).set(n as f64);
+            }
+        }
+    }
     for (cache, hm) in state.caches.by_cache() {
         counter!("panoptes_cache_requests_total", "cache" => cache, "result" => "hit").absolute(hm.hits);
         counter!("panoptes_cache_requests_total", "cache" => cache, "result" => "miss").absolute(hm.misses);

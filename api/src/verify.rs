@@ -6,7 +6,7 @@
 
 use actix_multipart::Multipart;
 use actix_web::{web, HttpResponse};
-use panoptes_engine::embed::cosine;
+use panoptes_engine::embed::{cosine, ModelId};
 use panoptes_engine::geometry::BBox;
 use panoptes_engine::image_resize::fit_within;
 use panoptes_engine::pipeline::AnalyzedFace;
@@ -77,11 +77,12 @@ pub async fn verify(state: web::Data<AppState>, payload: Multipart) -> Result<Ht
     if state.analyzer.is_none() {
         return Err(ApiError::Unavailable("face analysis is not loaded in this process".into()));
     }
-    let face_a = largest_face(&state, a, "photo_a").await?;
-    let threshold = state.match_threshold;
+    let (model, judgement) = state.serving();
+    let face_a = largest_face(&state, &model, a, "photo_a").await?;
+    let threshold = judgement.match_threshold;
     let verdict = match (b, person_id) {
         (Some(b), _) => {
-            let face_b = largest_face(&state, b, "photo_b").await?;
+            let face_b = largest_face(&state, &model, b, "photo_b").await?;
             let similarity = cosine(&face_a.0.embedding, &face_b.0.embedding);
             Verdict {
                 similarity,
@@ -95,11 +96,6 @@ pub async fn verify(state: web::Data<AppState>, payload: Multipart) -> Result<Ht
         }
         (None, Some(id)) => {
             state.store.person(id).await?.ok_or(ApiError::NotFound { what: "person", id })?;
-            let model = state
-                .analyzer
-                .as_ref()
-                .map(|a| a.model().clone())
-                .ok_or_else(|| ApiError::Unavailable("face analysis is not loaded in this process".into()))?;
             let enrolled = state.store.embeddings_of_person(id, &model).await?;
             if enrolled.is_empty() {
                 return Err(ApiError::unprocessable(
@@ -126,13 +122,15 @@ pub async fn verify(state: web::Data<AppState>, payload: Multipart) -> Result<Ht
 /// The largest face of an uploaded photo, or the reason there is none (naming the field).
 async fn largest_face(
     state: &web::Data<AppState>,
+    model: &ModelId,
     photo: Upload,
     field: &'static str,
 ) -> Result<(AnalyzedFace, PhotoFace), ApiError> {
     let st = state.clone();
+    let model = model.clone();
     let analysed = run_blocking(move || {
         let Some(analyzer) = &st.analyzer else { return Err(ApiError::Unavailable("no analyzer".into())) };
-        analyzer.with_pipeline(|p| {
+        analyzer.with_pipeline(&model, |p| {
             let image = p.decode(&photo.bytes)?;
             let (small, scale) = fit_within(&image, VERIFY_MAX_SIDE).map_err(ApiError::Internal)?;
             Ok((p.analyze(&small)?, scale))

@@ -34,6 +34,8 @@ pub enum EnrollError {
     FaceTooSmall { width: f32, min: f32 },
     #[error("the face is unclear (detection score {score:.2}, at least {min:.2} required)")]
     LowScore { score: f32, min: f32 },
+    #[error("the face is turned {yaw:.0}° away from the camera (at most {max:.0}°): enroll a photo that faces the camera")]
+    FaceTurned { yaw: f32, max: f32 },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -47,6 +49,7 @@ impl EnrollError {
             EnrollError::SeveralFaces(_) => "several_faces",
             EnrollError::FaceTooSmall { .. } => "face_too_small",
             EnrollError::LowScore { .. } => "face_unclear",
+            EnrollError::FaceTurned { .. } => "face_turned",
             EnrollError::Storage(_) => "storage_unavailable",
         }
     }
@@ -105,6 +108,8 @@ pub const KEPT_PHOTO_MAX_BYTES: usize = 200 * 1024;
 /// A photo analysed and accepted for enrollment, not yet stored (the CPU part, run off the async
 /// executor; [`store_enrollment`] does the I/O).
 pub struct PreparedFace {
+    /// The model that computed `embedding`.
+    pub model: crate::embed::ModelId,
     pub embedding: Vec<f32>,
     pub face_box: crate::geometry::BBox,
     pub det_score: f32,
@@ -132,8 +137,12 @@ pub fn prepare_enrollment(
         }
         other => other,
     })?;
+    if let Some(yaw) = face.aligned.yaw_degrees.filter(|y| pipeline.too_turned(*y)) {
+        return Err(EnrollError::FaceTurned { yaw: yaw.abs(), max: pipeline.max_yaw_degrees() });
+    }
     let b = face.face.bbox;
     Ok(PreparedFace {
+        model: pipeline.model().clone(),
         embedding: face.embedding.clone(),
         face_box: crate::geometry::BBox {
             x: b.x / scale,
@@ -147,16 +156,19 @@ pub fn prepare_enrollment(
     })
 }
 
-/// Stores a prepared face for `person_id` (embedding and kept photo) and adds it to the live gallery.
+/// Stores a prepared face for `person_id` (embedding and kept photo) and adds it to the live gallery;
+/// a face far from the person's others is stored with a warning.
 pub async fn store_enrollment(
     store: &Store,
     gallery: &std::sync::RwLock<Gallery>,
-    model: &crate::embed::ModelId,
     person_id: i64,
     face: &PreparedFace,
 ) -> Result<Enrolled, EnrollError> {
-    let similarity_to_others =
-        gallery.read().unwrap_or_else(|p| p.into_inner()).best_score_for(person_id, &face.embedding);
+    let model = &face.model;
+    let (similarity_to_others, threshold) = {
+        let g = gallery.read().unwrap_or_else(|p| p.into_inner());
+        (g.best_score_for(model, person_id, &face.embedding), g.judgement().match_threshold)
+    };
     let id = store
         .add_embedding(&NewEmbedding {
             person_id,
@@ -168,21 +180,30 @@ pub async fn store_enrollment(
         })
         .await?;
     if let Some(id) = id {
-        store.add_person_photo(person_id, id, &face.kept_jpeg).await?;
+        store.add_person_photo(person_id, id, &face.source_sha256, &face.kept_jpeg).await?;
         // A poisoned lock only means another thread panicked mid-update of plain data: keep serving.
         let mut g = gallery.write().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = g.insert(id, person_id, &face.embedding) {
-            tracing::error!(embedding_id = id, error = %e, "stored embedding rejected by the gallery");
+        // The gallery may have switched models while the photo was analysed: the re-embedding job
+        // gives the photo a vector of the new model; this one is stored but not indexed.
+        if g.model() == model {
+            if let Err(e) = g.insert(id, person_id, &face.embedding) {
+                tracing::error!(embedding_id = id, error = %e, "stored embedding rejected by the gallery");
+            }
         }
     }
-    Ok(Enrolled {
+    let mut enrolled = Enrolled {
         embedding_id: id,
         source_sha256: face.source_sha256.clone(),
         det_score: face.det_score,
         face_box: face.face_box,
         similarity_to_others,
         warning: None,
-    })
+    };
+    enrolled.check_agreement(threshold);
+    if let Some(w) = &enrolled.warning {
+        tracing::warn!(person_id, embedding_id = enrolled.embedding_id, "{w}");
+    }
+    Ok(enrolled)
 }
 
 /// Analyses a photo, stores its embedding for `person_id` and adds it to the live gallery.
@@ -194,17 +215,21 @@ pub async fn enroll_photo(
     person_id: i64,
     bytes: &[u8],
 ) -> Result<Enrolled, EnrollError> {
+    // Embed with the gallery's model, whichever the pipeline was loaded with.
+    let model = gallery.read().unwrap_or_else(|p| p.into_inner()).model().clone();
+    pipeline.follow(&model).map_err(PipelineError::from)?;
     let face = prepare_enrollment(pipeline, policy, bytes)?;
-    store_enrollment(store, gallery, pipeline.model(), person_id, &face).await
+    store_enrollment(store, gallery, person_id, &face).await
 }
 
-/// Builds the gallery for the pipeline's model from the database.
-pub async fn load_gallery(store: &Store, pipeline: &FacePipeline) -> Result<Gallery, StorageError> {
-    let model = pipeline.model().clone();
-    let gallery = crate::gallery_sync::read_gallery(store, &model).await?;
-    let foreign = store.count_foreign_embeddings(&model).await?;
-    if foreign > 0 {
-        tracing::warn!(count = foreign, model = %model, "embeddings of other models are stored and ignored; re-enroll those persons");
+/// The embedding of a kept enrollment photo with the pipeline's model (re-embedding after a model
+/// change): the photo was accepted once, so only its one face is asked for.
+pub fn embed_kept_photo(pipeline: &mut FacePipeline, jpeg: &[u8]) -> Result<AnalyzedFace, EnrollError> {
+    let image = pipeline.decode(jpeg).map_err(PipelineError::from)?;
+    let mut faces = pipeline.analyze(&image).map_err(PipelineError::from)?;
+    match faces.len() {
+        0 => Err(EnrollError::NoFace),
+        1 => Ok(faces.remove(0)),
+        n => Err(EnrollError::SeveralFaces(n)),
     }
-    Ok(gallery)
 }

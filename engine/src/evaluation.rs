@@ -39,6 +39,19 @@ pub struct VerificationReport {
     /// Area under the ROC curve: the chance that a random same-person pair scores above a random
     /// different-person pair (ties count half).
     pub roc_auc: f64,
+    /// Where the scores lie (to choose a threshold, an instant-match score and a margin):
+    /// same-person pairs' 5th, 50th percentile; different-person pairs' 50th, 99th, highest.
+    pub genuine_p5: f32,
+    pub genuine_p50: f32,
+    pub impostor_p50: f32,
+    pub impostor_p99: f32,
+    pub impostor_max: f32,
+}
+
+/// The `q`-quantile of sorted, non-empty scores (nearest rank).
+fn quantile(sorted: &[f32], q: f64) -> f32 {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
 }
 
 /// The figures for `pairs` at `threshold` (a pair matches when its score ≥ threshold), with TAR at
@@ -100,6 +113,11 @@ pub fn verification_report(pairs: &[ScoredPair], threshold: f32, fars: &[f64]) -
         best_accuracy,
         tar_at_far,
         roc_auc: roc_auc(&genuine, &impostor),
+        genuine_p5: quantile(&genuine, 0.05),
+        genuine_p50: quantile(&genuine, 0.5),
+        impostor_p50: quantile(&impostor, 0.5),
+        impostor_p99: quantile(&impostor, 0.99),
+        impostor_max: quantile(&impostor, 1.0),
     })
 }
 

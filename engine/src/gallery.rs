@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use crate::embed::ModelId;
+use crate::embed::{Judgement, ModelId, ModelInfo};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum GalleryError {
@@ -19,6 +19,8 @@ pub enum GalleryError {
     Dimension { expected: usize, got: usize },
     #[error("embedding contains a non-finite value")]
     NonFinite,
+    #[error("the gallery holds vectors of {gallery}, the face was embedded with {query}: they are never compared")]
+    OtherModel { gallery: String, query: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -56,7 +58,7 @@ struct Entry {
 }
 
 pub struct Gallery {
-    model: ModelId,
+    info: ModelInfo,
     dim: usize,
     data: Vec<f32>,
     /// Row r quantised: data[r][i] ≈ q8[r][i] × scale[r], with scale[r] = max|data[r]| / 127.
@@ -84,10 +86,11 @@ fn next_generation() -> u64 {
 const BLOCK: usize = 512;
 
 impl Gallery {
-    pub fn new(model: ModelId, dim: usize) -> Self {
+    /// An empty gallery for vectors of one model.
+    pub fn new(info: ModelInfo) -> Self {
         Self {
-            model,
-            dim,
+            dim: info.dim,
+            info,
             data: Vec::new(),
             q8: Vec::new(),
             scale: Vec::new(),
@@ -105,7 +108,16 @@ impl Gallery {
     }
 
     pub fn model(&self) -> &ModelId {
-        &self.model
+        &self.info.id
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The scores that decide a match on this gallery's model.
+    pub fn judgement(&self) -> Judgement {
+        self.info.judgement
     }
 
     pub fn dim(&self) -> usize {
@@ -199,8 +211,8 @@ impl Gallery {
 
     /// The best score of `query` against `person_id`'s embeddings (exact f32), `None` when the person
     /// has none. Enrollment uses it to tell whether a new photo agrees with the person's others.
-    pub fn best_score_for(&self, person_id: i64, query: &[f32]) -> Option<f32> {
-        if query.len() != self.dim {
+    pub fn best_score_for(&self, model: &ModelId, person_id: i64, query: &[f32]) -> Option<f32> {
+        if query.len() != self.dim || model != self.model() {
             return None;
         }
         let d = self.dim;
@@ -212,9 +224,10 @@ impl Gallery {
             .max_by(f32::total_cmp)
     }
 
-    /// The `k` best-scoring distinct persons for a query, best first (exact; see the module notes).
-    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Match>, GalleryError> {
-        self.check_query(query)?;
+    /// The `k` best-scoring distinct persons for a query embedded with `model`, best first (exact;
+    /// see the module notes).
+    pub fn search(&self, model: &ModelId, query: &[f32], k: usize) -> Result<Vec<Match>, GalleryError> {
+        self.check_query(model, query)?;
         let d = self.dim;
         let (q, q_scale) = quantize(query);
         let q16: Vec<i16> = q.iter().map(|&v| v as i16).collect();
@@ -255,8 +268,8 @@ impl Gallery {
     }
 
     /// The same result by scoring every row in f32 (the reference the fast path is tested against).
-    pub fn search_exhaustive(&self, query: &[f32], k: usize) -> Result<Vec<Match>, GalleryError> {
-        self.check_query(query)?;
+    pub fn search_exhaustive(&self, model: &ModelId, query: &[f32], k: usize) -> Result<Vec<Match>, GalleryError> {
+        self.check_query(model, query)?;
         let mut top = TopK::new(k);
         let mut scores = [0.0f32; BLOCK];
         for (b, rows) in self.data.chunks(BLOCK * self.dim).enumerate() {
@@ -272,7 +285,10 @@ impl Gallery {
         Ok(top.into_vec())
     }
 
-    fn check_query(&self, query: &[f32]) -> Result<(), GalleryError> {
+    fn check_query(&self, model: &ModelId, query: &[f32]) -> Result<(), GalleryError> {
+        if model != self.model() {
+            return Err(GalleryError::OtherModel { gallery: self.model().to_string(), query: model.to_string() });
+        }
         if query.len() != self.dim {
             return Err(GalleryError::Dimension { expected: self.dim, got: query.len() });
         }
@@ -427,8 +443,13 @@ unsafe fn dots_avx2(query: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
 mod tests {
     use super::*;
 
-    fn model() -> ModelId {
+    fn id() -> ModelId {
         ModelId { name: "test".into(), version: "0".into() }
+    }
+
+    fn model(dim: usize) -> ModelInfo {
+        let judgement = Judgement { match_threshold: 0.5, instant_match_score: 0.7, margin: 0.08 };
+        ModelInfo { id: id(), dim, judgement }
     }
 
     fn unit(dim: usize, hot: usize) -> Vec<f32> {
@@ -439,14 +460,14 @@ mod tests {
 
     #[test]
     fn search_returns_distinct_persons_best_first() {
-        let mut g = Gallery::new(model(), 16);
+        let mut g = Gallery::new(model(16));
         g.insert(1, 100, &unit(16, 0)).unwrap();
         g.insert(2, 100, &unit(16, 1)).unwrap();
         let mut mixed = vec![0.0; 16];
         mixed[0] = 0.6;
         mixed[2] = 0.8;
         g.insert(3, 200, &mixed).unwrap();
-        let m = g.search(&unit(16, 0), 5).unwrap();
+        let m = g.search(&id(), &unit(16, 0), 5).unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!((m[0].person_id, m[0].embedding_id, m[0].score), (100, 1, 1.0));
         assert_eq!(m[1].person_id, 200);
@@ -496,7 +517,7 @@ mod tests {
             (seed >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
         };
         let unit_of = |v: Vec<f32>| crate::embed::l2_normalized(&v);
-        let mut g = Gallery::new(model(), dim);
+        let mut g = Gallery::new(model(dim));
         let base: Vec<f32> = unit_of((0..dim).map(|_| next()).collect());
         for i in 0..3000i64 {
             let v: Vec<f32> = if i % 10 == 0 {
@@ -509,35 +530,37 @@ mod tests {
         for trial in 0..40 {
             let q: Vec<f32> = if trial % 2 == 0 { base.clone() } else { unit_of((0..dim).map(|_| next()).collect()) };
             for k in [1, 5, 20] {
-                assert_eq!(g.search(&q, k).unwrap(), g.search_exhaustive(&q, k).unwrap(), "trial {trial} k {k}");
+                assert_eq!(g.search(&id(), &q, k).unwrap(), g.search_exhaustive(&id(), &q, k).unwrap(), "trial {trial} k {k}");
             }
         }
     }
 
     #[test]
     fn removing_a_person_keeps_the_others_searchable() {
-        let mut g = Gallery::new(model(), 8);
+        let mut g = Gallery::new(model(8));
         for i in 0..8 {
             g.insert(i as i64, (i % 3) as i64, &unit(8, i)).unwrap();
         }
         assert_eq!(g.remove_person(1), 3);
         assert_eq!(g.len(), 5);
         for i in [0usize, 2, 3, 5, 6] {
-            let m = g.search(&unit(8, i), 1).unwrap();
+            let m = g.search(&id(), &unit(8, i), 1).unwrap();
             assert_eq!(m[0].embedding_id, i as i64);
             assert_eq!(m[0].score, 1.0);
         }
-        assert!(g.search(&unit(8, 4), 1).unwrap()[0].score < 0.5);
+        assert!(g.search(&id(), &unit(8, 4), 1).unwrap()[0].score < 0.5);
         assert!(g.remove_embedding(0));
         assert!(!g.remove_embedding(0));
     }
 
     #[test]
     fn wrong_dimension_and_non_finite_are_rejected() {
-        let mut g = Gallery::new(model(), 4);
+        let mut g = Gallery::new(model(4));
         assert_eq!(g.insert(1, 1, &[1.0; 3]), Err(GalleryError::Dimension { expected: 4, got: 3 }));
         assert_eq!(g.insert(1, 1, &[f32::NAN, 0.0, 0.0, 0.0]), Err(GalleryError::NonFinite));
-        assert!(g.search(&[1.0; 5], 1).is_err());
-        assert!(g.search(&[1.0; 4], 3).unwrap().is_empty());
+        assert!(g.search(&id(), &[1.0; 5], 1).is_err());
+        assert!(g.search(&id(), &[1.0; 4], 3).unwrap().is_empty());
+        let other = ModelId { name: "other".into(), version: "0".into() };
+        assert!(matches!(g.search(&other, &[1.0; 4], 3), Err(GalleryError::OtherModel { .. })));
     }
 }

@@ -16,6 +16,7 @@ pub mod image_input;
 pub mod image_resize;
 pub mod motion;
 pub mod pipeline;
+pub mod reembed;
 pub mod runtime;
 pub mod snapshot;
 pub mod source;

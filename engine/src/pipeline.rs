@@ -9,7 +9,7 @@ use crate::align::{AlignConfig, AlignedFace, Aligner};
 use crate::detect::nms::weighted_nms;
 use crate::detect::tiling::{TilingConfig, View};
 use crate::detect::{DetectorConfig, Face, FaceDetector, Picture};
-use crate::embed::{Embedder, ModelId};
+use crate::embed::{Embedder, EmbedderCatalog, EmbedderEntry, ModelId, ModelInfo, DEFAULT_EMBEDDER};
 use crate::frame::YuvFrame;
 use crate::geometry::Point;
 use crate::image_input::{decode_rgb, ImageError, ImageLimits};
@@ -20,13 +20,31 @@ const REDETECT_MIN_SCORE: f32 = 0.3;
 /// The second detection must be the same face (a neighbour's may be in the region too).
 const REDETECT_MIN_IOU: f32 = 0.3;
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineConfig {
     pub detector: DetectorConfig,
     pub align: AlignConfig,
+    /// The embedding model faces are compared with: a built-in one (`sface`, `mobilefacenet`) or one
+    /// described in `embedders`.
+    pub embedder: String,
+    /// Per-model settings (file, input scaling, thresholds), over the built-in defaults.
+    pub embedders: std::collections::BTreeMap<String, EmbedderEntry>,
     pub session: SessionSettings,
     pub images: ImageLimits,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            detector: DetectorConfig::default(),
+            align: AlignConfig::default(),
+            embedder: DEFAULT_EMBEDDER.into(),
+            embedders: Default::default(),
+            session: SessionSettings::default(),
+            images: ImageLimits::default(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,13 +63,36 @@ pub struct AnalyzedFace {
     pub embedding: Vec<f32>,
 }
 
+/// What became of a video face handed to [`FacePipeline::embed_faces`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaceEmbedding {
+    Embedded { vector: Vec<f32>, yaw_degrees: Option<f32> },
+    /// Turned further than `align.max_yaw_degrees`: its embedding would say little of who it is (a
+    /// profile scores low against its own person's frontal photos), so the embedder is not run.
+    TooTurned { yaw_degrees: f32 },
+    /// No alignment could be found (degenerate keypoints).
+    NotAligned,
+}
+
+impl FaceEmbedding {
+    pub fn vector(&self) -> Option<&[f32]> {
+        match self {
+            FaceEmbedding::Embedded { vector, .. } => Some(vector),
+            _ => None,
+        }
+    }
+}
+
 pub struct FacePipeline {
     detector: FaceDetector,
     /// Looks closer at where something moved in a video frame (`detector.region_model`).
     region_detector: Option<FaceDetector>,
     aligner: Aligner,
     embedder: Embedder,
+    /// Where another embedder comes from when the gallery's model changes.
+    catalog: EmbedderCatalog,
     limits: ImageLimits,
+    max_yaw_degrees: f32,
 }
 
 impl FacePipeline {
@@ -70,17 +111,43 @@ impl FacePipeline {
             }
             None => None,
         };
+        let catalog = EmbedderCatalog::new(runtime, models_dir, &config.session, &config.embedders);
         Ok(Self {
             detector,
             region_detector,
             aligner: Aligner::load(runtime, models_dir, &config.align, &config.session)?,
-            embedder: Embedder::load(runtime, models_dir, &config.session)?,
+            embedder: catalog.load(&config.embedder)?,
+            catalog,
             limits: config.images.clone(),
+            max_yaw_degrees: config.align.max_yaw_degrees,
         })
     }
 
     pub fn model(&self) -> &ModelId {
         self.embedder.model()
+    }
+
+    pub fn model_info(&self) -> &ModelInfo {
+        self.embedder.info()
+    }
+
+    pub fn catalog(&self) -> &EmbedderCatalog {
+        &self.catalog
+    }
+
+    /// Embeds with `model` from now on (loading it when another is in use): the gallery this
+    /// pipeline's faces are compared with has switched models. Returns whether it changed.
+    pub fn follow(&mut self, model: &ModelId) -> Result<bool, ModelError> {
+        if self.embedder.model() == model {
+            return Ok(false);
+        }
+        self.embedder = self.catalog.load_model(model)?;
+        Ok(true)
+    }
+
+    /// The largest yaw (degrees) at which a video face is still embedded.
+    pub fn max_yaw_degrees(&self) -> f32 {
+        self.max_yaw_degrees
     }
 
     pub fn detector(&mut self) -> &mut FaceDetector {
@@ -161,7 +228,7 @@ impl FacePipeline {
     /// pixel. So the region is detected again at its own scale (one small detector run per embedded
     /// face, batched) and the face found there, overlapping the first, is aligned: 0.80–0.82 steady
     /// on the same faces (`tests/appearances.rs`).
-    pub fn embed_faces(&mut self, frame: &YuvFrame, faces: &[Face]) -> Result<Vec<Option<Vec<f32>>>, ModelError> {
+    pub fn embed_faces(&mut self, frame: &YuvFrame, faces: &[Face]) -> Result<Vec<FaceEmbedding>, ModelError> {
         let mut regions = Vec::with_capacity(faces.len());
         for face in faces {
             let size = face.bbox.width.max(face.bbox.height);
@@ -181,6 +248,7 @@ impl FacePipeline {
         }
         let pictures: Vec<Picture> = regions.iter().map(|(r, _)| Picture::Rgb(r)).collect();
         let redetected = self.detector.detect_pictures(&pictures, REDETECT_MIN_SCORE)?;
+        let mut out: Vec<FaceEmbedding> = vec![FaceEmbedding::NotAligned; faces.len()];
         let mut aligned = Vec::with_capacity(faces.len());
         for (i, ((region, local), found)) in regions.iter().zip(redetected).enumerate() {
             let face = found
@@ -189,17 +257,23 @@ impl FacePipeline {
                 .filter(|(iou, _)| *iou >= REDETECT_MIN_IOU)
                 .max_by(|a, b| a.0.total_cmp(&b.0))
                 .map_or(*local, |(_, f)| f);
-            if let Some(a) = self.aligner.align(region, &face)? {
-                aligned.push((i, a));
+            let Some(a) = self.aligner.align(region, &face)? else { continue };
+            match a.yaw_degrees {
+                Some(yaw) if self.too_turned(yaw) => out[i] = FaceEmbedding::TooTurned { yaw_degrees: yaw },
+                _ => aligned.push((i, a)),
             }
         }
         let crops: Vec<&RgbImage> = aligned.iter().map(|(_, a)| &a.image).collect();
         let embeddings = self.embedder.embed(&crops)?;
-        let mut out: Vec<Option<Vec<f32>>> = vec![None; faces.len()];
-        for ((i, _), e) in aligned.into_iter().zip(embeddings) {
-            out[i] = Some(e);
+        for ((i, a), vector) in aligned.into_iter().zip(embeddings) {
+            out[i] = FaceEmbedding::Embedded { vector, yaw_degrees: a.yaw_degrees };
         }
         Ok(out)
+    }
+
+    /// Whether a face turned by `yaw` degrees is beyond `align.max_yaw_degrees` (0: no limit).
+    pub fn too_turned(&self, yaw: f32) -> bool {
+        self.max_yaw_degrees > 0.0 && yaw.abs() > self.max_yaw_degrees
     }
 
     pub fn analyze_bytes(&mut self, bytes: &[u8]) -> Result<Vec<AnalyzedFace>, PipelineError> {

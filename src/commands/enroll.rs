@@ -31,10 +31,9 @@ pub async fn run(mut ctx: Context, name: &str, person_id: Option<i64>, photos: &
         match enroll_photo(&mut ctx.pipeline, &ctx.store, &ctx.gallery, &ctx.settings.enrollment, person.id, &bytes)
             .await
         {
-            Ok(mut e) if e.embedding_id.is_some() => {
+            Ok(e) if e.embedding_id.is_some() => {
                 enrolled += 1;
                 println!("{}: enrolled (detection score {:.2})", photo.display(), e.det_score);
-                e.check_agreement(ctx.settings.gallery.match_threshold);
                 if let Some(w) = e.warning {
                     eprintln!("{}: warning: {w}", photo.display());
                 }

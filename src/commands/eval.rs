@@ -111,9 +111,9 @@ pub fn recognition(
 ) -> Result<()> {
     let text = std::fs::read_to_string(pairs_file).with_context(|| format!("reading {}", pairs_file.display()))?;
     let specs = parse_pairs(&text, pairs_file)?;
-    let threshold = threshold.unwrap_or(settings.gallery.match_threshold);
     let min_sharpness = settings.tracking.min_sharpness;
     let mut pipeline = panoptes::context::load_pipeline(settings)?;
+    let threshold = threshold.unwrap_or(pipeline.model_info().judgement.match_threshold);
 
     // Each photo once: its largest face's embedding, or why there is none.
     let mut names: Vec<&str> = specs.iter().flat_map(|p| [p.x.as_str(), p.y.as_str()]).collect();
@@ -225,6 +225,10 @@ fn print_recognition(r: &RecognitionReport) {
         }
     }
     println!("ROC AUC {:.4}", f.roc_auc);
+    println!(
+        "scores: same person p5 {:.3}, median {:.3}; different persons median {:.3}, p99 {:.3}, highest {:.3}",
+        f.genuine_p5, f.genuine_p50, f.impostor_p50, f.impostor_p99, f.impostor_max
+    );
     if !r.by_condition.is_empty() {
         println!("\nby condition, at threshold {:.3} (probe quality as the tracker judges it):", f.threshold);
         println!(

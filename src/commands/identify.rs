@@ -26,13 +26,14 @@ struct MatchReport {
 pub async fn run(mut ctx: Context, photo: &Path, json: bool) -> Result<()> {
     let bytes = std::fs::read(photo).with_context(|| format!("reading {}", photo.display()))?;
     let faces = ctx.pipeline.analyze_bytes(&bytes).with_context(|| format!("{}", photo.display()))?;
-    let threshold = ctx.settings.gallery.match_threshold;
     let mut reports = Vec::new();
-    for f in &faces {
-        let matches =
-            ctx.gallery.read().unwrap_or_else(|p| p.into_inner()).search(&f.embedding, ctx.settings.gallery.top_k)?;
-        reports.push((f, matches));
-    }
+    let threshold = {
+        let gallery = ctx.gallery.read().unwrap_or_else(|p| p.into_inner());
+        for f in &faces {
+            reports.push((f, gallery.search(ctx.pipeline.model(), &f.embedding, ctx.settings.gallery.top_k)?));
+        }
+        gallery.judgement().match_threshold
+    };
     let ids: Vec<i64> = reports.iter().flat_map(|(_, m)| m.iter().map(|m| m.person_id)).collect();
     let names: HashMap<i64, String> = ctx.store.person_names(&ids).await?.into_iter().collect();
     let out: Vec<FaceReport> = reports

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use panoptes_engine::enrollment::load_gallery;
+use panoptes_engine::gallery_sync::read_gallery;
 use panoptes_engine::gallery::Gallery;
 use panoptes_engine::pipeline::{FacePipeline, PipelineConfig};
 use panoptes_engine::runtime::Runtime;
@@ -84,7 +84,7 @@ pub async fn fresh_store() -> (Store, String) {
 }
 
 pub async fn gallery_for(store: &Store, pipeline: &FacePipeline) -> Arc<RwLock<Gallery>> {
-    Arc::new(RwLock::new(load_gallery(store, pipeline).await.expect("load gallery")))
+    Arc::new(RwLock::new(read_gallery(store, pipeline.model_info()).await.expect("load gallery")))
 }
 
 pub fn temp_dir(tag: &str) -> PathBuf {

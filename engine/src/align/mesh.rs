@@ -35,8 +35,9 @@ impl MeshRefiner {
     }
 
     /// Five alignment points in template order (eye on the image's left, other eye, nose tip, mouth
-    /// corner on the image's left, other corner), or `None` when the mesh sees no face in the crop.
-    pub fn refine(&mut self, image: &RgbImage, face: &Face) -> Result<Option<[Point; 5]>, ModelError> {
+    /// corner on the image's left, other corner) and the head's yaw, or `None` when the mesh sees no
+    /// face in the crop.
+    pub fn refine(&mut self, image: &RgbImage, face: &Face) -> Result<Option<MeshFit>, ModelError> {
         let (l, r) = (face.keypoints[0], face.keypoints[1]);
         let angle = (r.y - l.y).atan2(r.x - l.x);
         let size = face.bbox.width.max(face.bbox.height) * ROI_SCALE;
@@ -82,6 +83,32 @@ impl MeshRefiner {
             return Ok(None);
         }
         let at = |i: usize| crop_to_image.apply(Point::new(mesh[3 * i], mesh[3 * i + 1]));
-        Ok(Some([at(33).midpoint(at(133)), at(362).midpoint(at(263)), at(1), at(61), at(291)]))
+        let points = [at(33).midpoint(at(133)), at(362).midpoint(at(263)), at(1), at(61), at(291)];
+        Ok(Some(MeshFit { points, yaw_degrees: yaw_degrees(&mesh) }))
     }
+}
+
+/// The mesh's alignment points and pose.
+#[derive(Clone, Copy, Debug)]
+pub struct MeshFit {
+    pub points: [Point; 5],
+    /// How far the head is turned left or right (0 facing the camera, ±90 in profile; see
+    /// [`yaw_degrees`]).
+    pub yaw_degrees: f32,
+}
+
+/// The head's yaw from the mesh, in the upright crop: where the nose tip (point 1) lies between the
+/// face's outline at the cheeks (points 234 and 454). Facing the camera it is midway; turned by θ it
+/// moves off the middle by about sin θ of the half-width (a head is roughly a cylinder there), so
+/// θ ≈ asin(2r − 1). Approximate (±10° against a real head pose), enough to tell a face to embed from
+/// one turned too far.
+pub fn yaw_degrees(mesh: &[f32]) -> f32 {
+    let x = |i: usize| mesh[3 * i];
+    let (left, right, nose) = (x(234), x(454), x(1));
+    let width = right - left;
+    if !(width.is_finite() && width.abs() > 1e-3) {
+        return 90.0;
+    }
+    let r = (nose - left) / width;
+    (2.0 * r - 1.0).clamp(-1.0, 1.0).asin().to_degrees()
 }

@@ -31,11 +31,14 @@ pub const TEMPLATE: [Point; 5] = [
 pub struct AlignConfig {
     /// Refine the detector's keypoints with the 468-point mesh (≈5 ms per face on CPU).
     pub mesh_refinement: bool,
+    /// A video face turned further than this (degrees of yaw, from the mesh) is not embedded, and an
+    /// enrollment photo so turned is refused: its embedding says little of who it is. 0: no limit.
+    pub max_yaw_degrees: f32,
 }
 
 impl Default for AlignConfig {
     fn default() -> Self {
-        Self { mesh_refinement: true }
+        Self { mesh_refinement: true, max_yaw_degrees: 50.0 }
     }
 }
 
@@ -47,6 +50,8 @@ pub struct AlignedFace {
     pub transform: Similarity,
     /// Whether the mesh supplied the alignment points.
     pub refined: bool,
+    /// How far the head is turned (degrees, from the mesh; `None` without mesh refinement).
+    pub yaw_degrees: Option<f32>,
 }
 
 pub struct Aligner {
@@ -71,12 +76,13 @@ impl Aligner {
 
     pub fn align(&mut self, image: &RgbImage, face: &Face) -> Result<Option<AlignedFace>, ModelError> {
         if let Some(mesh) = self.mesh.as_mut() {
-            if let Some(points) = mesh.refine(image, face)? {
-                if let Some(t) = Similarity::fit(&points, &TEMPLATE) {
+            if let Some(fit) = mesh.refine(image, face)? {
+                if let Some(t) = Similarity::fit(&fit.points, &TEMPLATE) {
                     return Ok(Some(AlignedFace {
                         image: warp::warp(image, &t, ALIGNED_SIDE, ALIGNED_SIDE),
                         transform: t,
                         refined: true,
+                        yaw_degrees: Some(fit.yaw_degrees),
                     }));
                 }
             }
@@ -92,5 +98,10 @@ pub fn align_with_keypoints(image: &RgbImage, face: &Face) -> Option<AlignedFace
     let src = [k[0], k[1], k[2], k[3]];
     let dst = [TEMPLATE[0], TEMPLATE[1], TEMPLATE[2], TEMPLATE[3].midpoint(TEMPLATE[4])];
     let t = Similarity::fit(&src, &dst)?;
-    Some(AlignedFace { image: warp::warp(image, &t, ALIGNED_SIDE, ALIGNED_SIDE), transform: t, refined: false })
+    Some(AlignedFace {
+        image: warp::warp(image, &t, ALIGNED_SIDE, ALIGNED_SIDE),
+        transform: t,
+        refined: false,
+        yaw_degrees: None,
+    })
 }

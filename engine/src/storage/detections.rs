@@ -28,6 +28,19 @@ pub struct Detection {
     pub frames: i32,
     /// Snapshot stem (see `crate::snapshot`), when one was written: the appearance's best face.
     pub snapshot_path: Option<String>,
+    /// Why it is who it is (empty for rows written before it was kept).
+    pub evidence: AppearanceEvidence,
+}
+
+/// What an appearance's identity rests on: how many of the track's embeddings decided, the
+/// decision, and the person that came closest after the one chosen.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct AppearanceEvidence {
+    /// `matched`, `unknown` (nobody close enough), or `ambiguous` (two people too close to tell apart).
+    pub decision: Option<String>,
+    pub embeddings: Option<i32>,
+    pub runner_up_person_id: Option<i64>,
+    pub runner_up_score: Option<f32>,
 }
 
 /// Which detections to list; every field narrows the result.
@@ -47,7 +60,7 @@ pub struct DetectionCursor {
 }
 
 const COLUMNS: &str = "id, camera_id, detected_at, person_id, score, det_score, box_x, box_y, box_w, box_h, \
-     snapshot_path, last_seen_at, frames, best_score";
+     snapshot_path, last_seen_at, frames, best_score, decision, embeddings, runner_up_person_id, runner_up_score";
 
 fn from_row(r: &tokio_postgres::Row) -> Detection {
     Detection {
@@ -62,6 +75,12 @@ fn from_row(r: &tokio_postgres::Row) -> Detection {
         last_seen_at: r.get(11),
         frames: r.get(12),
         best_score: r.get(13),
+        evidence: AppearanceEvidence {
+            decision: r.get(14),
+            embeddings: r.get(15),
+            runner_up_person_id: r.get(16),
+            runner_up_score: r.get(17),
+        },
     }
 }
 
@@ -82,6 +101,7 @@ pub struct NewDetection {
     pub bbox: BBox,
     pub frames: i32,
     pub snapshot_path: Option<String>,
+    pub evidence: AppearanceEvidence,
 }
 
 impl NewDetection {
@@ -106,6 +126,7 @@ impl NewDetection {
             bbox,
             frames: 1,
             snapshot_path: None,
+            evidence: AppearanceEvidence::default(),
         }
     }
 }
@@ -115,15 +136,19 @@ impl NewDetection {
 // The camera is never rewritten (deleting it unlinks its rows).
 const UPSERT: &str =
     "INSERT INTO detections (id, camera_id, detected_at, person_id, score, det_score, box_x, box_y, box_w, box_h,
-         snapshot_path, last_seen_at, frames, best_score)
-     VALUES (coalesce($1, nextval('detections_id_seq')), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         snapshot_path, last_seen_at, frames, best_score, decision, embeddings, runner_up_person_id, runner_up_score)
+     VALUES (coalesce($1, nextval('detections_id_seq')), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+         $15, $16, $17, $18)
      ON CONFLICT (id) DO UPDATE SET detected_at = EXCLUDED.detected_at, person_id = EXCLUDED.person_id,
          score = EXCLUDED.score, det_score = EXCLUDED.det_score, box_x = EXCLUDED.box_x, box_y = EXCLUDED.box_y,
          box_w = EXCLUDED.box_w, box_h = EXCLUDED.box_h, snapshot_path = EXCLUDED.snapshot_path,
-         last_seen_at = EXCLUDED.last_seen_at, frames = EXCLUDED.frames, best_score = EXCLUDED.best_score
+         last_seen_at = EXCLUDED.last_seen_at, frames = EXCLUDED.frames, best_score = EXCLUDED.best_score,
+         decision = EXCLUDED.decision, embeddings = EXCLUDED.embeddings,
+         runner_up_person_id = EXCLUDED.runner_up_person_id, runner_up_score = EXCLUDED.runner_up_score
      RETURNING id";
 
-fn upsert_params(d: &NewDetection) -> [&(dyn ToSql + Sync); 14] {
+fn upsert_params(d: &NewDetection) -> [&(dyn ToSql + Sync); 18] {
+    let e = &d.evidence;
     [
         &d.id,
         &d.camera_id,
@@ -139,6 +164,10 @@ fn upsert_params(d: &NewDetection) -> [&(dyn ToSql + Sync); 14] {
         &d.last_seen_at,
         &d.frames,
         &d.best_score,
+        &e.decision,
+        &e.embeddings,
+        &e.runner_up_person_id,
+        &e.runner_up_score,
     ]
 }
 

@@ -77,17 +77,4 @@ impl Store {
             .map_err(|source| StorageError::Query { context: "read the embeddings' signature", source })?;
         Ok(GallerySignature { count: row.get(0), max_id: row.get(1), id_sum: row.get(2) })
     }
-
-    /// Embeddings stored under other models than `model` (they need re-enrollment after a model change).
-    pub async fn count_foreign_embeddings(&self, model: &ModelId) -> Result<i64, StorageError> {
-        let c = self.client().await?;
-        let row = c
-            .query_one(
-                "SELECT count(*) FROM face_embeddings WHERE NOT (model_name = $1 AND model_version = $2)",
-                &[&model.name, &model.version],
-            )
-            .await
-            .map_err(|source| StorageError::Query { context: "count embeddings", source })?;
-        Ok(row.get(0))
-    }
 }

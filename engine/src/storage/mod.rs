@@ -4,6 +4,7 @@ pub mod api_keys;
 pub mod cameras;
 pub mod detections;
 pub mod embeddings;
+pub mod gallery_model;
 pub mod leases;
 pub mod migrations;
 pub mod persons;
@@ -16,8 +17,9 @@ use tokio_postgres::NoTls;
 
 pub use api_keys::StoredApiKey;
 pub use cameras::{Camera, CameraOptions, CameraPatch, NewCamera};
-pub use detections::{Detection, DetectionCursor, DetectionFilter, NewDetection};
+pub use detections::{AppearanceEvidence, Detection, DetectionCursor, DetectionFilter, NewDetection};
 pub use embeddings::{EmbeddingRow, NewEmbedding};
+pub use gallery_model::{EmbeddingCoverage, GalleryModelState, PhotoToEmbed, ReembedFailure, ReembedLock};
 pub use persons::Person;
 
 #[derive(Debug, thiserror::Error)]

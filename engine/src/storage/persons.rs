@@ -97,12 +97,18 @@ impl Store {
         self.person(id).await
     }
 
-    /// Keeps the compressed copy of an enrolled photo.
-    pub async fn add_person_photo(&self, person_id: i64, embedding_id: i64, jpeg: &[u8]) -> Result<(), StorageError> {
+    /// Keeps the compressed copy of an enrolled photo (`source_sha256`: the upload's digest).
+    pub async fn add_person_photo(
+        &self,
+        person_id: i64,
+        embedding_id: i64,
+        source_sha256: &str,
+        jpeg: &[u8],
+    ) -> Result<(), StorageError> {
         let c = self.client().await?;
         c.execute(
-            "INSERT INTO person_photos (person_id, embedding_id, jpeg) VALUES ($1, $2, $3)",
-            &[&person_id, &embedding_id, &jpeg],
+            "INSERT INTO person_photos (person_id, embedding_id, source_sha256, jpeg) VALUES ($1, $2, $3, $4)",
+            &[&person_id, &embedding_id, &source_sha256, &jpeg],
         )
         .await
         .map_err(|source| StorageError::Query { context: "store person photo", source })?;

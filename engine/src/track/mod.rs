@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use self::identity::{Identity, IdentityChange, Votes};
+use self::identity::{Comparison, Evidence, Identity, IdentityChange, TrackEvidence};
 use self::quality::Quality;
 use crate::detect::Face;
+use crate::embed::Judgement;
 use crate::geometry::BBox;
 
 /// A face below `min_sharpness` is skipped only when it is less than this share of the track's
@@ -46,10 +47,10 @@ pub struct TrackConfig {
     /// A settled track is embedded again only when its face's quality is this many times the quality
     /// it was last embedded at.
     pub better_quality: f32,
-    /// Embeddings above the match threshold that must agree on a person before the track is theirs.
+    /// Embeddings whose robust mean must clear the match threshold (with the margin over the
+    /// runner-up) before the track is a person; as many misses make it unknown. The model's
+    /// `instant_match_score` settles it with one.
     pub confirm_embeddings: u32,
-    /// One embedding at or above this score settles the identity on its own (a fast alert).
-    pub instant_match_score: f32,
     /// Most tracks per camera (a crowd beyond this is not tracked face by face).
     pub max_tracks: usize,
     /// A face less sharp than this (0..1, see [`quality`]) is not embedded when the track has shown
@@ -69,7 +70,6 @@ impl Default for TrackConfig {
             max_embeddings: 5,
             better_quality: 1.25,
             confirm_embeddings: 2,
-            instant_match_score: 0.7,
             max_tracks: 32,
             min_sharpness: 0.5,
         }
@@ -105,7 +105,7 @@ pub struct Track<F> {
     embedded_quality: f32,
     /// The sharpest face it has shown (see [`TrackConfig::min_sharpness`]).
     sharpest: f32,
-    votes: Votes,
+    evidence: TrackEvidence,
     pub identity: Identity,
     pub best: Option<BestFace<F>>,
     /// Matched in the latest analysed frame.
@@ -120,7 +120,12 @@ impl<F> Track<F> {
 
     /// The best gallery score any embedding of this track reached.
     pub fn best_match_score(&self) -> f32 {
-        self.votes.best_score()
+        self.evidence.best_single()
+    }
+
+    /// What its identity rests on so far.
+    pub fn evidence(&self) -> Evidence {
+        self.evidence.summary()
     }
 }
 
@@ -135,6 +140,7 @@ pub struct EndedTrack<F> {
     pub best_match_score: f32,
     pub embeddings: u32,
     pub identity: Identity,
+    pub evidence: Evidence,
     pub best: Option<BestFace<F>>,
 }
 
@@ -280,7 +286,7 @@ impl<F: Clone> FaceTracker<F> {
                 embeddings_allowed: self.config.max_embeddings,
                 embedded_quality: 0.0,
                 sharpest: quality.sharpness,
-                votes: Votes::default(),
+                evidence: TrackEvidence::default(),
                 identity: Identity::Pending,
                 best: Some(BestFace { quality: q, face: faces[d], frame: frame.clone(), captured_at: wall }),
                 seen_in_last_frame: true,
@@ -314,21 +320,22 @@ impl<F: Clone> FaceTracker<F> {
         }
     }
 
-    /// Records one embedding of track `id` (taken from a face of `quality`) and its best gallery match
-    /// (`None`: empty gallery). Says when the track's identity settles or changes.
+    /// Records one embedding of track `id` (taken from a face of `quality`) compared with the gallery
+    /// (no candidates: an empty gallery), judged on the gallery model's scores. Says when the track's
+    /// identity settles or changes.
     pub fn add_embedding(
         &mut self,
         id: u64,
         quality: f32,
-        best: Option<(i64, f32)>,
-        threshold: f32,
+        comparison: Comparison,
+        judgement: &Judgement,
     ) -> Option<IdentityChange> {
         let config = self.config.clone();
         let t = self.tracks.iter_mut().find(|t| t.id == id)?;
         t.embeddings += 1;
         t.embedded_quality = quality;
-        t.votes.add(best, threshold);
-        let now = t.votes.decide(&config, t.embeddings, t.identity);
+        t.evidence.add(comparison, quality);
+        let now = t.evidence.decide(&config, judgement, t.identity);
         let change = identity::change(t.identity, now);
         if let Some(c) = change {
             t.identity = c.to();
@@ -368,9 +375,10 @@ fn ended<F>(t: Track<F>) -> EndedTrack<F> {
         last_seen: t.last_seen,
         frames: t.frames,
         best_det_score: t.best_det_score,
-        best_match_score: t.votes.best_score(),
+        best_match_score: t.evidence.best_single(),
         embeddings: t.embeddings,
         identity: t.identity,
+        evidence: t.evidence.summary(),
         best: t.best,
     }
 }

@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::identity::{Identity, IdentityChange};
+use super::identity::{Comparison, Identity, IdentityChange};
+use crate::embed::Judgement;
 use super::*;
 use crate::geometry::Point;
 
@@ -28,6 +29,15 @@ impl Clock {
         self.ms += ms;
         self.t0 + Duration::from_millis(self.ms)
     }
+}
+
+/// The judgement of an embedder with these numbers (the tests do not depend on the built-in ones).
+const JUDGEMENT: Judgement = Judgement { match_threshold: 0.55, instant_match_score: 0.7, margin: 0.08 };
+
+/// One embedding compared with a whole (small) gallery: `scores` lists every person in it.
+fn vote(tr: &mut FaceTracker<u32>, id: u64, quality: f32, scores: &[(i64, f32)]) -> Option<IdentityChange> {
+    let comparison = Comparison { candidates: scores.to_vec(), floor: None };
+    tr.add_embedding(id, quality, comparison, &JUDGEMENT)
 }
 
 fn step(tr: &mut FaceTracker<u32>, clock: &mut Clock, faces: &[Face]) -> FrameUpdate<u32> {
@@ -119,16 +129,17 @@ fn embeddings_are_spent_on_faces_not_yet_a_person_or_clearly_better_ones_only() 
     let mut clock = Clock { t0: Instant::now(), ms: 0 };
     let id = step(&mut tr, &mut clock, &[face(100.0, 100.0, 80.0, 0.9)]).assigned[0].unwrap();
     assert!(tr.wants_embedding(id, &scored(0.4)), "a new track is embedded");
-    assert_eq!(tr.add_embedding(id, 0.4, Some((7, 0.62)), 0.55), None, "one vote at 0.62 is not enough");
+    assert_eq!(vote(&mut tr, id, 0.4, &[(7, 0.62)]), None, "one vote at 0.62 is not enough");
     assert!(tr.wants_embedding(id, &scored(0.4)), "unsettled: embed again");
-    assert_eq!(
-        tr.add_embedding(id, 0.4, Some((7, 0.60)), 0.55),
-        Some(IdentityChange::Settled(Identity::Person { person_id: 7, score: 0.62 }))
+    let settled = vote(&mut tr, id, 0.4, &[(7, 0.60)]);
+    assert!(
+        matches!(settled, Some(IdentityChange::Settled(Identity::Person { person_id: 7, score })) if (score - 0.61).abs() < 1e-5),
+        "two votes: the track's score is their mean: {settled:?}"
     );
     assert!(!tr.wants_embedding(id, &scored(0.45)), "settled: a slightly better face is not worth it");
     assert!(tr.wants_embedding(id, &scored(0.6)), "a clearly better one is");
     for _ in 0..3 {
-        tr.add_embedding(id, 0.9, Some((7, 0.7)), 0.55);
+        vote(&mut tr, id, 0.9, &[(7, 0.7)]);
     }
     assert!(!tr.wants_embedding(id, &scored(1.0)), "at most max_embeddings per track");
     assert_eq!(tr.track(id).unwrap().embeddings, config.max_embeddings);
@@ -137,15 +148,16 @@ fn embeddings_are_spent_on_faces_not_yet_a_person_or_clearly_better_ones_only() 
     // face seen badly so far), up to max_embeddings; a third embedding above the match can name it.
     let u = step(&mut tr, &mut clock, &[face(100.0, 100.0, 80.0, 0.9), face(400.0, 100.0, 80.0, 0.9)]);
     let stranger = u.assigned[1].unwrap();
-    tr.add_embedding(stranger, 0.4, Some((7, 0.3)), 0.55);
+    vote(&mut tr, stranger, 0.4, &[(7, 0.3)]);
     assert_eq!(
-        tr.add_embedding(stranger, 0.4, Some((7, 0.35)), 0.55),
+        vote(&mut tr, stranger, 0.4, &[(7, 0.35)]),
         Some(IdentityChange::Settled(Identity::Unknown))
     );
     assert!(tr.wants_embedding(stranger, &scored(0.4)), "unknown: embed again at the same quality");
-    assert!(matches!(tr.add_embedding(stranger, 0.4, Some((7, 0.74)), 0.55), Some(IdentityChange::Changed { .. })));
+    // A better, clearly matching face outweighs the misses (the worst of three is dropped).
+    assert!(matches!(vote(&mut tr, stranger, 0.9, &[(7, 0.74)]), Some(IdentityChange::Changed { .. })));
     for _ in 0..2 {
-        tr.add_embedding(stranger, 0.4, Some((7, 0.6)), 0.55);
+        vote(&mut tr, stranger, 0.4, &[(7, 0.6)]);
     }
     assert!(!tr.wants_embedding(stranger, &scored(1.0)), "a stranger costs at most max_embeddings too");
 }
@@ -157,21 +169,21 @@ fn a_strong_match_settles_at_once_misses_settle_unknown_and_identity_flips_only_
     let u = step(&mut tr, &mut clock, &[face(100.0, 100.0, 80.0, 0.9), face(400.0, 100.0, 80.0, 0.9)]);
     let (a, b) = (u.assigned[0].unwrap(), u.assigned[1].unwrap());
     assert_eq!(
-        tr.add_embedding(a, 0.5, Some((3, 0.81)), 0.55),
+        vote(&mut tr, a, 0.5, &[(3, 0.81), (4, 0.2)]),
         Some(IdentityChange::Settled(Identity::Person { person_id: 3, score: 0.81 }))
     );
-    // One contrary embedding does not flip it; two more for someone else than for 3 do.
-    assert_eq!(tr.add_embedding(a, 0.7, Some((4, 0.6)), 0.55), None);
+    // One contrary embedding does not flip it; two, clearly for someone else, do.
+    assert_eq!(vote(&mut tr, a, 0.7, &[(4, 0.6), (3, 0.25)]), None);
     assert_eq!(tr.track(a).unwrap().identity.person(), Some(3));
-    let flip = tr.add_embedding(a, 0.9, Some((4, 0.66)), 0.55);
+    let flip = vote(&mut tr, a, 0.9, &[(4, 0.66), (3, 0.2)]);
     assert!(
         matches!(flip, Some(IdentityChange::Changed { to: Identity::Person { person_id: 4, .. }, .. })),
         "{flip:?}"
     );
     // A stranger: two misses settle unknown; a later clear match names them.
-    assert_eq!(tr.add_embedding(b, 0.5, Some((3, 0.3)), 0.55), None);
-    assert_eq!(tr.add_embedding(b, 0.5, Some((3, 0.35)), 0.55), Some(IdentityChange::Settled(Identity::Unknown)));
-    assert!(matches!(tr.add_embedding(b, 0.9, Some((5, 0.75)), 0.55), Some(IdentityChange::Changed { .. })));
+    assert_eq!(vote(&mut tr, b, 0.5, &[(3, 0.3)]), None);
+    assert_eq!(vote(&mut tr, b, 0.5, &[(3, 0.35)]), Some(IdentityChange::Settled(Identity::Unknown)));
+    assert!(matches!(vote(&mut tr, b, 0.9, &[(5, 0.75), (3, 0.2)]), Some(IdentityChange::Changed { .. })));
 }
 
 #[test]
@@ -184,7 +196,7 @@ fn a_stranger_in_view_gets_new_chances_when_the_gallery_changes() {
     // Nobody in the gallery matches: after its embeddings the track is unknown and costs nothing more.
     for _ in 0..config.max_embeddings {
         assert!(tr.wants_embedding(id, &scored(0.6)));
-        tr.add_embedding(id, 0.6, Some((7, 0.2)), 0.55);
+        vote(&mut tr, id, 0.6, &[(7, 0.2)]);
         step(&mut tr, &mut clock, &[f]);
     }
     assert_eq!(tr.track(id).unwrap().identity, Identity::Unknown);
@@ -192,7 +204,7 @@ fn a_stranger_in_view_gets_new_chances_when_the_gallery_changes() {
     // The person is enrolled while still in view: the track is embedded again and becomes them.
     tr.gallery_changed();
     assert!(tr.deciding() && tr.wants_embedding(id, &scored(0.6)));
-    let change = tr.add_embedding(id, 0.6, Some((42, 0.81)), 0.55);
+    let change = vote(&mut tr, id, 0.6, &[(42, 0.81), (7, 0.2)]);
     assert_eq!(
         change,
         Some(IdentityChange::Changed { from: Identity::Unknown, to: Identity::Person { person_id: 42, score: 0.81 } })
@@ -210,7 +222,7 @@ fn a_blurred_face_is_not_embedded_when_the_track_has_shown_a_sharp_one() {
     // A walk: sharp, then motion-blurred — that face is skipped; sharp again — embedded.
     let id = step(&mut tr, &mut clock, &[face(100.0, 100.0, 80.0, 0.9)]).assigned[0].unwrap();
     assert!(tr.wants_embedding(id, &scored(0.4)));
-    tr.add_embedding(id, 0.4, Some((7, 0.3)), 0.55);
+    vote(&mut tr, id, 0.4, &[(7, 0.3)]);
     assert!(!tr.wants_embedding(id, &blurred), "blurred after a sharp face: wait for a better one");
     assert!(tr.wants_embedding(id, &scored(0.4)));
 
@@ -220,7 +232,7 @@ fn a_blurred_face_is_not_embedded_when_the_track_has_shown_a_sharp_one() {
     let u = soft.update(&[face(100.0, 100.0, 80.0, 0.9)], &[blurred], at, Utc::now(), &0);
     let id = u.assigned[0].unwrap();
     assert!(soft.wants_embedding(id, &blurred), "the first face of a track is embedded, sharp or not");
-    soft.add_embedding(id, 0.15, Some((7, 0.3)), 0.55);
+    vote(&mut soft, id, 0.15, &[(7, 0.3)]);
     let u = soft.update(&[face(104.0, 100.0, 80.0, 0.9)], &[blurred], clock.tick(200), Utc::now(), &1);
     assert_eq!(u.assigned[0], Some(id));
     assert!(soft.wants_embedding(id, &blurred), "nothing sharper seen: still embedded");
@@ -228,6 +240,60 @@ fn a_blurred_face_is_not_embedded_when_the_track_has_shown_a_sharp_one() {
     // Off (min_sharpness 0): the blurred face is embedded after a sharp one too.
     let mut off = FaceTracker::new(TrackConfig { min_sharpness: 0.0, ..TrackConfig::default() });
     let id = step(&mut off, &mut clock, &[face(100.0, 100.0, 80.0, 0.9)]).assigned[0].unwrap();
-    off.add_embedding(id, 0.4, Some((7, 0.3)), 0.55);
+    vote(&mut off, id, 0.4, &[(7, 0.3)]);
     assert!(off.wants_embedding(id, &blurred));
+}
+
+#[test]
+fn look_alikes_too_close_to_tell_apart_are_unknown_not_a_guess() {
+    let mut tr = FaceTracker::new(TrackConfig::default());
+    let mut clock = Clock { t0: Instant::now(), ms: 0 };
+    let id = step(&mut tr, &mut clock, &[face(100.0, 100.0, 120.0, 0.9)]).assigned[0].unwrap();
+    assert_eq!(vote(&mut tr, id, 0.6, &[(1, 0.64), (2, 0.61)]), None);
+    assert_eq!(vote(&mut tr, id, 0.6, &[(2, 0.63), (1, 0.62)]), Some(IdentityChange::Settled(Identity::Unknown)));
+    let evidence = tr.track(id).unwrap().evidence();
+    assert!(evidence.ambiguous, "both close, neither clear: {evidence:?}");
+    assert_eq!(evidence.decision(Identity::Unknown), "ambiguous");
+    assert_eq!(evidence.best.map(|b| b.0), Some(1));
+    assert_eq!(evidence.runner_up.map(|r| r.0), Some(2));
+    assert_eq!(evidence.embeddings, 2);
+    // Even one embedding far above the instant score does not settle when a rival is as close.
+    let mut tr = FaceTracker::new(TrackConfig::default());
+    let id = step(&mut tr, &mut clock, &[face(100.0, 100.0, 120.0, 0.9)]).assigned[0].unwrap();
+    assert_eq!(vote(&mut tr, id, 0.6, &[(1, 0.9), (2, 0.86)]), None);
+}
+
+#[test]
+fn a_person_not_listed_may_be_as_close_as_the_floor() {
+    let mut tr = FaceTracker::new(TrackConfig::default());
+    let mut clock = Clock { t0: Instant::now(), ms: 0 };
+    let id = step(&mut tr, &mut clock, &[face(100.0, 100.0, 120.0, 0.9)]).assigned[0].unwrap();
+    // Only the best person is listed; everyone else scores up to 0.7: 7 is not clearly ahead.
+    let only_best = |score| Comparison { candidates: vec![(7, score)], floor: Some(0.7) };
+    assert_eq!(tr.add_embedding(id, 0.6, only_best(0.75), &JUDGEMENT), None);
+    assert_eq!(tr.add_embedding(id, 0.6, only_best(0.64), &JUDGEMENT), Some(IdentityChange::Settled(Identity::Unknown)));
+    // With a low floor the same scores are a clear match.
+    let mut tr = FaceTracker::new(TrackConfig::default());
+    let id = step(&mut tr, &mut clock, &[face(100.0, 100.0, 120.0, 0.9)]).assigned[0].unwrap();
+    let change = tr.add_embedding(id, 0.6, Comparison { candidates: vec![(7, 0.75)], floor: Some(0.3) }, &JUDGEMENT);
+    assert!(matches!(change, Some(IdentityChange::Settled(Identity::Person { person_id: 7, .. }))), "{change:?}");
+}
+
+#[test]
+fn one_turned_or_blurred_face_does_not_sink_a_track_that_is_clearly_someone() {
+    let mut tr = FaceTracker::new(TrackConfig::default());
+    let mut clock = Clock { t0: Instant::now(), ms: 0 };
+    let id = step(&mut tr, &mut clock, &[face(100.0, 100.0, 120.0, 0.9)]).assigned[0].unwrap();
+    // A plain mean of these would be 0.48, below the threshold; the worst of three is dropped.
+    assert_eq!(vote(&mut tr, id, 0.6, &[(7, 0.15), (8, 0.1)]), None);
+    assert_eq!(
+        vote(&mut tr, id, 0.5, &[(7, 0.64), (8, 0.2)]),
+        Some(IdentityChange::Settled(Identity::Unknown)),
+        "0.37 over two: unknown so far"
+    );
+    let change = vote(&mut tr, id, 0.5, &[(7, 0.66), (8, 0.2)]);
+    assert!(
+        matches!(change, Some(IdentityChange::Changed { to: Identity::Person { person_id: 7, score }, .. }) if (score - 0.65).abs() < 1e-5),
+        "{change:?}"
+    );
 }
