@@ -1,8 +1,8 @@
 //! PostgreSQL over TLS: clusters of the test's own with `ssl=on` and a CA and server certificate made
 //! here by `openssl` (the certificate names 127.0.0.1 and localhost). libpq's `sslmode` semantics:
 //! verify-full checks the chain and the host name, verify-ca the chain only, require without a CA
-//! only encrypts, and a server without TLS is refused under require. `panoptes serve` runs against a
-//! server that accepts TLS connections only.
+//! only encrypts, and a server without TLS is refused under require. `panoptes serve` (and
+//! `panoptes backup`, through pg_dump) runs against a server that accepts TLS connections only.
 
 mod common;
 
@@ -303,4 +303,18 @@ async fn serve_runs_end_to_end_against_a_server_that_takes_tls_only() {
     assert_eq!(plain, 0, "every connection of the engine is encrypted");
     let (status, _) = common::api_request("GET", &format!("{api}/api/v1/persons"), None).expect("persons");
     assert_eq!(status, 200);
+
+    // `panoptes backup` hands sslmode and sslrootcert to pg_dump (libpq), which the server requires.
+    let backup = work.join("backup");
+    let out = Command::new(env!("CARGO_BIN_EXE_panoptes"))
+        .current_dir(common::root())
+        .env("PANOPTES_DATABASE_URL", &db)
+        .env("PANOPTES_SNAPSHOTS__DIR", format!("\"{}\"", common::path_str(&work.join("snapshots"))))
+        .args(["backup", &common::path_str(&backup)])
+        .output()
+        .expect("run panoptes backup");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(backup.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["rows"]["persons"], 1);
 }
