@@ -132,6 +132,11 @@ impl DatabaseTls {
         root_cert: Option<&Path>,
         default: Option<PathBuf>,
     ) -> Result<DatabaseTls, TlsSetupError> {
+        // A CA named in the URL must be usable whatever the mode (a typo must not quietly turn
+        // checking off); libpq's default file only counts where a CA is used, and when it exists.
+        if let Some(p) = root_cert {
+            load_roots(p)?;
+        }
         let ca = match root_cert {
             Some(p) => Some(p.to_path_buf()),
             None => default.clone().filter(|p| p.is_file()),
@@ -377,7 +382,9 @@ mod tests {
         assert!(err.to_string().contains("/nonexistent-home/.postgresql/root.crt"), "{err}");
         let require = DatabaseTls::with_default_root(SslMode::Require, None, home).expect("require without a CA");
         assert!(matches!(*require.check, Check::Nothing), "only encrypts");
-        let err = DatabaseTls::new(SslMode::Require, Some(Path::new("/nonexistent/ca.pem"))).err().expect("missing");
-        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+        for mode in [SslMode::Prefer, SslMode::Require] {
+            let err = DatabaseTls::new(mode, Some(Path::new("/nonexistent/ca.pem"))).err().expect("missing");
+            assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+        }
     }
 }
