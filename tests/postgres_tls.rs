@@ -1,8 +1,9 @@
 //! PostgreSQL over TLS: clusters of the test's own with `ssl=on` and a CA and server certificate made
 //! here by `openssl` (the certificate names 127.0.0.1 and localhost). libpq's `sslmode` semantics:
 //! verify-full checks the chain and the host name, verify-ca the chain only, require without a CA
-//! only encrypts, and a server without TLS is refused under require. `panoptes serve` (and
-//! `panoptes backup`, through pg_dump) runs against a server that accepts TLS connections only.
+//! only encrypts, and a server without TLS is refused under require. `panoptes serve`, and `panoptes
+//! backup` and `restore` (through pg_dump, pg_restore and psql), run against a server that accepts TLS
+//! connections only.
 
 mod common;
 
@@ -317,4 +318,17 @@ async fn serve_runs_end_to_end_against_a_server_that_takes_tls_only() {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(backup.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["rows"]["persons"], 1);
+    // … and `panoptes restore` to pg_restore and psql: into a new database on the same server.
+    pg.create_database("restored");
+    let out = Command::new(env!("CARGO_BIN_EXE_panoptes"))
+        .current_dir(common::root())
+        .env("PANOPTES_DATABASE_URL", db.replace("/panoptes?", "/restored?"))
+        .env("PANOPTES_SNAPSHOTS__DIR", format!("\"{}\"", common::path_str(&work.join("restored-snapshots"))))
+        .args(["restore", &common::path_str(&backup)])
+        .output()
+        .expect("run panoptes restore");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let restored = connect_client(&db.replace("/panoptes?", "/restored?")).await.unwrap();
+    let n: i64 = restored.query_one("SELECT count(*) FROM face_embeddings", &[]).await.unwrap().get(0);
+    assert_eq!(n, 1);
 }
