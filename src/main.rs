@@ -50,6 +50,16 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Write the database (pg_dump), the snapshot files and a manifest into DIR (new or empty).
+    Backup { dir: PathBuf },
+    /// Restore a backup of `panoptes backup` into the configured database and snapshots.dir, which
+    /// must be empty unless --force.
+    Restore {
+        dir: PathBuf,
+        /// Replace what the database and snapshots.dir hold (refused while an engine runs on it).
+        #[arg(long)]
+        force: bool,
+    },
     /// Measure recognition on labelled photo pairs, or detection of small and dim faces (no database).
     Eval {
         #[command(subcommand)]
@@ -248,6 +258,8 @@ fn run(cli: Cli) -> Result<()> {
                     PersonsAction::Delete { id } => commands::persons::delete(&store, id).await,
                 }
             }
+            Command::Backup { dir } => commands::backup::run(&settings, &dir).await,
+            Command::Restore { dir, force } => commands::restore::run(&settings, &dir, force).await,
             Command::Migrate => {
                 panoptes_engine::storage::Store::connect(&settings.database_url()?, 1).await?;
                 println!("database schema is at version {}", panoptes_engine::storage::migrations::latest_version());

@@ -494,10 +494,7 @@ async fn a_camera_list_request_abandoned_half_way_does_not_freeze_the_list() {
     actix::clock::sleep(panoptes_api::cache::CAMERA_LIST_TTL).await;
 
     // Hold the cameras table so the rebuild waits on the database, and give up on that request.
-    let (locker, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-    actix::spawn(async move {
-        let _ = conn.await;
-    });
+    let locker = panoptes_engine::storage::connect_client(&url).await.unwrap();
     locker.batch_execute("BEGIN; LOCK TABLE cameras IN ACCESS EXCLUSIVE MODE").await.unwrap();
     let abandoned = tokio::time::timeout(
         Duration::from_millis(500),
@@ -589,8 +586,7 @@ async fn key_state(store: &panoptes_engine::storage::Store, keys: Vec<ApiKeyConf
 #[actix_web::test]
 async fn keys_created_through_the_api_are_stored_as_digests_and_revoked_everywhere() {
     let (store, url) = common::fresh_store().await;
-    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
-    actix_web::rt::spawn(conn);
+    let db = panoptes_engine::storage::connect_client(&url).await.expect("connect");
     let admin = api_key("ops", Role::Admin, "admin-secret-0123456789");
     let node_a = key_state(&store, vec![admin.clone()]).await;
     let node_b = key_state(&store, vec![admin]).await;

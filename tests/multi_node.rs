@@ -110,8 +110,7 @@ fn signal(child: &Child, sig: libc::c_int) {
 async fn database_with_cameras(work: &std::path::Path, cameras: usize) -> String {
     let db = common::fresh_database().await;
     let clip = common::comings_and_goings_clip(work);
-    let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls).await.expect("connect");
-    tokio::spawn(conn);
+    let client = panoptes_engine::storage::connect_client(&db).await.expect("connect");
     // The schema first (a node would make it; the cameras must exist before the nodes share them).
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_panoptes"))
         .arg("migrate")
@@ -182,8 +181,7 @@ async fn three_engine_processes_share_six_cameras_and_hand_them_over_on_kill_joi
     // appearance per showing, ~2.5 s apart; two nodes analysing one camera would record the same
     // showing twice, less than a second apart.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls).await.expect("connect");
-    tokio::spawn(conn);
+    let client = panoptes_engine::storage::connect_client(&db).await.expect("connect");
     let rows = client
         .query(
             "SELECT camera_id, extract(epoch FROM detected_at - lag(detected_at) OVER w)::float8
@@ -229,8 +227,7 @@ async fn a_node_over_its_latency_budget_gives_cameras_to_an_idle_node() {
     .await;
     eprintln!("the node over its budget ran 1 camera and the idle one 3, {:.1} s later", moved.as_secs_f64());
 
-    let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls).await.expect("connect");
-    tokio::spawn(conn);
+    let client = panoptes_engine::storage::connect_client(&db).await.expect("connect");
     let advertised: f32 = client
         .query_one("SELECT capacity FROM engine_nodes WHERE node_id = 'busy'", &[])
         .await

@@ -106,8 +106,7 @@ async fn the_engine_follows_a_promoted_standby_and_stores_every_detection_once()
     );
     let standby_url = format!("postgresql://postgres@127.0.0.1:{standby_port}/panoptes");
     let in_recovery = || async {
-        let (client, conn) = tokio_postgres::connect(&standby_url, tokio_postgres::NoTls).await.ok()?;
-        tokio::spawn(conn);
+        let client = panoptes_engine::storage::connect_client(&standby_url).await.ok()?;
         client.query_one("SELECT pg_is_in_recovery()", &[]).await.ok().map(|r| r.get::<_, bool>(0))
     };
     assert_eq!(in_recovery().await, Some(true), "the standby follows the primary");

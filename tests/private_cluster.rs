@@ -19,8 +19,7 @@ fn pg(dir: &Path, verb: &str, fsync: Option<&str>) -> String {
 }
 
 async fn show_fsync(url: &str) -> String {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
-    tokio::spawn(conn);
+    let client = panoptes_engine::storage::connect_client(url).await.expect("connect");
     client.query_one("SHOW fsync", &[]).await.expect("SHOW fsync").get(0)
 }
 

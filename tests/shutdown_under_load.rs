@@ -94,8 +94,7 @@ async fn sigterm_under_load_flushes_detections_and_exits_within_ten_seconds() {
     assert!(took <= Duration::from_secs(10), "took {took:?} to exit after SIGTERM");
     assert!(text.contains("detections flushed at shutdown"), "no flush reported:\n{text}");
 
-    let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls).await.expect("connect");
-    tokio::spawn(conn);
+    let client = panoptes_engine::storage::connect_client(&db).await.expect("connect");
     let stored: i64 = client.query_one("SELECT count(*) FROM detections", &[]).await.unwrap().get(0);
     eprintln!("SIGTERM: exit in {took:?}; {emitted_before} events emitted before it, {stored} stored");
     assert!(stored >= emitted_before, "{stored} stored < {emitted_before} emitted before SIGTERM");

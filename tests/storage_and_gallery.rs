@@ -12,8 +12,7 @@ async fn migrations_are_versioned_and_idempotent() {
     let store = Store::connect(&url, 2).await.unwrap();
     // a second engine starting on the same database applies nothing
     let again = Store::connect(&url, 2).await.unwrap();
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
+    let client = panoptes_engine::storage::connect_client(&url).await.unwrap();
     let versions: Vec<i32> = client
         .query("SELECT version FROM schema_migrations ORDER BY version", &[])
         .await

@@ -41,12 +41,9 @@ struct ThrowawayDatabase {
 
 impl ThrowawayDatabase {
     async fn create(server_url: &str) -> Result<(ThrowawayDatabase, String)> {
-        let (client, conn) = tokio_postgres::connect(server_url, tokio_postgres::NoTls)
+        let client = panoptes_engine::storage::connect_client(server_url)
             .await
             .with_context(|| format!("connecting to {}", panoptes::context::redact_url(server_url)))?;
-        actix::spawn(async move {
-            let _ = conn.await;
-        });
         let name = format!("panoptes_bench_{}", std::process::id());
         client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await?;
         client
@@ -58,10 +55,7 @@ impl ThrowawayDatabase {
     }
 
     async fn drop(self) {
-        if let Ok((client, conn)) = tokio_postgres::connect(&self.admin_url, tokio_postgres::NoTls).await {
-            actix::spawn(async move {
-                let _ = conn.await;
-            });
+        if let Ok(client) = panoptes_engine::storage::connect_client(&self.admin_url).await {
             if let Err(e) = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await {
                 eprintln!("could not drop the benchmark database {}: {e}", self.name);
             }

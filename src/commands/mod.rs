@@ -1,6 +1,11 @@
+pub mod backup;
+mod backup_manifest;
 pub mod bench;
 pub mod enroll;
 pub mod eval;
 pub mod identify;
 pub mod persons;
+mod pg_tools;
+pub mod restore;
 pub mod serve;
+mod snapshot_files;

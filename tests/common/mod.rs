@@ -3,6 +3,7 @@
 //! message saying how to provide it; nothing is skipped silently.
 #![allow(dead_code)]
 
+pub mod pg_cluster;
 pub mod scenes;
 pub mod scripted_rtsp;
 
@@ -62,9 +63,7 @@ pub fn admin_url() -> String {
 /// Creates an empty database for one test and returns its URL.
 pub async fn fresh_database() -> String {
     let admin = admin_url();
-    let (client, conn) =
-        tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.expect("connect to test PostgreSQL");
-    tokio::spawn(conn);
+    let client = panoptes_engine::storage::connect_client(&admin).await.expect("connect to test PostgreSQL");
     // Tests of one binary run in parallel threads, and the clock's resolution can give two of them
     // the same nanoseconds: a counter keeps the names apart.
     static CREATED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -72,9 +71,16 @@ pub async fn fresh_database() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let name = format!("panoptes_test_{}_{}_{n}", std::process::id(), nanos);
     client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
-    match admin.rfind('/') {
-        Some(i) => format!("{}/{}", &admin[..i], name),
-        None => panic!("PANOPTES_TEST_DATABASE_URL must be a postgresql:// URL"),
+    with_database(&admin, &name)
+}
+
+/// `url` naming database `name` instead, its parameters (sslmode, sslrootcert, …) kept.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    match base.rfind('/') {
+        Some(i) if base[..i].contains("://") => format!("{}/{name}{query}", &base[..i]),
+        _ => panic!("PANOPTES_TEST_DATABASE_URL must be a postgresql://…/database URL"),
     }
 }
 
@@ -235,8 +241,7 @@ pub fn api_metric(api: &str, name: &str) -> f64 {
 
 /// The count a `SELECT count(…)` query returns on database `url`.
 pub async fn count_rows(url: &str, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> i64 {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
-    tokio::spawn(conn);
+    let client = panoptes_engine::storage::connect_client(url).await.expect("connect");
     client.query_one(sql, params).await.expect("count").get(0)
 }
 

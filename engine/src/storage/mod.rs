@@ -2,25 +2,29 @@
 
 pub mod api_keys;
 pub mod cameras;
+pub mod conninfo;
 pub mod detections;
 pub mod embeddings;
 pub mod gallery_model;
 pub mod leases;
 pub mod migrations;
 pub mod persons;
+pub mod tls;
 
-use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+use crate::error_chain::error_chain;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
 
 pub use api_keys::StoredApiKey;
 pub use cameras::{Camera, CameraOptions, CameraPatch, NewCamera};
+pub use conninfo::ConnInfo;
 pub use detections::{AppearanceEvidence, Detection, DetectionCursor, DetectionFilter, NewDetection};
 pub use embeddings::{EmbeddingRow, NewEmbedding};
 pub use gallery_model::{EmbeddingCoverage, GalleryModelState, PhotoToEmbed, ReembedFailure, ReembedLock};
 pub use persons::Person;
+pub use tls::{DatabaseTls, SslMode, TlsSetupError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -28,6 +32,8 @@ pub enum StorageError {
     BadUrl(String),
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    #[error("database TLS settings")]
+    Tls(#[source] TlsSetupError),
     #[error("database error while trying to {context}: {source}")]
     Query {
         context: &'static str,
@@ -67,13 +73,17 @@ pub struct PoolStatus {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// The servers of the URL and the sslmode, named in connection errors.
+    servers: Arc<str>,
 }
 
 impl Store {
     /// Builds the pool (no connection is made yet).
     pub fn new(url: &str, pool_size: usize) -> Result<Store, StorageError> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| StorageError::BadUrl(e.to_string()))?;
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let info = ConnInfo::parse(url)?;
+        let tls = info.tls().map_err(StorageError::Tls)?;
+        let manager =
+            Manager::from_config(info.config().clone(), tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(1))
             .runtime(Runtime::Tokio1)
@@ -82,7 +92,7 @@ impl Store {
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(|e| StorageError::BadUrl(e.to_string()))?;
-        Ok(Store { pool })
+        Ok(Store { pool, servers: info.servers().into() })
     }
 
     /// How the connection pool is used right now.
@@ -108,7 +118,11 @@ impl Store {
     }
 
     pub(crate) async fn client(&self) -> Result<Object, StorageError> {
-        self.pool.get().await.map_err(|e| StorageError::Unavailable(e.to_string()))
+        self.pool.get().await.map_err(|e| match e {
+            // tokio-postgres' errors do not say which server refused (or answered nothing).
+            PoolError::Backend(e) => StorageError::Unavailable(format!("{}: {}", self.servers, error_chain(&e))),
+            e => StorageError::Unavailable(e.to_string()),
+        })
     }
 
     /// Closes every connection; later calls fail as if the database were down.
@@ -122,4 +136,22 @@ impl Store {
         c.simple_query("SELECT 1").await.map_err(|source| StorageError::Query { context: "ping", source })?;
         Ok(())
     }
+}
+
+/// One connection outside the pool (administration, tests, tools), through the same TLS connector as
+/// the pool's; its connection task runs on the current tokio runtime until the client is dropped.
+pub async fn connect_client(url: &str) -> Result<tokio_postgres::Client, StorageError> {
+    let info = ConnInfo::parse(url)?;
+    let tls = info.tls().map_err(StorageError::Tls)?;
+    let (client, connection) = info
+        .config()
+        .connect(tls)
+        .await
+        .map_err(|e| StorageError::Unavailable(format!("{}: {}", info.servers(), error_chain(&e))))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "database connection closed");
+        }
+    });
+    Ok(client)
 }
