@@ -43,7 +43,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List or delete enrolled persons.
+    /// List or erase enrolled persons.
     Persons {
         #[command(subcommand)]
         action: PersonsAction,
@@ -138,8 +138,13 @@ enum PersonsAction {
         #[arg(long)]
         json: bool,
     },
+    /// Erase a person: their embeddings, enrolment photos and the face snapshots of their appearances
+    /// (the appearances stay, as unknown faces); the erasure is recorded without their name.
     Delete {
         id: i64,
+        /// Erase every trace: also their appearances and the appearances' context frames.
+        #[arg(long)]
+        erase_all: bool,
     },
 }
 
@@ -245,7 +250,16 @@ fn run(cli: Cli) -> Result<()> {
                     PersonsAction::List { search, json } => {
                         commands::persons::list(&store, search.as_deref(), json).await
                     }
-                    PersonsAction::Delete { id } => commands::persons::delete(&store, id).await,
+                    PersonsAction::Delete { id, erase_all } => {
+                        let snapshots =
+                            std::sync::Arc::new(panoptes_engine::snapshot::SnapshotStore::new(&settings.snapshots)?);
+                        let scope = if erase_all {
+                            panoptes_engine::erasure::ErasureScope::All
+                        } else {
+                            panoptes_engine::erasure::ErasureScope::Biometrics
+                        };
+                        commands::persons::delete(&store, &snapshots, id, scope).await
+                    }
                 }
             }
             Command::Migrate => {

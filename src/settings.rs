@@ -20,6 +20,8 @@ pub struct Settings {
     pub motion: panoptes_engine::motion::MotionConfig,
     pub tracking: panoptes_engine::track::TrackConfig,
     pub snapshots: SnapshotConfig,
+    /// Retention of detections (and their snapshots).
+    pub storage: panoptes_engine::retention::RetentionConfig,
     pub mqtt: panoptes_api::mqtt::MqttConfig,
 }
 
@@ -219,6 +221,13 @@ impl Settings {
         }
         if !self.streaming.min_fps.is_finite() || self.streaming.min_fps <= 0.0 {
             return bail(format!("streaming.min_fps must be above 0, got {}", self.streaming.min_fps));
+        }
+        let r = &self.storage;
+        if !(1..=100_000).contains(&r.retention_batch_rows) || r.retention_interval_secs == 0 {
+            return bail(format!(
+                "storage.retention_batch_rows must be 1 to 100000 (got {}) and storage.retention_interval_secs at least 1 (got {})",
+                r.retention_batch_rows, r.retention_interval_secs
+            ));
         }
         Ok(())
     }

@@ -311,8 +311,9 @@ async fn enrollment_identify_and_each_refusal() {
     let odd = &r["photos"][0];
     assert!(odd["similarity_to_others"].as_f64().unwrap() < 0.55, "{r}");
     assert!(odd["warning"].as_str().is_some_and(|w| w.contains("same person")), "{r}");
-    let (s, _) = call(&app, test::TestRequest::delete().uri(&format!("/api/v1/persons/{checked}"))).await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, r) = call(&app, test::TestRequest::delete().uri(&format!("/api/v1/persons/{checked}"))).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!((r["removed"]["embeddings"].as_i64(), r["removed"]["photos"].as_i64()), (Some(3), Some(3)), "{r}");
 
     // Each invalid enrollment: its own 422 (or 413), and no person left behind.
     let small = {
@@ -356,8 +357,9 @@ async fn enrollment_identify_and_each_refusal() {
     assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_metadata"), "{e}");
 
     // Delete takes the person out of the live gallery at once.
-    let (s, _) = call(&app, test::TestRequest::delete().uri(&format!("/api/v1/persons/{person_id}"))).await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, r) = call(&app, test::TestRequest::delete().uri(&format!("/api/v1/persons/{person_id}"))).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["scope"], "biometrics", "{r}");
     let (_, r) = call(&app, identify("obama2.jpg")).await;
     assert!(r["faces"][0]["matches"].as_array().unwrap().is_empty(), "deleted person still matches: {r}");
     assert!(store.person(person_id).await.unwrap().is_none());

@@ -38,6 +38,7 @@ async fn migrations_are_versioned_and_idempotent() {
             "detections_dead_letter",
             "engine_flags",
             "engine_nodes",
+            "erasures",
             "face_embeddings",
             "person_photos",
             "persons",

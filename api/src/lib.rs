@@ -68,6 +68,8 @@ pub struct AppState {
     pub media_root: Option<PathBuf>,
     pub webhooks: webhooks::WebhookCounters,
     pub mqtt: mqtt::MqttCounters,
+    /// What retention has deleted (the engine's sweeps count here; `/metrics` reads it).
+    pub retention: Arc<panoptes_engine::retention::RetentionCounters>,
 }
 
 /// The parts of the running engine the API reads. Only the engine assembly (`panoptes::assembly`)
@@ -117,6 +119,7 @@ impl AppState {
             media_root,
             webhooks: webhooks::WebhookCounters::default(),
             mqtt: mqtt::MqttCounters::default(),
+            retention: Arc::default(),
             config,
         })
     }

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (5, "flags_dead_letters_transport", include_str!("migrations/0005_flags_dead_letters_transport.sql")),
     (6, "appearances_camera_options", include_str!("migrations/0006_appearances_camera_options.sql")),
     (7, "node_capacity", include_str!("migrations/0007_node_capacity.sql")),
+    (8, "retention_erasure", include_str!("migrations/0008_retention_erasure.sql")),
 ];
 
 /// Arbitrary constant key for `pg_advisory_xact_lock`, unique to Panoptes' migrations.

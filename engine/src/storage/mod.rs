@@ -16,7 +16,7 @@ use tokio_postgres::NoTls;
 
 pub use api_keys::StoredApiKey;
 pub use cameras::{Camera, CameraOptions, CameraPatch, NewCamera};
-pub use detections::{Detection, DetectionCursor, DetectionFilter, NewDetection};
+pub use detections::{Detection, DetectionCursor, DetectionFilter, ExpiredDetection, ExpiredScope, NewDetection};
 pub use embeddings::{EmbeddingRow, NewEmbedding};
 pub use persons::Person;
 
