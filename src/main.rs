@@ -48,6 +48,11 @@ enum Command {
         #[command(subcommand)]
         action: PersonsAction,
     },
+    /// Create, list or revoke API keys stored in the database.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Measure recognition on labelled photo pairs, or detection of small and dim faces (no database).
@@ -145,6 +150,23 @@ enum PersonsAction {
         /// Erase every trace: also their appearances and the appearances' context frames.
         #[arg(long)]
         erase_all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create a key (printed once; only its SHA-256 digest is stored).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// admin (everything) or viewer (reads, identify, live events).
+        #[arg(long, default_value = "admin")]
+        role: String,
+    },
+    List,
+    /// Revoke a stored key.
+    Delete {
+        id: i64,
     },
 }
 
@@ -260,6 +282,14 @@ fn run(cli: Cli) -> Result<()> {
                         };
                         commands::persons::delete(&store, &snapshots, id, scope).await
                     }
+                }
+            }
+            Command::Keys { action } => {
+                let store = panoptes_engine::storage::Store::connect(&settings.database_url()?, 1).await?;
+                match action {
+                    KeysAction::Create { name, role } => commands::keys::create(&store, &name, &role).await,
+                    KeysAction::List => commands::keys::list(&store).await,
+                    KeysAction::Delete { id } => commands::keys::delete(&store, id).await,
                 }
             }
             Command::Migrate => {

@@ -183,6 +183,10 @@ impl Settings {
         if let Err(e) = self.mqtt.validate() {
             return bail(e.to_string());
         }
+        // Checked here too, so a key too short stops every command before anything loads.
+        if let Err(e) = panoptes_api::auth::Keys::from_config(&self.api.keys) {
+            return bail(e.to_string());
+        }
         if !(-1.0..=1.0).contains(&self.gallery.match_threshold) {
             return bail(format!(
                 "gallery.match_threshold must be between -1 and 1, got {}",
@@ -310,6 +314,9 @@ mod tests {
         assert_eq!(s.gallery.match_threshold, d.gallery.match_threshold);
         assert_eq!(s.api.listen, d.api.listen);
         assert_eq!(s.pipeline.detector.tiling.tile_size, d.pipeline.detector.tiling.tile_size);
+        assert_eq!(s.storage, d.storage);
+        assert_eq!(s.snapshots.retention_days, d.snapshots.retention_days);
+        assert_eq!(s.api.allow_open, d.api.allow_open);
     }
 
     #[test]

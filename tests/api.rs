@@ -658,12 +658,15 @@ async fn the_first_stored_key_closes_an_open_api() {
     let app = app!(state);
     let cameras = || test::TestRequest::get().uri("/api/v1/cameras");
     assert_eq!(call(&app, cameras()).await.0, StatusCode::OK, "no keys at all: open");
+    let access = || test::TestRequest::get().uri("/api/v1/access");
+    assert_eq!(call(&app, access()).await.1, json!({"open": true}));
     let (s, created) =
         call(&app, test::TestRequest::post().uri("/api/v1/keys").set_json(json!({"name": "first", "role": "admin"})))
             .await;
     assert_eq!(s, StatusCode::CREATED);
     let key = created["key"].as_str().unwrap();
     assert_eq!(code(&call(&app, cameras()).await.1), "unauthorized", "a stored key closes the API");
+    assert_eq!(call(&app, access()).await, (StatusCode::OK, json!({"open": false})), "asked without a key");
     assert_eq!(call(&app, cameras().insert_header(("X-API-Key", key))).await.0, StatusCode::OK);
     // A restarted node reads the key back and stays closed.
     let restarted = key_state(&store, Vec::new()).await;
@@ -686,7 +689,8 @@ async fn every_route_enforces_its_role() {
     )
     .await;
     let app = app!(state);
-    let open = ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"];
+    // Probes, the document, and whether a key is needed (the console asks before sign-in).
+    let open = ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "/api/v1/access"];
     for &(method, path) in panoptes_api::routes::ROUTES {
         let uri = path.replace("{id}", "1");
         let request = || {

@@ -2,6 +2,7 @@
 //! resources (cameras, persons, identify, detections, live events, admin), described by the OpenAPI
 //! document it serves at `/api/v1/openapi.json`. Every error is `{"error": {"code", "message"}}`.
 
+pub mod access;
 pub mod admin;
 pub mod analyzer;
 pub mod annotate;
@@ -97,7 +98,7 @@ pub enum ApiConfigError {
 impl AppState {
     /// State with no engine attached; attach parts with the public fields.
     pub fn new(store: Store, gallery: Arc<RwLock<Gallery>>, config: ApiConfig) -> Result<AppState, ApiConfigError> {
-        let keys = auth::Keys::from_config(&config.keys)?;
+        let keys = auth::Keys::from_config(&config.keys)?.with_open_allowed(config.open_allowed());
         config.webhooks.validate().map_err(ApiConfigError::Webhooks)?;
         let limiter = rate_limit::RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst);
         let media_root =
