@@ -320,6 +320,21 @@ mod tests {
     }
 
     #[test]
+    fn bad_retention_and_short_keys_are_refused_with_their_key() {
+        let mut s = Settings::default();
+        s.storage.retention_batch_rows = 0;
+        assert!(s.validate().unwrap_err().to_string().contains("storage.retention_batch_rows"));
+        let mut s = Settings::default();
+        s.api.keys = vec![panoptes_api::config::ApiKeyConfig {
+            name: "ops".into(),
+            role: Some(panoptes_api::config::Role::Admin),
+            key: "0123456789".into(),
+            key_sha256: String::new(),
+        }];
+        assert!(s.validate().unwrap_err().to_string().contains("shorter than 16 characters"));
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         assert!(toml::from_str::<Settings>("[gallery]\nmatch_treshold = 0.5\n").is_err());
     }

@@ -179,7 +179,24 @@ async fn cameras_crud_and_every_bad_request_gets_its_own_json_error() {
     )
     .await;
     assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"), "{e}");
-    let stream = json!({"motion_mask": [], "stall_timeout_secs": 30.0, "loop": false});
+    // A retention of its own: whole days, 1 to 3650.
+    for (bad, expected) in [
+        (json!(0), "invalid_retention_days"),
+        (json!(3651), "invalid_retention_days"),
+        (json!(-1), "invalid_field"),
+        (json!(1.5), "invalid_field"),
+        (json!("90"), "invalid_field"),
+    ] {
+        let (s, e) = call(
+            &app,
+            test::TestRequest::patch()
+                .uri(&format!("/api/v1/cameras/{id}"))
+                .set_json(json!({"options": {"retention_days": bad}})),
+        )
+        .await;
+        assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, expected), "{bad}: {e}");
+    }
+    let stream = json!({"motion_mask": [], "stall_timeout_secs": 30.0, "loop": false, "retention_days": 14});
     let (s, patched) = call(
         &app,
         test::TestRequest::patch().uri(&format!("/api/v1/cameras/{id}")).set_json(json!({"options": stream})),
