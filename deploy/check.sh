@@ -5,8 +5,8 @@
 #   - every Kubernetes manifest with kubernetes-validate --strict (the API's own OpenAPI schemas, so an
 #     unknown or misspelled field fails);
 #   - the Compose file against the Compose Specification's JSON schema, plus what a schema cannot
-#     see: every file it mounts exists, the engine nodes have distinct node ids, and Prometheus
-#     scrapes each of them.
+#     see: every file it mounts exists, the engine nodes have distinct node ids, Prometheus
+#     scrapes each of them, and their API keys come from the operator (no default key shipped).
 # usage: deploy/check.sh [DIR]   (DIR: a deploy folder, default the one beside this script; its
 #        relative mounts are resolved from it as Compose would)
 set -euo pipefail
@@ -55,6 +55,18 @@ if len(engines) < 2:
     problems.append("fewer than two engine services")
 if len(set(ids)) != len(ids) or "" in ids:
     problems.append(f"engine services need distinct PANOPTES_STREAMING__NODE_ID values, have {ids}")
+# The engines' keys: only from the operator's environment, required (${VAR:?message}), never a literal
+# or a default (${VAR:-key}) that every copy of this file would share.
+import re
+for name, svc in engines.items():
+    keys = str((svc.get("environment") or {}).get("PANOPTES_API__KEYS", ""))
+    values = re.findall(r'key(?:_sha256)?\s*=\s*"([^"]*)"', keys)
+    if not values:
+        problems.append(f"services/{name}: no admin key in PANOPTES_API__KEYS (the engine would refuse to serve on 0.0.0.0)")
+    for v in values:
+        if not re.fullmatch(r"\$\{[A-Z0-9_]+:\?[^}]+\}", v):
+            problems.append(f"services/{name}: the admin key must come from the operator, as ${{PANOPTES_ADMIN_KEY:?message}} "
+                            f"(no literal key, no default), not {v!r}")
 prom = os.path.join(folder, "prometheus.yml")
 if os.path.exists(prom):
     with open(prom) as f:

@@ -1,7 +1,7 @@
 //! The one place where the engine is put together: the detection sink, the matcher and its snapshot
 //! store, the inference workers on their own threads, the scheduler that starts camera pipelines, the
-//! background loops (stored keys, gallery sync, snapshot retention, webhooks) and the API state that
-//! reaches all of them. `panoptes serve`, `panoptes bench` and the integration tests start the engine
+//! background loops (stored keys, gallery sync, retention of detections and snapshots, webhooks) and
+//! the API state that reaches all of them. `panoptes serve`, `panoptes bench` and the integration tests start the engine
 //! here, so a part that is configured is wired everywhere.
 
 use std::sync::Arc;
@@ -101,9 +101,9 @@ impl Engine {
         let mut matcher = MatcherActor::new(Duration::from_secs(s.cooldown_secs), s.record_unknown, link);
         if settings.snapshots.enabled {
             tracing::info!(dir = %snapshots.dir().display(), encrypted = snapshots.encrypted(), "writing detection snapshots");
-            spawn_snapshot_janitor(snapshots.clone());
             matcher = matcher.with_snapshots(snapshots.clone());
         }
+        spawn_retention(store.clone(), snapshots.clone(), settings.storage.clone(), state.retention.clone());
         let matcher = matcher.start();
 
         let mut pipelines = vec![pipeline];
@@ -295,18 +295,37 @@ fn spawn_gallery_sync(store: Store, gallery: Arc<std::sync::RwLock<Gallery>>, ca
     });
 }
 
-/// Deletes expired snapshot days at start and then hourly, on the blocking pool.
-fn spawn_snapshot_janitor(snapshots: Arc<SnapshotStore>) {
+/// Deletes expired detections with their snapshots, and expired snapshot days, at start and then
+/// every `storage.retention_interval_secs` (`panoptes_engine::retention`). A sweep that fails (the
+/// database away) is counted and tried again at the next.
+fn spawn_retention(
+    store: Store,
+    snapshots: Arc<SnapshotStore>,
+    config: panoptes_engine::retention::RetentionConfig,
+    counters: Arc<panoptes_engine::retention::RetentionCounters>,
+) {
     actix::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        let mut every = tokio::time::interval(config.interval());
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            let s = snapshots.clone();
-            match tokio::task::spawn_blocking(move || s.purge_expired(chrono::Utc::now().date_naive())).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::info!(days = n, "deleted expired snapshot days"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "could not delete expired snapshots"),
-                Err(e) => tracing::error!(error = %e, "snapshot janitor panicked"),
+            let started = std::time::Instant::now();
+            match panoptes_engine::retention::sweep(&store, Some(&snapshots), &config, chrono::Utc::now(), &counters)
+                .await
+            {
+                Ok(r) if r == Default::default() => {}
+                Ok(r) => tracing::info!(
+                    detections = r.detections,
+                    snapshots = r.snapshots,
+                    snapshot_days = r.snapshot_days,
+                    erased_leftovers = r.erased_leftovers,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "deleted expired detections and snapshots"
+                ),
+                Err(e) => {
+                    counters.count_failure();
+                    tracing::warn!(error = %panoptes_engine::error_chain::error_chain(&e), "retention sweep failed; will retry");
+                }
             }
         }
     });

@@ -43,10 +43,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List or delete enrolled persons.
+    /// List or erase enrolled persons.
     Persons {
         #[command(subcommand)]
         action: PersonsAction,
+    },
+    /// Create, list or revoke API keys stored in the database.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -148,6 +153,28 @@ enum PersonsAction {
         #[arg(long)]
         json: bool,
     },
+    /// Erase a person: their embeddings, enrolment photos and the face snapshots of their appearances
+    /// (the appearances stay, as unknown faces); the erasure is recorded without their name.
+    Delete {
+        id: i64,
+        /// Erase every trace: also their appearances and the appearances' context frames.
+        #[arg(long)]
+        erase_all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create a key (printed once; only its SHA-256 digest is stored).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// admin (everything) or viewer (reads, identify, live events).
+        #[arg(long, default_value = "admin")]
+        role: String,
+    },
+    List,
+    /// Revoke a stored key.
     Delete {
         id: i64,
     },
@@ -255,7 +282,24 @@ fn run(cli: Cli) -> Result<()> {
                     PersonsAction::List { search, json } => {
                         commands::persons::list(&store, search.as_deref(), json).await
                     }
-                    PersonsAction::Delete { id } => commands::persons::delete(&store, id).await,
+                    PersonsAction::Delete { id, erase_all } => {
+                        let snapshots =
+                            std::sync::Arc::new(panoptes_engine::snapshot::SnapshotStore::new(&settings.snapshots)?);
+                        let scope = if erase_all {
+                            panoptes_engine::erasure::ErasureScope::All
+                        } else {
+                            panoptes_engine::erasure::ErasureScope::Biometrics
+                        };
+                        commands::persons::delete(&store, &snapshots, id, scope).await
+                    }
+                }
+            }
+            Command::Keys { action } => {
+                let store = panoptes_engine::storage::Store::connect(&settings.database_url()?, 1).await?;
+                match action {
+                    KeysAction::Create { name, role } => commands::keys::create(&store, &name, &role).await,
+                    KeysAction::List => commands::keys::list(&store).await,
+                    KeysAction::Delete { id } => commands::keys::delete(&store, id).await,
                 }
             }
             Command::Backup { dir } => commands::backup::run(&settings, &dir).await,

@@ -20,6 +20,8 @@ pub struct Settings {
     pub motion: panoptes_engine::motion::MotionConfig,
     pub tracking: panoptes_engine::track::TrackConfig,
     pub snapshots: SnapshotConfig,
+    /// Retention of detections (and their snapshots).
+    pub storage: panoptes_engine::retention::RetentionConfig,
     pub mqtt: panoptes_api::mqtt::MqttConfig,
 }
 
@@ -182,6 +184,10 @@ impl Settings {
         if let Err(e) = self.mqtt.validate() {
             return bail(e.to_string());
         }
+        // Checked here too, so a key too short stops every command before anything loads.
+        if let Err(e) = panoptes_api::auth::Keys::from_config(&self.api.keys) {
+            return bail(e.to_string());
+        }
         if let Some(t) = self.gallery.match_threshold {
             return bail(format!(
                 "gallery.match_threshold ({t}) is no longer used: each embedder has its own threshold; set pipeline.embedders.{}.match_threshold instead",
@@ -228,6 +234,13 @@ impl Settings {
         }
         if !self.streaming.min_fps.is_finite() || self.streaming.min_fps <= 0.0 {
             return bail(format!("streaming.min_fps must be above 0, got {}", self.streaming.min_fps));
+        }
+        let r = &self.storage;
+        if !(1..=100_000).contains(&r.retention_batch_rows) || r.retention_interval_secs == 0 {
+            return bail(format!(
+                "storage.retention_batch_rows must be 1 to 100000 (got {}) and storage.retention_interval_secs at least 1 (got {})",
+                r.retention_batch_rows, r.retention_interval_secs
+            ));
         }
         Ok(())
     }
@@ -314,6 +327,24 @@ mod tests {
         s.validate().unwrap();
         assert_eq!(s.api.listen, d.api.listen);
         assert_eq!(s.pipeline.detector.tiling.tile_size, d.pipeline.detector.tiling.tile_size);
+        assert_eq!(s.storage, d.storage);
+        assert_eq!(s.snapshots.retention_days, d.snapshots.retention_days);
+        assert_eq!(s.api.allow_open, d.api.allow_open);
+    }
+
+    #[test]
+    fn bad_retention_and_short_keys_are_refused_with_their_key() {
+        let mut s = Settings::default();
+        s.storage.retention_batch_rows = 0;
+        assert!(s.validate().unwrap_err().to_string().contains("storage.retention_batch_rows"));
+        let mut s = Settings::default();
+        s.api.keys = vec![panoptes_api::config::ApiKeyConfig {
+            name: "ops".into(),
+            role: Some(panoptes_api::config::Role::Admin),
+            key: "0123456789".into(),
+            key_sha256: String::new(),
+        }];
+        assert!(s.validate().unwrap_err().to_string().contains("shorter than 16 characters"));
     }
 
     #[test]

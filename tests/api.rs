@@ -179,7 +179,24 @@ async fn cameras_crud_and_every_bad_request_gets_its_own_json_error() {
     )
     .await;
     assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"), "{e}");
-    let stream = json!({"motion_mask": [], "stall_timeout_secs": 30.0, "loop": false});
+    // A retention of its own: whole days, 1 to 3650.
+    for (bad, expected) in [
+        (json!(0), "invalid_retention_days"),
+        (json!(3651), "invalid_retention_days"),
+        (json!(-1), "invalid_field"),
+        (json!(1.5), "invalid_field"),
+        (json!("90"), "invalid_field"),
+    ] {
+        let (s, e) = call(
+            &app,
+            test::TestRequest::patch()
+                .uri(&format!("/api/v1/cameras/{id}"))
+                .set_json(json!({"options": {"retention_days": bad}})),
+        )
+        .await;
+        assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, expected), "{bad}: {e}");
+    }
+    let stream = json!({"motion_mask": [], "stall_timeout_secs": 30.0, "loop": false, "retention_days": 14});
     let (s, patched) = call(
         &app,
         test::TestRequest::patch().uri(&format!("/api/v1/cameras/{id}")).set_json(json!({"options": stream})),
@@ -311,8 +328,9 @@ async fn enrollment_identify_and_each_refusal() {
     let odd = &r["photos"][0];
     assert!(odd["similarity_to_others"].as_f64().unwrap() < 0.55, "{r}");
     assert!(odd["warning"].as_str().is_some_and(|w| w.contains("same person")), "{r}");
-    let (s, _) = call(&app, test::TestRequest::delete().uri(&format!("/api/v1/persons/{checked}"))).await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, r) = call(&app, test::TestRequest::delete().uri(&format!("/api/v1/persons/{checked}"))).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!((r["removed"]["embeddings"].as_i64(), r["removed"]["photos"].as_i64()), (Some(3), Some(3)), "{r}");
 
     // Each invalid enrollment: its own 422 (or 413), and no person left behind.
     let small = {
@@ -356,8 +374,9 @@ async fn enrollment_identify_and_each_refusal() {
     assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_metadata"), "{e}");
 
     // Delete takes the person out of the live gallery at once.
-    let (s, _) = call(&app, test::TestRequest::delete().uri(&format!("/api/v1/persons/{person_id}"))).await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, r) = call(&app, test::TestRequest::delete().uri(&format!("/api/v1/persons/{person_id}"))).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["scope"], "biometrics", "{r}");
     let (_, r) = call(&app, identify("obama2.jpg")).await;
     assert!(r["faces"][0]["matches"].as_array().unwrap().is_empty(), "deleted person still matches: {r}");
     assert!(store.person(person_id).await.unwrap().is_none());
@@ -652,12 +671,15 @@ async fn the_first_stored_key_closes_an_open_api() {
     let app = app!(state);
     let cameras = || test::TestRequest::get().uri("/api/v1/cameras");
     assert_eq!(call(&app, cameras()).await.0, StatusCode::OK, "no keys at all: open");
+    let access = || test::TestRequest::get().uri("/api/v1/access");
+    assert_eq!(call(&app, access()).await.1, json!({"open": true}));
     let (s, created) =
         call(&app, test::TestRequest::post().uri("/api/v1/keys").set_json(json!({"name": "first", "role": "admin"})))
             .await;
     assert_eq!(s, StatusCode::CREATED);
     let key = created["key"].as_str().unwrap();
     assert_eq!(code(&call(&app, cameras()).await.1), "unauthorized", "a stored key closes the API");
+    assert_eq!(call(&app, access()).await, (StatusCode::OK, json!({"open": false})), "asked without a key");
     assert_eq!(call(&app, cameras().insert_header(("X-API-Key", key))).await.0, StatusCode::OK);
     // A restarted node reads the key back and stays closed.
     let restarted = key_state(&store, Vec::new()).await;
@@ -680,7 +702,8 @@ async fn every_route_enforces_its_role() {
     )
     .await;
     let app = app!(state);
-    let open = ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"];
+    // Probes, the document, and whether a key is needed (the console asks before sign-in).
+    let open = ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "/api/v1/access"];
     for &(method, path) in panoptes_api::routes::ROUTES {
         let uri = path.replace("{id}", "1");
         let request = || {

@@ -55,8 +55,10 @@ async fn enroll_identify_list_and_delete_from_the_command_line() {
     assert_eq!(persons[0]["faces"], 2);
     let id = persons[0]["id"].as_i64().unwrap().to_string();
 
-    let o = panoptes(&db, &["persons", "delete", &id]);
+    let o = panoptes(&db, &["persons", "delete", &id, "--erase-all"]);
     assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains(&format!("person {id} erased (all")), "{}", text(&o));
+    assert!(text(&o).contains("2 embedding(s), 2 photo(s)"), "{}", text(&o));
     let o = panoptes(&db, &["persons", "delete", &id]);
     assert!(!o.status.success());
     assert!(text(&o).contains(&format!("no person with id {id}")));

@@ -1,7 +1,8 @@
 //! The operators' console in a real headless Chromium (Debian's `chromium` and `chromium-driver`,
 //! driven by selenium from PyPI; scripts/setup.sh installs all three) against a real `panoptes serve`
 //! with the demo camera showing Obama. The steps are in `tests/console/console_test.py`; screenshots
-//! of each are kept in `target/console-screenshots/` (a few are in docs/console.md).
+//! of each are kept in `target/console-screenshots/` (a few are in docs/console.md). The first run on an
+//! open API is `tests/console/first_run_test.py`.
 
 mod common;
 
@@ -51,6 +52,40 @@ async fn an_operator_signs_in_watches_enrolls_reviews_and_manages_cameras_and_a_
     let out = Command::new(common::root().join(".local/venv-test/bin/python"))
         .arg(common::root().join("tests/console/console_test.py"))
         .args([&base, admin, viewer, &common::path_str(&photos), &common::path_str(&artifacts)])
+        .output()
+        .expect("run the browser test (scripts/setup.sh installs selenium, chromium and chromium-driver)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the browser test failed (screenshots in {}):\n{text}", artifacts.display());
+    assert!(text.contains("every step passed"), "{text}");
+}
+
+/// The first run: an engine with no key anywhere (loopback, the default) opens in the console at once,
+/// says the API is open, and closes with the first key made in the Admin section
+/// (`tests/console/first_run_test.py`).
+#[tokio::test]
+async fn a_newcomer_on_an_open_api_goes_straight_in_is_told_it_is_open_and_closes_it_with_a_key() {
+    let work = common::temp_dir("console-first-run");
+    let db = common::fresh_database().await;
+    let port = common::free_port();
+    let _engine = KillOnDrop(
+        common::serve_command(&db, port, &work.join("snapshots"))
+            .env("PANOPTES_STREAMING__DEMO_CLIP", "\"\"")
+            .spawn()
+            .expect("start panoptes serve"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    common::eventually(
+        "the engine answers",
+        Duration::from_secs(60),
+        || async { ureq::get(&format!("{base}/readyz")).call().is_ok() },
+        |up| *up,
+    )
+    .await;
+    // Not the other test's folder: that one is emptied at its start, and the two run at once.
+    let artifacts = common::root().join("target/console-first-run-screenshots");
+    let out = Command::new(common::root().join(".local/venv-test/bin/python"))
+        .arg(common::root().join("tests/console/first_run_test.py"))
+        .args([&base, &common::path_str(&artifacts)])
         .output()
         .expect("run the browser test (scripts/setup.sh installs selenium, chromium and chromium-driver)");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

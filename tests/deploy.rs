@@ -50,6 +50,8 @@ fn the_deployment_files_pass_their_tools_and_each_check_catches_its_mistake() {
         ("compose.yaml", "NODE_ID: panoptes-b", "NODE_ID: panoptes-a", "distinct PANOPTES_STREAMING__NODE_ID"),
         // A mounted file that is not there.
         ("compose.yaml", "./prometheus.yml:", "./prometheus.yaml:", "./prometheus.yaml does not exist"),
+        // A default admin key: every copy of the file would share it.
+        ("compose.yaml", "PANOPTES_ADMIN_KEY:?", "PANOPTES_ADMIN_KEY:-", "must come from the operator"),
     ];
     for (n, (file, from, to, expected)) in cases.into_iter().enumerate() {
         let dir = broken(&format!("deploy-{n}"), file, from, to);

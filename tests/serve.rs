@@ -264,3 +264,99 @@ async fn engines_started_together_add_the_demo_camera_once_and_a_deleted_one_sta
         assert!(body.contains("\"items\":[]"), "the deleted demo camera came back: {body}");
     }
 }
+
+/// `panoptes serve` until it exits by itself (at most `limit`): its status and output; `None` when it
+/// was still running (then it is killed).
+fn run_until_exit(mut command: Command, limit: Duration) -> Option<(std::process::ExitStatus, String)> {
+    let dir = common::temp_dir("serve-out");
+    let log = std::fs::File::create(dir.join("out.log")).unwrap();
+    let mut child = KillOnDrop(command.stdout(log.try_clone().unwrap()).stderr(log).spawn().expect("start serve"));
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            return Some((status, std::fs::read_to_string(dir.join("out.log")).unwrap()));
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Secure defaults, through the real binary: on an address others can reach (0.0.0.0), an engine with
+/// no key anywhere refuses to start and says how to add one; `api.allow_open`, a configured key or a
+/// key stored with `panoptes keys create` lets it serve; a key shorter than 16 characters is refused;
+/// and revoking the last stored key locks the API rather than opening it.
+#[tokio::test]
+async fn serve_refuses_an_open_api_on_a_public_address_and_short_keys() {
+    let db = common::fresh_database().await;
+    let dir = common::temp_dir("serve-secure");
+    let public = |port: u16| {
+        let mut c = common::serve_command(&db, port, &dir.join("snapshots"));
+        c.env("PANOPTES_API__LISTEN", format!("\"0.0.0.0:{port}\"")).env("PANOPTES_STREAMING__DEMO_CLIP", "\"\"");
+        c
+    };
+
+    let port = free_port();
+    let (status, out) = run_until_exit(public(port), Duration::from_secs(120)).expect("serve must refuse, not serve");
+    assert!(!status.success(), "{out}");
+    for words in [
+        &format!("refusing to serve on 0.0.0.0:{port}"),
+        "panoptes keys create",
+        "PANOPTES_API__KEYS",
+        "api.allow_open = true",
+    ] {
+        assert!(out.contains(words), "no {words:?} in:\n{out}");
+    }
+
+    let mut short = public(free_port());
+    short.env("PANOPTES_API__KEYS", "[{name=\"ops\", role=\"admin\", key=\"0123456789\"}]");
+    let (status, out) = run_until_exit(short, Duration::from_secs(120)).expect("a 10-character key must be refused");
+    assert!(!status.success() && out.contains("shorter than 16 characters"), "{out}");
+
+    // Open on purpose.
+    let port = free_port();
+    let mut open = public(port);
+    open.env("PANOPTES_API__ALLOW_OPEN", "true");
+    let mut serve = KillOnDrop(open.spawn().unwrap());
+    wait_until_up(port, &mut serve);
+    assert_eq!(get(port, "/api/v1/access").map(|r| r.1), Some("{\"open\":true}".into()));
+    assert_eq!(get(port, "/api/v1/cameras").map(|r| r.0), Some(200));
+    drop(serve);
+
+    // A configured key.
+    let key = "configured-admin-key-0123";
+    let port = free_port();
+    let mut keyed = public(port);
+    keyed.env("PANOPTES_API__KEYS", format!("[{{name=\"ops\", role=\"admin\", key=\"{key}\"}}]"));
+    let mut serve = KillOnDrop(keyed.spawn().unwrap());
+    wait_until_up(port, &mut serve);
+    assert_eq!(get(port, "/api/v1/access").map(|r| r.1), Some("{\"open\":false}".into()));
+    assert_eq!(get(port, "/api/v1/cameras").map(|r| r.0), Some(401));
+    let with_key = request(port, "GET", "/api/v1/cameras", &format!("X-API-Key: {key}\r\n"), "").unwrap();
+    assert_eq!(with_key.0, 200);
+    drop(serve);
+
+    // A key stored with the command line.
+    let created = Command::new(env!("CARGO_BIN_EXE_panoptes"))
+        .current_dir(common::root())
+        .env("PANOPTES_DATABASE_URL", &db)
+        .args(["keys", "create", "--name", "first admin", "--role", "admin"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let stored = String::from_utf8(created.stdout).unwrap().trim().to_string();
+    assert!(stored.starts_with("pnp_") && stored.len() == 68, "{stored}");
+    let port = free_port();
+    let mut serve = KillOnDrop(public(port).spawn().unwrap());
+    wait_until_up(port, &mut serve);
+    let auth = format!("X-API-Key: {stored}\r\n");
+    let (status, _, body) = request(port, "GET", "/api/v1/keys", &auth, "").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["items"][0]["id"].as_i64().unwrap();
+    // Revoking the last key on a public address locks the API: it does not become open.
+    let (status, _, _) = request(port, "DELETE", &format!("/api/v1/keys/{id}"), &auth, "").unwrap();
+    assert_eq!(status, 204);
+    assert_eq!(get(port, "/api/v1/access").map(|r| r.1), Some("{\"open\":false}".into()));
+    assert_eq!(get(port, "/api/v1/cameras").map(|r| r.0), Some(401));
+}

@@ -38,9 +38,12 @@ async fn migrations_are_versioned_and_idempotent() {
             "detections_dead_letter",
             "engine_flags",
             "engine_nodes",
+            "erasures",
             "face_embeddings",
+            "gallery_model",
             "person_photos",
             "persons",
+            "reembed_failures",
             "schema_migrations"
         ]
     );

@@ -1,10 +1,11 @@
 // Panoptes operators' console: one page over the engine's own API (docs/api.md), no framework, no
 // build step. The key lives in sessionStorage (this tab only) and goes in the X-API-Key header;
 // pictures and the live event stream are fetched with it too, so nothing secret sits in a URL.
+// An engine without keys (GET /api/v1/access says "open") is entered at once, under a banner.
 "use strict";
 
 const API = "/api/v1";
-const state = { key: sessionStorage.getItem("panoptes-key") || "", admin: false, persons: new Map(), cameras: new Map(), timers: [], urls: [] };
+const state = { key: sessionStorage.getItem("panoptes-key") || "", signedIn: false, open: false, admin: false, persons: new Map(), cameras: new Map(), timers: [], urls: [] };
 const $ = (sel, root = document) => root.querySelector(sel);
 
 // ---- HTTP --------------------------------------------------------------------------------------
@@ -13,11 +14,15 @@ class ApiError extends Error {
   constructor(status, code, message) { super(message); this.status = status; this.code = code; }
 }
 
+const keyHeader = () => (state.key ? { "X-API-Key": state.key } : {});
+
 async function call(method, path, body) {
-  const headers = { "X-API-Key": state.key };
+  const headers = keyHeader();
   let payload = body;
   if (body && !(body instanceof FormData)) { headers["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
   const res = await fetch(API + path, { method, headers, body: payload });
+  // Signed in, and the key no longer works (revoked, or the open API was closed elsewhere).
+  if (res.status === 401 && state.signedIn) signOut("The API needs a key now: sign in with one.");
   if (res.status === 204) return null;
   const data = await res.json().catch(() => null);
   if (!res.ok) {
@@ -29,7 +34,7 @@ async function call(method, path, body) {
 
 // A picture behind the key, as an object URL (revoked when the view changes); null when absent.
 async function picture(path) {
-  const res = await fetch(API + path, { headers: { "X-API-Key": state.key } });
+  const res = await fetch(API + path, { headers: keyHeader() });
   if (!res.ok) return null;
   const url = URL.createObjectURL(await res.blob());
   state.urls.push(url);
@@ -303,9 +308,21 @@ async function people(view) {
       h("td", {}, p.name), h("td", {}, p.faces + " face(s)"), h("td", {}, when(p.created_at)),
       h("td", { class: "row-actions" },
         write(h("button", { type: "button", class: "secondary write", onclick: () => editor.replaceChildren(enrollForm(p, refresh)) }, "Add faces")),
-        write(h("button", { type: "button", class: "danger write", "aria-label": "Delete " + p.name, onclick: async () => {
-          if (confirm(`Delete ${p.name} and their faces?`)) { await call("DELETE", "/persons/" + p.id); refresh(); }
-        } }, "Delete"))))));
+        write(h("button", { type: "button", class: "danger write", "aria-label": "Erase " + p.name, onclick: () => erase(p, "biometrics") }, "Erase")),
+        write(h("button", { type: "button", class: "danger write", "aria-label": "Erase every trace of " + p.name, onclick: () => erase(p, "all") }, "Erase all"))))));
+  };
+  // What an erasure removed, in words (the API answers counts).
+  const erase = async (p, scope) => {
+    const what = scope === "all"
+      ? `Erase every trace of ${p.name}: faces, photos, appearances and their snapshots?`
+      : `Erase ${p.name}: faces, photos and the face snapshots of their appearances? Their appearances stay, as unknown faces.`;
+    if (!confirm(what)) return;
+    const r = await call("DELETE", `/persons/${p.id}?erase=${scope}`);
+    const n = r.removed;
+    editor.replaceChildren(h("p", { class: "ok", role: "status", id: "erased" },
+      `Erased ${p.name}: ${n.embeddings} face(s), ${n.photos} photo(s), ${n.face_snapshots} face snapshot(s)` +
+      (scope === "all" ? `, ${n.detections} appearance(s), ${n.frame_snapshots} context frame(s).` : `; ${r.detections_unlinked} appearance(s) kept as unknown faces.`)));
+    refresh();
   };
   search.addEventListener("input", refresh);
   fill(editor, write(enrollForm(null, refresh)));
@@ -415,6 +432,14 @@ async function admin(view) {
     try {
       const k = await call("POST", "/keys", { name: form.elements.name.value, role: form.elements.role.value });
       shown.replaceChildren(h("p", {}, "Copy this key now; it is not shown again:"), h("p", { class: "secret" }, k.key));
+      // The first key closes an open API: carry on with it if it may do everything, else sign in.
+      if (state.open && !(await access()).open) {
+        setOpen(false);
+        if (k.role !== "admin") { signOut("The API needs a key now: sign in with one."); return; }
+        state.key = k.key;
+        sessionStorage.setItem("panoptes-key", k.key);
+        listen();
+      }
       refresh();
     } catch (e) { showFormError(form, e); }
   });
@@ -432,7 +457,7 @@ async function listen() {
   alertStream = abort;
   const status = $("#alerts-state");
   try {
-    const res = await fetch(API + "/events", { headers: { "X-API-Key": state.key }, signal: abort.signal });
+    const res = await fetch(API + "/events", { headers: keyHeader(), signal: abort.signal });
     if (!res.ok) throw new Error("HTTP " + res.status);
     status.textContent = "Listening.";
     const reader = res.body.getReader();
@@ -476,6 +501,19 @@ function beep() {
 
 // ---- sign-in and routing -----------------------------------------------------------------------
 
+// Whether this API needs a key ({open: true} when it has none); asks nothing else.
+async function access() {
+  const res = await fetch(API + "/access");
+  if (!res.ok) throw new ApiError(res.status, "http_" + res.status, res.statusText);
+  return res.json();
+}
+
+function setOpen(open) {
+  state.open = open;
+  $("#open-banner").hidden = !open;
+  $("#signout").hidden = open; // nobody to sign out on an open API
+}
+
 async function signIn(key) {
   state.key = key;
   try {
@@ -485,7 +523,8 @@ async function signIn(key) {
     if (e.status === 403) state.admin = false;
     else { state.key = ""; throw e; }
   }
-  sessionStorage.setItem("panoptes-key", key);
+  if (key) sessionStorage.setItem("panoptes-key", key);
+  state.signedIn = true;
   call("GET", "/cameras").then((r) => (state.cameras = new Map(r.items.map((c) => [c.id, c.name])))).catch(() => {});
   document.body.classList.toggle("viewer", !state.admin);
   $("#signin").hidden = true; $("#nav").hidden = false; $("#alerts").hidden = false;
@@ -494,20 +533,22 @@ async function signIn(key) {
   route();
 }
 
-function signOut() {
+function signOut(why) {
   sessionStorage.removeItem("panoptes-key");
   if (alertStream) alertStream.abort();
-  state.key = ""; state.admin = false;
+  state.key = ""; state.admin = false; state.signedIn = false;
+  setOpen(false);
   clearView();
   $("#nav").hidden = true; $("#alerts").hidden = true; $("#signin").hidden = false;
   $("#alert-list").replaceChildren();
+  $("#signin-error").textContent = typeof why === "string" ? why : "";
   $("#key").value = ""; $("#key").focus();
 }
 
 const ROUTES = { wall, cameras, people, appearances, identify, admin, camera: cameraPage, appearance };
 
 async function route() {
-  if (!state.key) return;
+  if (!state.signedIn) return;
   const [, name = "wall", arg] = location.hash.split("/");
   const view = clearView();
   document.querySelectorAll("nav a").forEach((a) => {
@@ -515,7 +556,7 @@ async function route() {
     else a.removeAttribute("aria-current");
   });
   const show = ROUTES[name] || wall;
-  try { await show(view, arg); } catch (e) { view.append(h("p", { class: "error", role: "alert" }, explain(e))); }
+  try { await show(view, arg); } catch (e) { if (state.signedIn) view.append(h("p", { class: "error", role: "alert" }, explain(e))); }
   $("#main").focus();
 }
 
@@ -536,5 +577,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#alert-notify").addEventListener("change", (e) => {
     if (e.target.checked && "Notification" in window) Notification.requestPermission();
   });
-  if (state.key) signIn(state.key).catch(signOut);
+  // Open API: straight in. Otherwise the sign-in form alone, or the key this tab signed in with.
+  access().then((a) => {
+    if (a.open) { setOpen(true); return signIn(""); }
+    if (state.key) return signIn(state.key);
+    signOut();
+  }).catch(() => signOut());
 });

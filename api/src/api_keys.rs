@@ -67,5 +67,12 @@ pub async fn delete(state: web::Data<AppState>, id: web::Path<i64>) -> Result<Ht
     }
     reload(&state).await;
     tracing::info!(key_id = id, "API key revoked");
+    if state.keys.is_empty() && !state.keys.is_open() {
+        tracing::warn!(
+            listen = %state.config.listen,
+            "the last API key was revoked; on this address the API now refuses every request until a key is \
+             configured or created with `panoptes keys create`"
+        );
+    }
     Ok(HttpResponse::NoContent().finish())
 }

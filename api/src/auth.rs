@@ -27,11 +27,20 @@ pub struct Caller {
     pub role: Role,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Keys {
     configured: Arc<Vec<Key>>,
     /// From the database; shared by every clone (each worker thread's copy of the state).
     stored: Arc<RwLock<Vec<Key>>>,
+    /// Without any key, the API is open (true) or refuses every request (false: a non-loopback
+    /// address without `api.allow_open`, whose last key was revoked).
+    open_allowed: bool,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Keys { configured: Arc::default(), stored: Arc::default(), open_allowed: true }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +82,13 @@ impl Keys {
             let name = if k.name.is_empty() { format!("key{i}") } else { k.name.clone() };
             keys.push(Key { name, role, digest });
         }
-        Ok(Keys { configured: Arc::new(keys), stored: Arc::default() })
+        Ok(Keys { configured: Arc::new(keys), stored: Arc::default(), open_allowed: true })
+    }
+
+    /// Whether, without any key, the API is open (see the field).
+    pub fn with_open_allowed(mut self, allowed: bool) -> Keys {
+        self.open_allowed = allowed;
+        self
     }
 
     /// Re-reads the keys stored in the database; returns how many there are. On failure the keys
@@ -97,8 +112,13 @@ impl Keys {
         Ok(n)
     }
 
-    /// No keys configured or stored: the API is open.
+    /// No keys configured or stored, and that may mean open: the API is open.
     pub fn is_open(&self) -> bool {
+        self.open_allowed && self.is_empty()
+    }
+
+    /// No keys configured or stored.
+    pub fn is_empty(&self) -> bool {
         self.configured.is_empty() && self.stored.read().unwrap_or_else(|p| p.into_inner()).is_empty()
     }
 
@@ -115,6 +135,30 @@ impl Keys {
         }
         found
     }
+}
+
+/// `serve` on a non-loopback address with no key anywhere and no `api.allow_open`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to serve on {listen}: it is not a loopback address, and no API key is configured or stored, so \
+     anyone who can reach it could enrol, erase and watch. Add an admin key of at least 16 characters: \
+     `panoptes keys create --name ops --role admin` (stores it in the database and prints it once), or in \
+     the configuration `[[api.keys]]` with name, role = \"admin\" and key_sha256 = the key's SHA-256 in hex \
+     (printf %s \"$KEY\" | sha256sum), or in the environment \
+     PANOPTES_API__KEYS='[{{name=\"ops\", role=\"admin\", key=\"…\"}}]'. To serve an open API on purpose, \
+     set api.allow_open = true (PANOPTES_API__ALLOW_OPEN=true)"
+)]
+pub struct OpenApiRefused {
+    pub listen: String,
+}
+
+/// Refuses an API that would be open where that is not allowed (see `ApiConfig::open_allowed`);
+/// `stored_keys`: keys in the database.
+pub fn check_not_open(config: &crate::ApiConfig, stored_keys: usize) -> Result<(), OpenApiRefused> {
+    if config.keys.is_empty() && stored_keys == 0 && !config.open_allowed() {
+        return Err(OpenApiRefused { listen: config.listen.clone() });
+    }
+    Ok(())
 }
 
 /// Re-reads stored keys every `every` (keys created or revoked on other nodes).
@@ -135,7 +179,7 @@ pub fn required_role(method: &Method, path: &str, open_probes: bool) -> Option<R
     if matches!(path, "/healthz" | "/readyz" | "/metrics") && open_probes {
         return None;
     }
-    if path == "/api/v1/openapi.json" || crate::console::PATHS.contains(&path) {
+    if path == "/api/v1/openapi.json" || path == "/api/v1/access" || crate::console::PATHS.contains(&path) {
         return None;
     }
     // Keys are an administrator's business, reads included.
@@ -202,6 +246,26 @@ mod tests {
     }
 
     #[test]
+    fn without_keys_the_api_is_open_only_where_allowed() {
+        let none = Keys::from_config(&[]).unwrap();
+        assert!(none.is_open() && none.is_empty());
+        let locked = none.with_open_allowed(false);
+        assert!(!locked.is_open() && locked.is_empty());
+        let with_key = Keys::from_config(&[cfg("ops", Role::Admin, "admin-key-0123456789")]).unwrap();
+        assert!(!with_key.is_open() && !with_key.is_empty());
+
+        let public = crate::ApiConfig { listen: "0.0.0.0:8080".into(), ..crate::ApiConfig::default() };
+        let refused = check_not_open(&public, 0).unwrap_err().to_string();
+        assert!(refused.contains("0.0.0.0:8080") && refused.contains("panoptes keys create"), "{refused}");
+        assert!(refused.contains("api.allow_open = true") && refused.contains("PANOPTES_API__KEYS"), "{refused}");
+        assert!(check_not_open(&public, 1).is_ok(), "a stored key closes it");
+        let keyed = crate::ApiConfig { keys: vec![cfg("ops", Role::Admin, "admin-key-0123456789")], ..public.clone() };
+        assert!(check_not_open(&keyed, 0).is_ok());
+        assert!(check_not_open(&crate::ApiConfig { allow_open: true, ..public }, 0).is_ok());
+        assert!(check_not_open(&crate::ApiConfig::default(), 0).is_ok(), "loopback may be open");
+    }
+
+    #[test]
     fn reads_need_a_viewer_writes_an_admin_probes_nothing() {
         assert_eq!(required_role(&Method::GET, "/healthz", true), None);
         assert_eq!(required_role(&Method::GET, "/healthz", false), Some(Role::Viewer));
@@ -211,5 +275,6 @@ mod tests {
         assert_eq!(required_role(&Method::DELETE, "/api/v1/cameras/1", true), Some(Role::Admin));
         assert_eq!(required_role(&Method::POST, "/api/v1/persons", true), Some(Role::Admin));
         assert_eq!(required_role(&Method::GET, "/api/v1/keys", true), Some(Role::Admin));
+        assert_eq!(required_role(&Method::GET, "/api/v1/access", false), None);
     }
 }

@@ -128,6 +128,15 @@ fn check_options(o: &CameraOptions) -> Result<(), ApiError> {
             ));
         }
     }
+    if let Some(days) = o.retention_days {
+        let max = CameraOptions::MAX_RETENTION_DAYS;
+        if !(1..=max).contains(&days) {
+            return Err(ApiError::unprocessable(
+                "invalid_retention_days",
+                format!("options.retention_days must be between 1 and {max} days, got {days}"),
+            ));
+        }
+    }
     Ok(())
 }
 

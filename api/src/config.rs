@@ -41,8 +41,12 @@ pub struct ApiKeyConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     pub listen: String,
-    /// No keys: the API is open (fine on the loopback default; a warning says so at start).
+    /// No keys: the API is open — on a loopback `listen` only, unless `allow_open` (see
+    /// `auth::check_not_open`).
     pub keys: Vec<ApiKeyConfig>,
+    /// Serve an API without keys on a non-loopback address too (otherwise `serve` refuses to start,
+    /// and an API whose last key is revoked refuses every request).
+    pub allow_open: bool,
     /// Leave /healthz, /readyz and /metrics open without a key (probes and Prometheus).
     pub open_probes: bool,
     /// Token bucket per key (or per client address without a valid key): sustained requests/s.
@@ -67,6 +71,7 @@ impl Default for ApiConfig {
         Self {
             listen: "127.0.0.1:8080".into(),
             keys: Vec::new(),
+            allow_open: false,
             open_probes: true,
             rate_limit_per_second: 200.0,
             rate_limit_burst: 400.0,
@@ -79,5 +84,40 @@ impl Default for ApiConfig {
             tls_cert: String::new(),
             tls_key: String::new(),
         }
+    }
+}
+
+impl ApiConfig {
+    /// Whether `listen` is a loopback address (only this machine can connect). A host name other
+    /// than `localhost` counts as not loopback: it may resolve to anything.
+    pub fn listens_on_loopback(&self) -> bool {
+        if let Ok(addr) = self.listen.parse::<std::net::SocketAddr>() {
+            return addr.ip().is_loopback();
+        }
+        self.listen.rsplit_once(':').is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
+    }
+
+    /// Whether the API may run without any key: on loopback, or when the site asks for it.
+    pub fn open_allowed(&self) -> bool {
+        self.allow_open || self.listens_on_loopback()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ApiConfig;
+
+    #[test]
+    fn only_loopback_addresses_count_as_loopback() {
+        let on = |listen: &str| ApiConfig { listen: listen.into(), ..ApiConfig::default() }.listens_on_loopback();
+        for yes in ["127.0.0.1:8080", "127.1.2.3:80", "[::1]:8080", "localhost:8080", "LOCALHOST:1"] {
+            assert!(on(yes), "{yes}");
+        }
+        for no in ["0.0.0.0:8080", "[::]:8080", "192.168.1.10:8080", "panoptes.example:8080", "", "8080"] {
+            assert!(!on(no), "{no}");
+        }
+        let open = ApiConfig { listen: "0.0.0.0:8080".into(), allow_open: true, ..ApiConfig::default() };
+        assert!(open.open_allowed());
+        assert!(ApiConfig::default().open_allowed());
     }
 }

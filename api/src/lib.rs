@@ -2,6 +2,7 @@
 //! resources (cameras, persons, identify, detections, live events, admin), described by the OpenAPI
 //! document it serves at `/api/v1/openapi.json`. Every error is `{"error": {"code", "message"}}`.
 
+pub mod access;
 pub mod admin;
 pub mod analyzer;
 pub mod annotate;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub mqtt: mqtt::MqttCounters,
     /// Where an embedder switch stands (absent without an engine).
     pub embedder_switch: Option<panoptes_engine::reembed::SharedSwitchStatus>,
+    /// What retention has deleted (the engine's sweeps count here; `/metrics` reads it).
+    pub retention: Arc<panoptes_engine::retention::RetentionCounters>,
 }
 
 /// The parts of the running engine the API reads. Only the engine assembly (`panoptes::assembly`)
@@ -104,7 +107,7 @@ impl AppState {
 
     /// State with no engine attached; attach parts with the public fields.
     pub fn new(store: Store, gallery: Arc<RwLock<Gallery>>, config: ApiConfig) -> Result<AppState, ApiConfigError> {
-        let keys = auth::Keys::from_config(&config.keys)?;
+        let keys = auth::Keys::from_config(&config.keys)?.with_open_allowed(config.open_allowed());
         config.webhooks.validate().map_err(ApiConfigError::Webhooks)?;
         let limiter = rate_limit::RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst);
         let media_root =
@@ -126,6 +129,7 @@ impl AppState {
             webhooks: webhooks::WebhookCounters::default(),
             mqtt: mqtt::MqttCounters::default(),
             embedder_switch: None,
+            retention: Arc::default(),
             config,
         })
     }

@@ -5,12 +5,14 @@
 use std::sync::Arc;
 
 use actix_multipart::Multipart;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use panoptes_engine::enrollment::{prepare_enrollment, store_enrollment, Enrolled, PreparedFace};
+use panoptes_engine::erasure::{erase_person, ErasureError, ErasureScope};
 use panoptes_engine::storage::Person;
 use serde::{Deserialize, Serialize};
 
 use crate::analyzer::run_blocking;
+use crate::auth::Caller;
 use crate::error::{valid_name, ApiError};
 use crate::multipart::{self, Upload};
 use crate::AppState;
@@ -199,13 +201,49 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(p))
 }
 
-pub async fn delete(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    /// `biometrics` (default) or `all`.
+    pub erase: Option<ErasureScope>,
+}
+
+/// Erases a person (see `panoptes_engine::erasure`) and answers what was removed.
+pub async fn delete(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    q: web::Query<DeleteQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    if !state.store.delete_person(id).await? {
-        return Err(ApiError::NotFound { what: "person", id });
-    }
-    let removed = state.gallery.write().unwrap_or_else(|p| p.into_inner()).remove_person(id);
+    let scope = q.erase.unwrap_or_default();
+    // Out of the live gallery first, so no new appearance names them while their data goes (if the
+    // erasure fails, the gallery's sync with the database brings them back within seconds).
+    let in_gallery = state.gallery.write().unwrap_or_else(|p| p.into_inner()).remove_person(id);
+    let erasure = erase_person(&state.store, state.snapshots.as_ref(), id, scope, &requester(&req)).await.map_err(
+        |e| match e {
+            ErasureError::Storage(s) => s.into(),
+            other => ApiError::Unavailable(panoptes_engine::error_chain::error_chain(&other)),
+        },
+    )?;
     state.caches.persons.invalidate(&id);
-    tracing::info!(person_id = id, embeddings = removed, "person deleted through the API");
-    Ok(HttpResponse::NoContent().finish())
+    let Some(erasure) = erasure else { return Err(ApiError::NotFound { what: "person", id }) };
+    tracing::info!(
+        person_id = id,
+        erasure_id = erasure.id,
+        scope = scope.as_str(),
+        embeddings_in_gallery = in_gallery,
+        requested_by = %erasure.requested_by,
+        "person erased through the API"
+    );
+    Ok(HttpResponse::Ok().json(erasure))
+}
+
+/// Who asked, for the erasure record: the API key's name (never the key), or the client's address
+/// on an open API.
+fn requester(req: &HttpRequest) -> String {
+    match req.extensions().get::<Caller>() {
+        Some(c) => format!("key:{}", c.key_name),
+        None => format!("open-api:{}", req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()),
+    }
 }

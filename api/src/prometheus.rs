@@ -163,6 +163,16 @@ fn collect_api(state: &AppState) {
     counter!("panoptes_mqtt_messages_total", "outcome" => "dropped").absolute(m.dropped);
     counter!("panoptes_mqtt_connections_total").absolute(m.connections);
     gauge!("panoptes_mqtt_connected").set(if m.connected { 1.0 } else { 0.0 });
+    let r = state.retention.stats();
+    for (kind, n) in [
+        ("detections", r.detections),
+        ("snapshots", r.snapshots),
+        ("snapshot_days", r.snapshot_days),
+        ("erased_leftovers", r.erased_leftovers),
+    ] {
+        counter!("panoptes_retention_deleted_total", "kind" => kind).absolute(n);
+    }
+    counter!("panoptes_retention_failures_total").absolute(r.failures);
     // Known restart counters start at zero, so a dashboard shows 0 rather than no data.
     for actor in instruments::RESTARTING_ACTORS {
         counter!(instruments::ACTOR_RESTARTS_TOTAL, "actor" => *actor).increment(0);

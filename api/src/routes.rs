@@ -5,8 +5,8 @@ use actix_web::http::Method;
 use actix_web::{web, Route};
 
 use crate::{
-    admin, api_keys, cameras, console, detections, error, events, health, identify, openapi, persons, prometheus,
-    verify,
+    access, admin, api_keys, cameras, console, detections, error, events, health, identify, openapi, persons,
+    prometheus, verify,
 };
 
 /// (method, path as in the OpenAPI document)
@@ -15,6 +15,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/api/v1/openapi.json"),
+    ("GET", "/api/v1/access"),
     ("GET", "/api/v1/cameras"),
     ("POST", "/api/v1/cameras"),
     ("GET", "/api/v1/cameras/{id}"),
@@ -47,6 +48,7 @@ fn handler(method: &str, path: &str) -> Option<Route> {
         ("GET", "/readyz") => web::get().to(health::readyz),
         ("GET", "/metrics") => web::get().to(prometheus::metrics),
         ("GET", "/api/v1/openapi.json") => web::get().to(openapi::document),
+        ("GET", "/api/v1/access") => web::get().to(access::access),
         ("GET", "/api/v1/cameras") => web::get().to(cameras::list),
         ("POST", "/api/v1/cameras") => web::post().to(cameras::create),
         ("GET", "/api/v1/cameras/{id}") => web::get().to(cameras::get),

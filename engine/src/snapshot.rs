@@ -1,5 +1,5 @@
 //! Detection snapshots on disk: a face crop and a downscaled context frame per detection, as JPEG,
-//! optionally encrypted at rest with AES-256-GCM, kept for a configured number of days.
+//! optionally encrypted at rest with AES-256-GCM, deleted with their detection rows (`crate::retention`).
 //!
 //! Layout: `<dir>/<YYYY-MM-DD>/cam-<id>/<HHMMSS.mmm>-<n>.{face,frame}.jpg` (`.jpg.enc` when encrypted).
 //! The detections row stores the stem relative to `<dir>` (`2026-11-22/cam-3/101502.250-17`), so the
@@ -25,7 +25,9 @@ const NONCE_LEN: usize = 12;
 pub struct SnapshotConfig {
     pub enabled: bool,
     pub dir: String,
-    /// Day directories older than this are deleted (0 keeps everything).
+    /// Pictures are deleted with their detection rows (`storage.*_retention_days`); a value above 0
+    /// also deletes whole day directories older than this many days, rows or not (pictures kept for
+    /// less time than the rows). 0: as long as the rows.
     pub retention_days: u32,
     /// The context frame is downscaled so that its longest side is at most this.
     pub context_max_side: u32,
@@ -39,7 +41,7 @@ impl Default for SnapshotConfig {
         Self {
             enabled: true,
             dir: "data/snapshots".into(),
-            retention_days: 30,
+            retention_days: 0,
             context_max_side: 640,
             jpeg_quality: 80,
             encryption_key: String::new(),
@@ -162,18 +164,25 @@ impl SnapshotStore {
 
     /// Deletes a snapshot's pictures (one superseded by a better face of the same appearance).
     pub fn remove(&self, stem: &str) -> Result<(), SnapshotError> {
+        self.remove_pictures(stem, &[SnapshotKind::Face, SnapshotKind::Frame]).map(|_| ())
+    }
+
+    /// Deletes the given pictures of a snapshot (plain or encrypted); answers whether any file was
+    /// there. A picture already gone is not an error.
+    pub fn remove_pictures(&self, stem: &str, kinds: &[SnapshotKind]) -> Result<bool, SnapshotError> {
         check_stem(stem)?;
-        for kind in [SnapshotKind::Face, SnapshotKind::Frame] {
+        let mut removed = false;
+        for &kind in kinds {
             for encrypted in [true, false] {
                 let path = self.path(stem, kind, encrypted);
                 match std::fs::remove_file(&path) {
-                    Ok(()) => {}
+                    Ok(()) => removed = true,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(source) => return Err(SnapshotError::Io { path, source }),
                 }
             }
         }
-        Ok(())
+        Ok(removed)
     }
 
     /// The JPEG bytes of one picture of a stored snapshot (decrypted when needed).
@@ -192,17 +201,27 @@ impl SnapshotStore {
         Err(SnapshotError::Io { path, source: std::io::ErrorKind::NotFound.into() })
     }
 
-    /// Deletes day directories older than the retention; returns how many were removed.
+    /// Deletes day directories older than `snapshots.retention_days` (none when it is 0); returns how
+    /// many were removed.
     pub fn purge_expired(&self, today: NaiveDate) -> Result<usize, SnapshotError> {
-        if self.retention_days == 0 {
-            return Ok(0);
+        match self.retention_days {
+            0 => Ok(0),
+            days => self.purge_days_before(today - chrono::Days::new(u64::from(days))),
         }
+    }
+
+    /// `snapshots.retention_days` (0: pictures are kept as long as their detection rows).
+    pub fn retention_days(&self) -> u32 {
+        self.retention_days
+    }
+
+    /// Deletes the day directories of days before `oldest_kept`; returns how many were removed.
+    pub fn purge_days_before(&self, oldest_kept: NaiveDate) -> Result<usize, SnapshotError> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(source) => return Err(SnapshotError::Io { path: self.dir.clone(), source }),
         };
-        let oldest_kept = today - chrono::Days::new(u64::from(self.retention_days));
         let mut removed = 0;
         for entry in entries.flatten() {
             let name = entry.file_name();

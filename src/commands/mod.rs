@@ -4,6 +4,7 @@ pub mod bench;
 pub mod enroll;
 pub mod eval;
 pub mod identify;
+pub mod keys;
 pub mod persons;
 mod pg_tools;
 pub mod restore;

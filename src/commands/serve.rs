@@ -9,6 +9,9 @@ use panoptes::{Context, Engine};
 
 pub async fn run(ctx: Context) -> Result<()> {
     let api = ctx.settings.api.clone();
+    // Before anything starts: an open API on an address others can reach is refused (secure default).
+    let stored_keys = ctx.store.list_api_keys().await.context("reading the stored API keys")?.len();
+    panoptes_api::auth::check_not_open(&api, stored_keys)?;
     let engine = Engine::start(ctx).await.context("starting the engine")?;
     let state = engine.api_state();
     let (json_limit, cors_origins) = (api.json_limit_bytes, api.cors_origins.clone());

@@ -1,5 +1,5 @@
 """The operators' console in Debian's headless chromium (selenium), against a running `panoptes serve`
-with the demo camera showing Obama: sign in; the live tile shows the demo camera; a webcam capture
+with the demo camera showing Obama: before sign-in only the sign-in form shows; sign in; the live tile shows the demo camera; a webcam capture
 (Chromium's fake camera) and a non-photo refused in words; enroll Obama through the form; an alert appears in the live panel; open the appearance and its snapshot; add then
 delete a camera; a bad photo shows its reason; a viewer key sees no write buttons. Screenshots go to
 the artifacts folder. Run by tests/console.rs.
@@ -50,7 +50,8 @@ def text_in(css, text):
 
 def sign_in(key):
     driver.get(base + "/#/wall")
-    find("#key").send_keys(key)
+    # The form shows once the page knows the API needs a key.
+    wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#key"))).send_keys(key)
     find("#signin button[type=submit]").click()
     find("#nav:not([hidden])")
 
@@ -66,6 +67,19 @@ try:
         "return performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))"
         ".reduce((s, e) => s + (e.transferSize || e.encodedBodySize || 0), 0)")
     assert weight < 200 * 1024, f"first page {weight} bytes"
+
+    # Before sign-in, with keys configured: the sign-in form and nothing else (no navigation, no
+    # alerts, no view, no open-API banner).
+    wait.until(lambda d: d.find_element(By.ID, "signin").is_displayed())
+    for hidden in ["nav", "alerts", "open-banner", "signout"]:
+        assert not driver.find_element(By.ID, hidden).is_displayed(), f"#{hidden} shows before sign-in"
+    assert not driver.find_elements(By.CSS_SELECTOR, "nav a") or not any(
+        a.is_displayed() for a in driver.find_elements(By.CSS_SELECTOR, "nav a")), "a navigation link shows before sign-in"
+    assert driver.find_element(By.ID, "view").text == "", "a view shows before sign-in"
+    driver.get(base + "/#/people")
+    time.sleep(1)
+    assert driver.find_element(By.ID, "signin").is_displayed() and driver.find_element(By.ID, "view").text == "", \
+        "a section's address opened it without a key"
     shot("sign-in")
 
     # A wrong key is refused in words.

@@ -19,6 +19,10 @@ pub struct CameraOptions {
     /// File cameras: start again at the end of the file (default), or finish there.
     #[serde(rename = "loop", skip_serializing_if = "Option::is_none")]
     pub looping: Option<bool>,
+    /// Days this camera's appearances are kept (default: `storage.detection_retention_days`). Unknown
+    /// faces are kept no longer than `storage.unknown_retention_days` whatever this says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
 }
 
 impl CameraOptions {
@@ -33,6 +37,9 @@ impl CameraOptions {
     pub fn looping(&self) -> bool {
         self.looping.unwrap_or(true)
     }
+
+    /// The most days a camera's own retention may be (ten years).
+    pub const MAX_RETENTION_DAYS: u32 = 3650;
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

@@ -84,6 +84,24 @@ fn from_row(r: &tokio_postgres::Row) -> Detection {
     }
 }
 
+/// A row deleted by retention: what is needed to delete its pictures and to go on from it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExpiredDetection {
+    pub id: i64,
+    pub detected_at: DateTime<Utc>,
+    pub snapshot_path: Option<String>,
+}
+
+/// Which expired rows one retention statement deletes: those of one camera (`None`: of deleted
+/// cameras), detected before `before`, unknown faces only or all, after `after` in time order.
+#[derive(Clone, Copy, Debug)]
+pub struct ExpiredScope {
+    pub camera_id: Option<i64>,
+    pub unknown_only: bool,
+    pub before: DateTime<Utc>,
+    pub after: Option<DetectionCursor>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NewDetection {
     /// Reserved from the table's sequence before the row is written, so that the live event can
@@ -286,6 +304,60 @@ impl Store {
             .await
             .map_err(|source| StorageError::Query { context: "read detection", source })?;
         Ok(row.as_ref().map(from_row))
+    }
+
+    /// Deletes at most `limit` rows of `scope`, oldest first, in one short statement; answers them.
+    /// Rows locked by a writer at that moment are skipped (the next sweep takes them). Each statement
+    /// walks one index from where the previous one stopped (`scope.after`), so a long run of
+    /// deletions never re-reads what it has deleted or kept.
+    pub async fn delete_expired_detections(
+        &self,
+        scope: &ExpiredScope,
+        limit: i64,
+    ) -> Result<Vec<ExpiredDetection>, StorageError> {
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(scope.before), Box::new(limit)];
+        let camera = match scope.camera_id {
+            Some(id) => {
+                params.push(Box::new(id));
+                "camera_id = $3"
+            }
+            None => "camera_id IS NULL",
+        };
+        let unknown = if scope.unknown_only { "AND person_id IS NULL" } else { "" };
+        let after = match scope.after {
+            Some(k) => {
+                params.push(Box::new(k.detected_at));
+                params.push(Box::new(k.id));
+                let (t, id) = (params.len() - 1, params.len());
+                format!("AND detected_at >= ${t} AND (detected_at, id) > (${t}, ${id})")
+            }
+            None => String::new(),
+        };
+        // The ORDER BY runs along the (camera_id, detected_at, id) indexes (the partial one for
+        // unknown faces), so the statement reads the rows it deletes and no others.
+        let sql = format!(
+            "WITH doomed AS (
+                 SELECT id FROM detections
+                 WHERE {camera} {unknown} AND detected_at < $1 {after}
+                 ORDER BY detected_at, id LIMIT $2
+                 FOR UPDATE SKIP LOCKED)
+             DELETE FROM detections d USING doomed WHERE d.id = doomed.id
+             RETURNING d.id, d.detected_at, d.snapshot_path"
+        );
+        let c = self.client().await?;
+        let stmt = c
+            .prepare_cached(&sql)
+            .await
+            .map_err(|source| StorageError::Query { context: "prepare the deletion of expired detections", source })?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        let rows = c
+            .query(&stmt, &refs)
+            .await
+            .map_err(|source| StorageError::Query { context: "delete expired detections", source })?;
+        Ok(rows
+            .iter()
+            .map(|r| ExpiredDetection { id: r.get(0), detected_at: r.get(1), snapshot_path: r.get(2) })
+            .collect())
     }
 
     /// (person_id, score) of a camera's detections, newest first.

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (6, "appearances_camera_options", include_str!("migrations/0006_appearances_camera_options.sql")),
     (7, "node_capacity", include_str!("migrations/0007_node_capacity.sql")),
     (8, "gallery_model_evidence", include_str!("migrations/0008_gallery_model_evidence.sql")),
+    (9, "retention_erasure", include_str!("migrations/0009_retention_erasure.sql")),
 ];
 
 /// Arbitrary constant key for `pg_advisory_xact_lock`, unique to Panoptes' migrations.

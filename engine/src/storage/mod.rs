@@ -20,7 +20,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, Recycli
 pub use api_keys::StoredApiKey;
 pub use cameras::{Camera, CameraOptions, CameraPatch, NewCamera};
 pub use conninfo::ConnInfo;
-pub use detections::{AppearanceEvidence, Detection, DetectionCursor, DetectionFilter, NewDetection};
+pub use detections::{
+    AppearanceEvidence, Detection, DetectionCursor, DetectionFilter, ExpiredDetection, ExpiredScope, NewDetection,
+};
 pub use embeddings::{EmbeddingRow, NewEmbedding};
 pub use gallery_model::{EmbeddingCoverage, GalleryModelState, PhotoToEmbed, ReembedFailure, ReembedLock};
 pub use persons::Person;
