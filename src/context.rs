@@ -5,8 +5,8 @@ use std::sync::{Arc, RwLock};
 use panoptes_engine::embed::ModelId;
 use panoptes_engine::gallery::Gallery;
 use panoptes_engine::gallery_sync::read_gallery;
-use panoptes_engine::reembed::serving_model;
 use panoptes_engine::pipeline::FacePipeline;
+use panoptes_engine::reembed::serving_model;
 use panoptes_engine::runtime::{ModelError, Runtime};
 use panoptes_engine::storage::{StorageError, Store};
 

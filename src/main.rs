@@ -55,6 +55,9 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Switch the gallery to the configured embedder (pipeline.embedder) now: embed every kept
+    /// enrollment photo with it, in the foreground, and report who could not be embedded.
+    Reembed,
     /// Write the database (pg_dump), the snapshot files and a manifest into DIR (new or empty).
     Backup { dir: PathBuf },
     /// Restore a backup of `panoptes backup` into the configured database and snapshots.dir, which
@@ -302,6 +305,7 @@ fn run(cli: Cli) -> Result<()> {
                     KeysAction::Delete { id } => commands::keys::delete(&store, id).await,
                 }
             }
+            Command::Reembed => commands::reembed::run(Context::open(settings).await?).await,
             Command::Backup { dir } => commands::backup::run(&settings, &dir).await,
             Command::Restore { dir, force } => commands::restore::run(&settings, &dir, force).await,
             Command::Migrate => {

@@ -122,7 +122,8 @@ async fn a_gallery_follows_enrollments_and_deletions_made_elsewhere() {
     let (store, _) = common::fresh_store().await;
     let mut p = common::pipeline();
     let (here, there) = (common::gallery_for(&store, &p).await, common::gallery_for(&store, &p).await);
-    let (mut sync_here, mut sync_there) = (GallerySync::new(p.catalog().clone()), GallerySync::new(p.catalog().clone()));
+    let (mut sync_here, mut sync_there) =
+        (GallerySync::new(p.catalog().clone()), GallerySync::new(p.catalog().clone()));
     assert!(!sync_there.refresh(&store, &there).await.unwrap(), "nothing stored, nothing to do");
 
     let obama = store.create_person("Barack Obama", &serde_json::json!({})).await.unwrap();

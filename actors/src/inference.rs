@@ -324,13 +324,11 @@ impl InferenceWorker {
                     continue;
                 }
             };
-            let floor = (found.len() == COMPARED_PERSONS).then(|| found[found.len() - 1].score);
-            let comparison = Comparison { candidates: found.iter().map(|m| (m.person_id, m.score)).collect(), floor };
+            let comparison = Comparison::from_search(&found, COMPARED_PERSONS);
             let Some(cam) = self.cameras.get_mut(&frame.camera_id) else { continue };
             let change = cam.tracker.add_embedding(job.track_id, job.quality, comparison, &judgement);
             let Some(track) = cam.tracker.track(job.track_id) else { continue };
-            let outcome =
-                if track.identity.person().is_some() { FaceOutcome::Matched } else { FaceOutcome::Unknown };
+            let outcome = if track.identity.person().is_some() { FaceOutcome::Matched } else { FaceOutcome::Unknown };
             instruments::faces_detected(frame.camera_id, outcome, 1);
             let Some(change) = change else { continue };
             identified.push(Identified {

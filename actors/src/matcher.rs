@@ -473,7 +473,13 @@ mod tests {
 
     /// Two embeddings for PERSON, well ahead of the runner-up.
     fn evidence() -> Evidence {
-        Evidence { best: Some((PERSON, 0.8)), runner_up: Some((PERSON + 1, 0.3)), embeddings: 2, best_single: 0.82, ambiguous: false }
+        Evidence {
+            best: Some((PERSON, 0.8)),
+            runner_up: Some((PERSON + 1, 0.3)),
+            embeddings: 2,
+            best_single: 0.82,
+            ambiguous: false,
+        }
     }
 
     fn identified(track_id: u64, first_seen: DateTime<Utc>) -> TrackEvent {

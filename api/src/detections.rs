@@ -38,6 +38,8 @@ struct DetectionView {
     frames: i32,
     snapshot_path: Option<String>,
     snapshot_url: Option<String>,
+    /// Why the appearance is who it is: decision, embeddings used, runner-up person and score.
+    evidence: panoptes_engine::storage::AppearanceEvidence,
 }
 
 impl From<Detection> for DetectionView {
@@ -55,6 +57,7 @@ impl From<Detection> for DetectionView {
             bbox: d.bbox,
             frames: d.frames,
             snapshot_path: d.snapshot_path,
+            evidence: d.evidence,
         }
     }
 }

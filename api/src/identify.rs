@@ -86,5 +86,6 @@ pub async fn identify(state: web::Data<AppState>, payload: Multipart) -> Result<
             }
         }
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "faces": views, "threshold": threshold, "model": model.to_string() })))
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "faces": views, "threshold": threshold, "model": model.to_string() })))
 }

@@ -137,7 +137,9 @@ fn collect_api(state: &AppState) {
         gauge!("panoptes_embedder_switch_in_progress").set(if switching { 1.0 } else { 0.0 });
         if let Some(st) = &s.state {
             let target = st.target.to_string();
-            for (kind, n) in [("embedded", s.target.embedded), ("failed", s.target.failed), ("pending", s.target.pending())] {
+            for (kind, n) in
+                [("embedded", s.target.embedded), ("failed", s.target.failed), ("pending", s.target.pending())]
+            {
                 gauge!("panoptes_reembed_photos", "model" => target.clone(), "state" => kind).set(n as f64);
             }
         }

@@ -141,8 +141,11 @@ pub fn resolve_spec(name: &str, entry: Option<&EmbedderEntry>) -> Result<Embedde
                     "no such embedder: the built-in ones are {SFACE} and {MOBILEFACENET}; describe another in [pipeline.embedders.{name}]"
                 )));
             }
-            let need = |v: Option<f32>, key: &str| v.ok_or_else(|| invalid(format!("{key} is required for a model that is not built in")));
-            let file = e.file.clone().ok_or_else(|| invalid("file is required for a model that is not built in".into()))?;
+            let need = |v: Option<f32>, key: &str| {
+                v.ok_or_else(|| invalid(format!("{key} is required for a model that is not built in")))
+            };
+            let file =
+                e.file.clone().ok_or_else(|| invalid("file is required for a model that is not built in".into()))?;
             let match_threshold = need(e.match_threshold, "match_threshold")?;
             EmbedderSpec {
                 name: name.to_string(),
@@ -259,7 +262,8 @@ impl Embedder {
         let version: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
         let input = io_name(&session, false, 0, MODEL)?;
         let output = io_name(&session, true, 0, MODEL)?;
-        let interface = |message: String| ModelError::Interface { model: format!("{} ({})", spec.name, path.display()), message };
+        let interface =
+            |message: String| ModelError::Interface { model: format!("{} ({})", spec.name, path.display()), message };
         let input_shape = session.inputs()[0].dtype().tensor_shape().map(|s| s.to_vec()).unwrap_or_default();
         let side = i64::from(ALIGNED_SIDE);
         if !(input_shape.len() == 4 && input_shape[1] == 3 && input_shape[2..] == [side, side]) {

@@ -34,7 +34,9 @@ pub enum EnrollError {
     FaceTooSmall { width: f32, min: f32 },
     #[error("the face is unclear (detection score {score:.2}, at least {min:.2} required)")]
     LowScore { score: f32, min: f32 },
-    #[error("the face is turned {yaw:.0}° away from the camera (at most {max:.0}°): enroll a photo that faces the camera")]
+    #[error(
+        "the face is turned {yaw:.0}° away from the camera (at most {max:.0}°): enroll a photo that faces the camera"
+    )]
     FaceTurned { yaw: f32, max: f32 },
     #[error(transparent)]
     Storage(#[from] StorageError),

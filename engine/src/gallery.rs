@@ -530,7 +530,11 @@ mod tests {
         for trial in 0..40 {
             let q: Vec<f32> = if trial % 2 == 0 { base.clone() } else { unit_of((0..dim).map(|_| next()).collect()) };
             for k in [1, 5, 20] {
-                assert_eq!(g.search(&id(), &q, k).unwrap(), g.search_exhaustive(&id(), &q, k).unwrap(), "trial {trial} k {k}");
+                assert_eq!(
+                    g.search(&id(), &q, k).unwrap(),
+                    g.search_exhaustive(&id(), &q, k).unwrap(),
+                    "trial {trial} k {k}"
+                );
             }
         }
     }

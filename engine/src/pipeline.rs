@@ -66,10 +66,15 @@ pub struct AnalyzedFace {
 /// What became of a video face handed to [`FacePipeline::embed_faces`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum FaceEmbedding {
-    Embedded { vector: Vec<f32>, yaw_degrees: Option<f32> },
+    Embedded {
+        vector: Vec<f32>,
+        yaw_degrees: Option<f32>,
+    },
     /// Turned further than `align.max_yaw_degrees`: its embedding would say little of who it is (a
     /// profile scores low against its own person's frontal photos), so the embedder is not run.
-    TooTurned { yaw_degrees: f32 },
+    TooTurned {
+        yaw_degrees: f32,
+    },
     /// No alignment could be found (degenerate keypoints).
     NotAligned,
 }

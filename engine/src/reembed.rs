@@ -128,7 +128,8 @@ impl Reembedder {
                 "re-embedding the kept enrollment photos with the target model"
             );
             let load = self.load.clone();
-            let loaded = tokio::task::spawn_blocking(move || load()).await.map_err(|e| ReembedError::Task(e.to_string()))?;
+            let loaded =
+                tokio::task::spawn_blocking(move || load()).await.map_err(|e| ReembedError::Task(e.to_string()))?;
             let pipeline = Arc::new(Mutex::new(loaded?));
             if pipeline.lock().unwrap_or_else(|p| p.into_inner()).model() != &model {
                 return Err(ReembedError::Task(format!("the pipeline loaded does not embed with {model}")));

@@ -58,7 +58,8 @@ fn client() -> Client {
         let store = panoptes_engine::storage::Store::new("postgresql://postgres@127.0.0.1:1/none", 1)
             .expect("a well-formed database URL");
         let id = panoptes_engine::embed::ModelId { name: "fuzz".into(), version: "0".into() };
-        let judgement = panoptes_engine::embed::Judgement { match_threshold: 0.4, instant_match_score: 0.55, margin: 0.08 };
+        let judgement =
+            panoptes_engine::embed::Judgement { match_threshold: 0.4, instant_match_score: 0.55, margin: 0.08 };
         let model = panoptes_engine::embed::ModelInfo { id, dim: 128, judgement };
         let gallery = std::sync::Arc::new(std::sync::RwLock::new(panoptes_engine::gallery::Gallery::new(model)));
         // No rate limit: the fuzzer sends thousands of requests a second from one "address".

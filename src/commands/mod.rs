@@ -7,6 +7,7 @@ pub mod identify;
 pub mod keys;
 pub mod persons;
 mod pg_tools;
+pub mod reembed;
 pub mod restore;
 pub mod serve;
 mod snapshot_files;

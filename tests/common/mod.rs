@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use panoptes_engine::gallery_sync::read_gallery;
 use panoptes_engine::gallery::Gallery;
+use panoptes_engine::gallery_sync::read_gallery;
 use panoptes_engine::pipeline::{FacePipeline, PipelineConfig};
 use panoptes_engine::runtime::Runtime;
 use panoptes_engine::storage::Store;

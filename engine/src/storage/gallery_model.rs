@@ -164,7 +164,12 @@ impl Store {
     }
 
     /// Records that `model` could not embed a kept photo, so it is reported rather than retried.
-    pub async fn record_reembed_failure(&self, photo_id: i64, model: &ModelId, reason: &str) -> Result<(), StorageError> {
+    pub async fn record_reembed_failure(
+        &self,
+        photo_id: i64,
+        model: &ModelId,
+        reason: &str,
+    ) -> Result<(), StorageError> {
         let c = self.client().await?;
         c.execute(
             "INSERT INTO reembed_failures (photo_id, model_name, model_version, reason) VALUES ($1, $2, $3, $4)

@@ -63,6 +63,13 @@ pub struct Comparison {
 }
 
 impl Comparison {
+    /// A gallery search's answer for the `asked` best persons: when it filled them all, every person
+    /// not listed scores at most the last one listed.
+    pub fn from_search(found: &[crate::gallery::Match], asked: usize) -> Comparison {
+        let floor = (asked > 0 && found.len() >= asked).then(|| found[found.len() - 1].score);
+        Comparison { candidates: found.iter().map(|m| (m.person_id, m.score)).collect(), floor }
+    }
+
     /// `person`'s score: listed, or at most the floor (used as is: an upper bound, which can only
     /// make a rival look closer and the answer more careful).
     fn score_of(&self, person: i64) -> Option<f32> {
@@ -152,7 +159,8 @@ impl TrackEvidence {
 
     /// Every person any embedding listed, with their robust score, best first.
     fn ranking(&self) -> Vec<(i64, f32)> {
-        let mut persons: Vec<i64> = self.comparisons.iter().flat_map(|(c, _)| c.candidates.iter().map(|(p, _)| *p)).collect();
+        let mut persons: Vec<i64> =
+            self.comparisons.iter().flat_map(|(c, _)| c.candidates.iter().map(|(p, _)| *p)).collect();
         persons.sort_unstable();
         persons.dedup();
         let mut ranked: Vec<(i64, f32)> = persons.into_iter().filter_map(|p| self.score(p).map(|s| (p, s))).collect();
@@ -190,9 +198,11 @@ impl TrackEvidence {
             return Identity::Person { person_id: held, score: held_score };
         }
         // One embedding this close and this clear settles at once (a fast alert).
-        let instant = self.comparisons.last().and_then(|(c, _)| c.lead()).filter(|&(p, s, lead)| {
-            p == person && s >= judgement.instant_match_score && lead >= judgement.margin
-        });
+        let instant = self
+            .comparisons
+            .last()
+            .and_then(|(c, _)| c.lead())
+            .filter(|&(p, s, lead)| p == person && s >= judgement.instant_match_score && lead >= judgement.margin);
         if close && clear && (n >= confirm || instant.is_some()) {
             self.ambiguous = false;
             return Identity::Person { person_id: person, score };

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use super::identity::{Comparison, Identity, IdentityChange};
-use crate::embed::Judgement;
 use super::*;
+use crate::embed::Judgement;
 use crate::geometry::Point;
 
 fn face(x: f32, y: f32, size: f32, score: f32) -> Face {
@@ -149,10 +149,7 @@ fn embeddings_are_spent_on_faces_not_yet_a_person_or_clearly_better_ones_only() 
     let u = step(&mut tr, &mut clock, &[face(100.0, 100.0, 80.0, 0.9), face(400.0, 100.0, 80.0, 0.9)]);
     let stranger = u.assigned[1].unwrap();
     vote(&mut tr, stranger, 0.4, &[(7, 0.3)]);
-    assert_eq!(
-        vote(&mut tr, stranger, 0.4, &[(7, 0.35)]),
-        Some(IdentityChange::Settled(Identity::Unknown))
-    );
+    assert_eq!(vote(&mut tr, stranger, 0.4, &[(7, 0.35)]), Some(IdentityChange::Settled(Identity::Unknown)));
     assert!(tr.wants_embedding(stranger, &scored(0.4)), "unknown: embed again at the same quality");
     // A better, clearly matching face outweighs the misses (the worst of three is dropped).
     assert!(matches!(vote(&mut tr, stranger, 0.9, &[(7, 0.74)]), Some(IdentityChange::Changed { .. })));
@@ -271,7 +268,10 @@ fn a_person_not_listed_may_be_as_close_as_the_floor() {
     // Only the best person is listed; everyone else scores up to 0.7: 7 is not clearly ahead.
     let only_best = |score| Comparison { candidates: vec![(7, score)], floor: Some(0.7) };
     assert_eq!(tr.add_embedding(id, 0.6, only_best(0.75), &JUDGEMENT), None);
-    assert_eq!(tr.add_embedding(id, 0.6, only_best(0.64), &JUDGEMENT), Some(IdentityChange::Settled(Identity::Unknown)));
+    assert_eq!(
+        tr.add_embedding(id, 0.6, only_best(0.64), &JUDGEMENT),
+        Some(IdentityChange::Settled(Identity::Unknown))
+    );
     // With a low floor the same scores are a clear match.
     let mut tr = FaceTracker::new(TrackConfig::default());
     let id = step(&mut tr, &mut clock, &[face(100.0, 100.0, 120.0, 0.9)]).assigned[0].unwrap();
