@@ -75,7 +75,30 @@ pub struct EndAllTracks;
 struct CameraState {
     feed: Arc<CameraFeed>,
     tracker: FaceTracker<Arc<YuvFrame>>,
+    /// The arrival time of the newest frame of this camera the worker has looked at (analysed, or
+    /// found still by the motion gate): the camera's own clock, by which its tracks are lost. A
+    /// worker that falls behind (a busy CPU) does not end tracks whose faces it has not yet had the
+    /// chance to see; frames replaced by newer ones (latest-wins) are not misses either.
+    clock: Option<Instant>,
 }
+
+impl CameraState {
+    fn saw(&mut self, at: Instant) {
+        self.clock = Some(self.clock.map_or(at, |c| c.max(at)));
+    }
+
+    /// The time tracks are lost by: the camera's clock, or the wall clock once the camera has sent
+    /// nothing to look at for [`STALLED_AFTER`] (a stalled camera's faces are gone).
+    fn expiry_clock(&self, wall: Instant) -> Instant {
+        match self.clock {
+            Some(c) if wall.saturating_duration_since(c) < STALLED_AFTER => c,
+            _ => wall,
+        }
+    }
+}
+
+/// A camera with no frame looked at for this long is stalled: its tracks are lost by the wall clock.
+const STALLED_AFTER: Duration = Duration::from_secs(10);
 
 /// A face the tracker wants embedded.
 struct EmbedJob {
@@ -187,8 +210,10 @@ impl InferenceWorker {
         for (id, cam) in self.cameras.iter_mut() {
             if let Some((at, wall)) = cam.feed.take_still() {
                 cam.tracker.hold_still(at, wall);
+                cam.saw(at);
             }
-            ended.extend(cam.tracker.expire(now).into_iter().map(|t| (*id, t)));
+            let clock = cam.expiry_clock(now);
+            ended.extend(cam.tracker.expire(clock).into_iter().map(|t| (*id, t)));
             cam.feed.set_deciding(cam.tracker.deciding());
         }
         for (camera_id, track) in ended {
@@ -272,7 +297,9 @@ impl InferenceWorker {
             };
             if let Some((at, wall)) = cam.feed.take_still() {
                 cam.tracker.hold_still(at, wall);
+                cam.saw(at);
             }
+            cam.saw(frame.received_at);
             let qualities: Vec<_> = faces.iter().map(|f| face_quality(f, &frame.frame)).collect();
             let update = cam.tracker.update(faces, &qualities, frame.received_at, frame.captured_at, &frame.frame);
             self.stats.tracks_started += update.started.len() as u64;
@@ -481,10 +508,11 @@ impl Handler<FrameReady> for InferenceWorker {
     fn handle(&mut self, msg: FrameReady, _: &mut Self::Context) {
         // A restarted camera brings a new feed: the newest one is the live one.
         let tracking = self.tracking.clone();
-        let cam = self
-            .cameras
-            .entry(msg.camera_id)
-            .or_insert_with(|| CameraState { feed: msg.feed.clone(), tracker: FaceTracker::new(tracking) });
+        let cam = self.cameras.entry(msg.camera_id).or_insert_with(|| CameraState {
+            feed: msg.feed.clone(),
+            tracker: FaceTracker::new(tracking),
+            clock: None,
+        });
         if !Arc::ptr_eq(&cam.feed, &msg.feed) {
             cam.feed = msg.feed;
         }
