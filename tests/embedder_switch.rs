@@ -138,9 +138,11 @@ async fn switching_the_embedder_reembeds_every_kept_photo_while_the_old_gallery_
     // A second engine still on MobileFaceNet follows the switch at its next check.
     let mut elsewhere = GallerySync::new(old.catalog().clone());
     assert!(elsewhere.refresh(&store, &old_gallery).await.unwrap());
-    let g = old_gallery.read().unwrap();
-    assert_eq!((g.model(), g.len()), (&sface, 3));
-    drop(g);
+    let (model, len) = {
+        let g = old_gallery.read().unwrap();
+        (g.model().clone(), g.len())
+    };
+    assert_eq!((model, len), (sface, 3));
     engine.shutdown().await;
 }
 

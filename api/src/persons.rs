@@ -73,7 +73,7 @@ async fn prepare_all(state: &web::Data<AppState>, files: Vec<Upload>) -> Result<
         match r {
             Ok(face) => prepared.push(face),
             Err((label, e)) => {
-                return Err(match ApiError::from(e) {
+                return Err(match e {
                     ApiError::Unprocessable { code, message } => {
                         ApiError::Unprocessable { code, message: format!("{label}: {message}") }
                     }

@@ -247,7 +247,7 @@ pub struct ReembedLock {
 }
 
 /// Arbitrary constant key for the re-embedding lock ("REEMBED").
-const REEMBED_LOCK_KEY: i64 = 0x5245_454d_4245_44;
+const REEMBED_LOCK_KEY: i64 = 0x0052_4545_4d42_4544;
 
 impl Store {
     /// The re-embedding lock, or `None` when another engine holds it.

@@ -109,6 +109,14 @@ impl Evidence {
     }
 }
 
+/// Who leads a track's evidence.
+struct Leader {
+    best: (i64, f32),
+    runner_up: Option<(i64, f32)>,
+    /// The runner-up's score, or what an unlisted person could score, whichever is higher.
+    next: f32,
+}
+
 /// Every comparison of a track's embeddings.
 #[derive(Clone, Debug, Default)]
 pub struct TrackEvidence {
@@ -168,23 +176,23 @@ impl TrackEvidence {
         ranked
     }
 
-    /// The best person, and the score of whoever comes next (a listed person, or the highest score
-    /// an unlisted one could have).
-    fn leader(&self) -> Option<((i64, f32), Option<(i64, f32)>, f32)> {
+    /// The best person, the runner-up, and the score of whoever comes next (a listed person, or the
+    /// highest score an unlisted one could have).
+    fn leader(&self) -> Option<Leader> {
         let ranked = self.ranking();
-        let leader = *ranked.first()?;
+        let best = *ranked.first()?;
         let runner_up = ranked.get(1).copied();
         let floors: Vec<f32> = self.comparisons.iter().filter_map(|(c, _)| c.floor).collect();
         let unlisted = if floors.is_empty() { -1.0 } else { floors.iter().sum::<f32>() / floors.len() as f32 };
         let next = runner_up.map_or(unlisted, |(_, s)| s.max(unlisted));
-        Some((leader, runner_up, next))
+        Some(Leader { best, runner_up, next })
     }
 
     /// What the evidence says now, for a track holding `current`.
     pub fn decide(&mut self, config: &TrackConfig, judgement: &Judgement, current: Identity) -> Identity {
         let n = self.comparisons.len() as u32;
         let confirm = config.confirm_embeddings.max(1);
-        let Some(((person, score), _, next)) = self.leader() else {
+        let Some(Leader { best: (person, score), next, .. }) = self.leader() else {
             return if n >= confirm { Identity::Unknown } else { Identity::Pending };
         };
         let close = score >= judgement.match_threshold;
@@ -218,8 +226,8 @@ impl TrackEvidence {
     pub fn summary(&self) -> Evidence {
         let leader = self.leader();
         Evidence {
-            best: leader.map(|(l, _, _)| l),
-            runner_up: leader.and_then(|(_, r, _)| r),
+            best: leader.as_ref().map(|l| l.best),
+            runner_up: leader.and_then(|l| l.runner_up),
             embeddings: self.comparisons.len() as u32,
             best_single: self.best_single,
             ambiguous: self.ambiguous,
