@@ -28,9 +28,9 @@ pub struct ThrowawayDatabase {
 impl ThrowawayDatabase {
     /// Creates `<prefix>_<pid>` (dropping a leftover of the same name first); answers it and its URL.
     pub async fn create(server_url: &str, prefix: &str) -> Result<(ThrowawayDatabase, String), ThrowawayDatabaseError> {
-        let (client, conn) = tokio_postgres::connect(server_url, tokio_postgres::NoTls)
-            .await
-            .map_err(|source| ThrowawayDatabaseError::Connect { url: crate::context::redact_url(server_url), source })?;
+        let (client, conn) = tokio_postgres::connect(server_url, tokio_postgres::NoTls).await.map_err(|source| {
+            ThrowawayDatabaseError::Connect { url: crate::context::redact_url(server_url), source }
+        })?;
         actix::spawn(async move {
             let _ = conn.await;
         });

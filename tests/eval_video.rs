@@ -70,7 +70,7 @@ async fn an_enrolled_person_is_found_and_no_stranger_is_matched() {
     assert_eq!(report.clips.len(), 1);
     let c = &report.clips[0];
     assert_eq!(c.frames, 70);
-    assert!(c.analysed > 0, "no frame analysed");
+    assert!(c.sampled > 0, "no frame sampled for analysis");
     let obama = &c.persons["obama"];
     assert_eq!(obama.expected, 1);
     assert_eq!((obama.correct, obama.missed), (1, 0), "obama (enrolled from obama.jpg, seen as obama2.jpg): {c:#?}");
@@ -79,7 +79,10 @@ async fn an_enrolled_person_is_found_and_no_stranger_is_matched() {
     // Every appearance was judged, and the correct one lies in obama's window.
     assert!(c.appearances.iter().all(|a| !a.verdict.is_empty()));
     let correct = c.appearances.iter().find(|a| a.verdict == "correct").expect("a correct appearance");
-    assert_eq!((correct.person.as_deref(), correct.decision.as_str(), correct.window), (Some("obama"), "matched", Some(0)));
+    assert_eq!(
+        (correct.person.as_deref(), correct.decision.as_str(), correct.window),
+        (Some("obama"), "matched", Some(0))
+    );
     assert!(correct.start_s < 3.5 && correct.end_s > 0.0, "{correct:?}");
     assert_eq!((report.totals.expected, report.totals.correct), (1, 1));
 }

@@ -62,7 +62,17 @@ fn print_table(r: &VideoEvalReport, enrol: &Path) {
     );
     println!(
         "{:<12} {:<11} {:>8} {:>5} {:>7} {:>6} {:>10} {:>10} {:>7} {:>9} {:>11}",
-        "clip", "person", "expected", "found", "correct", "missed", "wrong", "strangers", "unknown", "ambiguous", "appearances"
+        "clip",
+        "person",
+        "expected",
+        "found",
+        "correct",
+        "missed",
+        "wrong",
+        "strangers",
+        "unknown",
+        "ambiguous",
+        "appearances"
     );
     println!("{:<12} {:<11} {:>8} {:>5} {:>7} {:>6} {:>10} {:>10}", "", "", "windows", "", "", "", "person", "matched");
     for c in &r.clips {
@@ -76,8 +86,8 @@ fn print_table(r: &VideoEvalReport, enrol: &Path) {
     row("all clips", "enrolled+", &r.totals);
     for c in &r.clips {
         println!(
-            "{}: {:.1} s, {} frames, {} analysed, {} delivered late",
-            c.clip, c.seconds, c.frames, c.analysed, c.late_frames
+            "{}: {:.1} s, {} frames, {} sampled for analysis, {} dropped (a worker busy), {} delivered late",
+            c.clip, c.seconds, c.frames, c.sampled, c.dropped, c.late_frames
         );
     }
     println!(

@@ -100,9 +100,11 @@ pub fn clips_of_set(dir: &Path) -> Result<(Vec<ClipInput>, PathBuf), VideoEvalEr
 pub struct ClipReport {
     pub clip: String,
     pub seconds: f64,
-    /// Frames in the clip, and frames the detector ran on (less when the box fell behind).
+    /// Frames in the clip, frames handed to analysis (the motion gate's included), and of those the
+    /// ones dropped because a worker was still busy (the box fell behind).
     pub frames: u64,
-    pub analysed: u64,
+    pub sampled: u64,
+    pub dropped: u64,
     /// Frames the file source delivered late (the clip's clock stretched by that much).
     pub late_frames: u64,
     pub truth: Vec<TruthWindow>,
@@ -122,10 +124,7 @@ pub struct VideoEvalReport {
 }
 
 /// Checks every input before anything runs: the truth names only enrolled people (or strangers).
-fn load_inputs(
-    clips: &[ClipInput],
-    enrol: &Path,
-) -> Result<(Vec<EnrolStill>, Vec<Vec<TruthWindow>>), VideoEvalError> {
+fn load_inputs(clips: &[ClipInput], enrol: &Path) -> Result<(Vec<EnrolStill>, Vec<Vec<TruthWindow>>), VideoEvalError> {
     let stills = truth::read_enrol(enrol)?;
     let mut truths = Vec::new();
     for c in clips {
@@ -144,10 +143,15 @@ fn load_inputs(
 
 /// Runs the evaluation on the configured PostgreSQL server, in a database of its own that is dropped
 /// at the end. Must run on an actix system (the engine's actors).
-pub async fn evaluate(mut settings: Settings, clips: &[ClipInput], enrol: &Path) -> Result<VideoEvalReport, VideoEvalError> {
+pub async fn evaluate(
+    mut settings: Settings,
+    clips: &[ClipInput],
+    enrol: &Path,
+) -> Result<VideoEvalReport, VideoEvalError> {
     let started = Instant::now();
     let (stills, truths) = load_inputs(clips, enrol)?;
-    let (database, url) = ThrowawayDatabase::create(&settings.database_url().map_err(ContextError::from)?, "panoptes_eval").await?;
+    let (database, url) =
+        ThrowawayDatabase::create(&settings.database_url().map_err(ContextError::from)?, "panoptes_eval").await?;
     let scratch = std::env::temp_dir().join(format!("panoptes-eval-video-{}", std::process::id()));
     settings.database.url = url;
     settings.streaming.demo_clip.clear();
@@ -190,7 +194,8 @@ async fn run_clips(
     let threshold = {
         let mut ctx = Context::open(settings.clone()).await?;
         for s in stills {
-            let bytes = std::fs::read(&s.photo).map_err(|source| VideoEvalError::Read { path: s.photo.clone(), source })?;
+            let bytes =
+                std::fs::read(&s.photo).map_err(|source| VideoEvalError::Read { path: s.photo.clone(), source })?;
             let person = ctx.store.create_person(&s.name, &serde_json::json!({})).await?;
             enroll_photo(&mut ctx.pipeline, &ctx.store, &ctx.gallery, &ctx.settings.enrollment, person.id, &bytes)
                 .await
@@ -214,7 +219,8 @@ async fn run_clip(
     names: &HashMap<i64, String>,
 ) -> Result<ClipReport, VideoEvalError> {
     let clip_err = |source| VideoEvalError::Clip { path: input.clip.clone(), source };
-    let path = std::fs::canonicalize(&input.clip).map_err(|source| VideoEvalError::Read { path: input.clip.clone(), source })?;
+    let path = std::fs::canonicalize(&input.clip)
+        .map_err(|source| VideoEvalError::Read { path: input.clip.clone(), source })?;
     let (info, pass) = FileSource::measure(&path, settings.streaming.file_fps).await.map_err(clip_err)?;
     let frames = (pass.as_secs_f64() * f64::from(info.fps)).round() as u64;
     let ctx = Context::open(settings.clone()).await?;
@@ -233,12 +239,15 @@ async fn run_clip(
         })
         .await?;
     let engine = Engine::start(ctx).await?;
-    // Worker counters are the process's, across engines: this clip's are what it adds.
-    let analysed_before = analysed_frames(&engine).await.unwrap_or(0);
-    let (t0, late_frames, analysed) = play_once(&engine, &input.clip, camera.id, pass, info.fps).await;
+    let (t0, late_frames) = play_once(&engine, &input.clip, camera.id, pass, info.fps).await;
+    let decoder = match engine.scheduler().send(ListCameraStatus).await {
+        Ok(reports) => reports.iter().find(|r| r.id == camera.id).and_then(|r| r.decoder),
+        Err(_) => None,
+    }
+    .unwrap_or_default();
     let store = engine.store().clone();
     let _ = engine.shutdown().await;
-    let (t0, analysed) = (t0?, analysed.saturating_sub(analysed_before));
+    let t0 = t0?;
     let filter = DetectionFilter { camera_id: Some(camera.id), ..DetectionFilter::default() };
     let rows = store.list_detections(&filter, None, 100_000).await;
     store.close();
@@ -271,7 +280,8 @@ async fn run_clip(
         clip: name,
         seconds: pass.as_secs_f64(),
         frames,
-        analysed,
+        sampled: decoder.sampled,
+        dropped: decoder.dropped_for_inference,
         late_frames,
         truth: truth.to_vec(),
         appearances: seen,
@@ -280,24 +290,25 @@ async fn run_clip(
 }
 
 /// Waits for the camera to play the clip once and the workers to finish its frames. Answers the
-/// capture time of the clip's first frame, the frames delivered late, and the frames analysed.
+/// capture time of the clip's first frame and the frames delivered late.
 async fn play_once(
     engine: &Engine,
     clip: &Path,
     camera_id: i64,
     pass: Duration,
     fps: f32,
-) -> (Result<DateTime<Utc>, VideoEvalError>, u64, u64) {
+) -> (Result<DateTime<Utc>, VideoEvalError>, u64) {
     let limit = pass * 3 + Duration::from_secs(60);
     let deadline = Instant::now() + limit;
     let mut t0 = None;
     let mut late = 0;
     let mut state = "not started".to_string();
-    let not_finished = |state: String| VideoEvalError::NotFinished { path: clip.to_path_buf(), seconds: limit.as_secs(), state };
+    let not_finished =
+        |state: String| VideoEvalError::NotFinished { path: clip.to_path_buf(), seconds: limit.as_secs(), state };
     loop {
         let reports = match engine.scheduler().send(ListCameraStatus).await {
             Ok(r) => r,
-            Err(e) => return (Err(e.into()), late, 0),
+            Err(e) => return (Err(e.into()), late),
         };
         if let Some(s) = reports.iter().find(|r| r.id == camera_id).and_then(|r| r.status.clone()) {
             state = s.state.as_str().to_string();
@@ -313,7 +324,7 @@ async fn play_once(
             }
         }
         if Instant::now() > deadline {
-            return (Err(not_finished(state)), late, 0);
+            return (Err(not_finished(state)), late);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -326,7 +337,7 @@ async fn play_once(
         analysed = now;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    (t0.ok_or_else(|| not_finished(state)), late, analysed)
+    (t0.ok_or_else(|| not_finished(state)), late)
 }
 
 async fn analysed_frames(engine: &Engine) -> Result<u64, actix::MailboxError> {

@@ -36,11 +36,7 @@ fn bad(file: &Path, line: usize, column: usize, message: impl Into<String>) -> V
 
 /// The data lines of a CSV with `columns` fields each: (line number, fields). A first line naming
 /// the columns is skipped.
-fn rows<'a>(
-    file: &Path,
-    text: &'a str,
-    header: &[&str],
-) -> Result<Vec<(usize, Vec<&'a str>)>, VideoEvalError> {
+fn rows<'a>(file: &Path, text: &'a str, header: &[&str]) -> Result<Vec<(usize, Vec<&'a str>)>, VideoEvalError> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
@@ -163,8 +159,14 @@ mod tests {
     #[test]
     fn malformed_truth_names_the_line_and_column() {
         let p = Path::new("t.csv");
-        assert_eq!(err(parse_truth(p, "obama,0,1\nbiden,x,2\n")), "t.csv line 2, column 2: \"x\" is not a number of seconds ≥ 0");
-        assert_eq!(err(parse_truth(p, "obama,0\n")), "t.csv line 1, column 3: expected 3 columns (name,start_s,end_s), found 2");
+        assert_eq!(
+            err(parse_truth(p, "obama,0,1\nbiden,x,2\n")),
+            "t.csv line 2, column 2: \"x\" is not a number of seconds ≥ 0"
+        );
+        assert_eq!(
+            err(parse_truth(p, "obama,0\n")),
+            "t.csv line 1, column 3: expected 3 columns (name,start_s,end_s), found 2"
+        );
         assert_eq!(err(parse_truth(p, "obama,3,1\n")), "t.csv line 1, column 3: end 1 s is not after start 3 s");
         assert!(err(parse_truth(p, "name,start_s,end_s\n")).contains("no truth windows"));
     }
