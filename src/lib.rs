@@ -5,6 +5,8 @@
 pub mod assembly;
 pub mod context;
 pub mod settings;
+pub mod throwaway_database;
+pub mod video_eval;
 
 pub use assembly::{Engine, EngineError};
 pub use context::{Context, ContextError};

@@ -137,6 +137,26 @@ enum EvalWhat {
         #[arg(long)]
         json: bool,
     },
+    /// Recognition on labelled clips by the whole engine (in a throwaway database on the configured
+    /// PostgreSQL server): per person, truth windows found, correct, missed, wrong matches, strangers
+    /// matched, unknown and ambiguous appearances.
+    Video {
+        /// One clip (MP4, MKV, MOV or raw H.264) instead of a set; needs --truth and --enrol.
+        #[arg(long)]
+        clip: Option<PathBuf>,
+        /// The clip's truth, CSV: name,start_s,end_s (name `stranger` for people nobody enrolled).
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        /// The enrolment stills, CSV: name,photo (paths relative to the CSV); default: the set's enrol.csv.
+        #[arg(long)]
+        enrol: Option<PathBuf>,
+        /// A folder of clips, each <clip>.mp4 beside <clip>.truth.csv, and enrol.csv (models/fetch.sh
+        /// makes the default one).
+        #[arg(long, default_value = "tests/data/video")]
+        set: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Detection of small and dim faces: faces found, false detections and cost per way of scanning.
     Detection {
         /// Where t1.jpg and obama2.jpg are (models/fetch.sh puts them in tests/data/photos).
@@ -224,6 +244,10 @@ fn run(cli: Cli) -> Result<()> {
                     commands::eval::recognition(&settings, &photos, &pairs, threshold, json)
                 }
                 EvalWhat::Detection { photos, json } => commands::eval::detection(&settings, &photos, json),
+                EvalWhat::Video { clip, truth, enrol, set, json } => {
+                    let args = commands::eval_video::EvalVideoArgs { clip, truth, enrol, set, json };
+                    actix_web::rt::System::new().block_on(commands::eval_video::run(settings, args))
+                }
             };
         }
         Command::Serve => {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
+use panoptes::throwaway_database::ThrowawayDatabase;
 use panoptes::{Context, Engine, Settings};
 use panoptes_actors::scheduler::{CameraReport, GetSchedulerStats, ListCameraStatus};
 use panoptes_actors::sink::GetSinkStats;
@@ -31,52 +32,6 @@ pub struct BenchArgs {
     pub enroll: Vec<PathBuf>,
     /// Cameras switched on one after another over one pass of the clip.
     pub stagger: bool,
-}
-
-/// A database of its own on the configured server, dropped at the end.
-struct ThrowawayDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl ThrowawayDatabase {
-    async fn create(server_url: &str) -> Result<(ThrowawayDatabase, String)> {
-        let client = panoptes_engine::storage::connect_client(server_url)
-            .await
-            .with_context(|| format!("connecting to {}", panoptes::context::redact_url(server_url)))?;
-        let name = format!("panoptes_bench_{}", std::process::id());
-        client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await?;
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .context("panoptes bench runs the engine in a throwaway database: it needs CREATE DATABASE rights")?;
-        let url = with_database(server_url, &name)?;
-        Ok((ThrowawayDatabase { admin_url: server_url.to_string(), name }, url))
-    }
-
-    async fn drop(self) {
-        if let Ok(client) = panoptes_engine::storage::connect_client(&self.admin_url).await {
-            if let Err(e) = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await {
-                eprintln!("could not drop the benchmark database {}: {e}", self.name);
-            }
-        }
-    }
-}
-
-/// `url` with its database name replaced (postgresql://…/name?params).
-fn with_database(url: &str, name: &str) -> Result<String> {
-    let mut config: tokio_postgres::Config = url.parse().context("database URL")?;
-    config.dbname(name);
-    let Some(scheme_end) = url.find("://") else { bail!("the benchmark needs a postgresql:// URL") };
-    let (head, query) = url.split_once('?').map_or((url, None), |(h, q)| (h, Some(q)));
-    let base = match head[scheme_end + 3..].find('/') {
-        Some(slash) => &head[..scheme_end + 3 + slash],
-        None => head,
-    };
-    Ok(match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    })
 }
 
 /// Per-camera counters at one moment (the start or the end of the measuring window).
@@ -129,7 +84,7 @@ pub async fn run(mut settings: Settings, args: BenchArgs) -> Result<()> {
     // Here rather than as every camera's error: a file the cameras could not play. A container plays
     // at its own rate, a raw file at --fps.
     let (info, _) = FileSource::measure(&video, args.fps).await?;
-    let (database, url) = ThrowawayDatabase::create(&settings.database_url()?).await?;
+    let (database, url) = ThrowawayDatabase::create(&settings.database_url()?, "panoptes_bench").await?;
     let scratch = std::env::temp_dir().join(format!("panoptes-bench-{}", std::process::id()));
     settings.database.url = url;
     settings.streaming.demo_clip.clear();
@@ -320,19 +275,4 @@ async fn measure(settings: Settings, args: &BenchArgs, video: &Path, fps: f32) -
 fn process_usage() -> Result<(f64, u64)> {
     let p = ProcessStats::read().context("cannot read this process's figures from /proc/self")?;
     Ok((p.cpu_seconds, p.resident_bytes))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn the_database_name_is_replaced_and_parameters_kept() {
-        assert_eq!(with_database("postgresql://u@h:5/panoptes", "b").unwrap(), "postgresql://u@h:5/b");
-        assert_eq!(with_database("postgresql://u@h:5", "b").unwrap(), "postgresql://u@h:5/b");
-        assert_eq!(
-            with_database("postgresql://u@h/x?sslmode=disable", "b").unwrap(),
-            "postgresql://u@h/b?sslmode=disable"
-        );
-    }
 }

@@ -3,6 +3,7 @@ mod backup_manifest;
 pub mod bench;
 pub mod enroll;
 pub mod eval;
+pub mod eval_video;
 pub mod identify;
 pub mod keys;
 pub mod persons;
