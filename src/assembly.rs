@@ -62,6 +62,9 @@ pub struct Engine {
     arbiters: Vec<Arbiter>,
     /// Camera I/O and decoder threads.
     pipeline_arbiters: Vec<Arbiter>,
+    /// The background loops (re-embedding, gallery sync, retention): stopped with the engine, so
+    /// that none of them outlives the database pool it uses.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// What an orderly stop did.
@@ -84,8 +87,9 @@ impl Engine {
         state.keys.reload(&store).await?;
         panoptes_api::auth::spawn_reload(state.keys.clone(), store.clone(), Duration::from_secs(5));
         let node_id = if s.node_id.is_empty() { default_node_id() } else { s.node_id.clone() };
-        let embedder_switch = start_embedder_switch(&store, &settings, &configured, &node_id).await?;
-        spawn_gallery_sync(store.clone(), gallery.clone(), pipeline.catalog().clone());
+        let (embedder_switch, reembedding) = start_embedder_switch(&store, &settings, &configured, &node_id).await?;
+        let mut background =
+            vec![reembedding, spawn_gallery_sync(store.clone(), gallery.clone(), pipeline.catalog().clone())];
         if state.keys.is_open() {
             tracing::warn!(listen = %settings.api.listen, "no API keys configured or stored: the API is open to anyone who can reach it");
         }
@@ -103,7 +107,12 @@ impl Engine {
             tracing::info!(dir = %snapshots.dir().display(), encrypted = snapshots.encrypted(), "writing detection snapshots");
             matcher = matcher.with_snapshots(snapshots.clone());
         }
-        spawn_retention(store.clone(), snapshots.clone(), settings.storage.clone(), state.retention.clone());
+        background.push(spawn_retention(
+            store.clone(),
+            snapshots.clone(),
+            settings.storage.clone(),
+            state.retention.clone(),
+        ));
         let matcher = matcher.start();
 
         let mut pipelines = vec![pipeline];
@@ -181,7 +190,19 @@ impl Engine {
         let api = web::Data::new(state);
         panoptes_api::webhooks::spawn(api.clone());
         panoptes_api::mqtt::spawn(api.clone(), settings.mqtt.clone(), node_id.clone())?;
-        Ok(Engine { store, gallery, scheduler, sink, api, node_id, latencies, workers, arbiters, pipeline_arbiters })
+        Ok(Engine {
+            store,
+            gallery,
+            scheduler,
+            sink,
+            api,
+            node_id,
+            latencies,
+            workers,
+            arbiters,
+            pipeline_arbiters,
+            background,
+        })
     }
 
     /// The state every API route reads (serve it with `panoptes_api::configure`).
@@ -219,6 +240,9 @@ impl Engine {
     /// the workers and writes what the sink still holds (bounded by 5 s). A frame inside an inference
     /// worker at that moment is not waited for.
     pub async fn shutdown(self) -> ShutdownReport {
+        for task in &self.background {
+            task.abort();
+        }
         let _ = self.scheduler.send(StopScheduler { release_leases: true }).await;
         // Appearances still on screen are completed (last seen, best face) before the sink drains.
         for w in &self.workers {
@@ -257,7 +281,7 @@ async fn start_embedder_switch(
     settings: &Settings,
     configured: &ModelId,
     node_id: &str,
-) -> Result<SharedSwitchStatus, EngineError> {
+) -> Result<(SharedSwitchStatus, tokio::task::JoinHandle<()>), EngineError> {
     let state = store.aim_gallery_model(configured, node_id).await?;
     if state.switching() {
         tracing::info!(
@@ -270,7 +294,7 @@ async fn start_embedder_switch(
     let loader: PipelineLoader = Arc::new(move || load_pipeline(&loader_settings));
     let reembedder = Reembedder::new(store.clone(), configured.clone(), loader, node_id);
     let status = reembedder.status();
-    actix::spawn(async move {
+    let task = actix::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(10));
         loop {
             every.tick().await;
@@ -279,10 +303,14 @@ async fn start_embedder_switch(
             }
         }
     });
-    Ok(status)
+    Ok((status, task))
 }
 
-fn spawn_gallery_sync(store: Store, gallery: Arc<std::sync::RwLock<Gallery>>, catalog: EmbedderCatalog) {
+fn spawn_gallery_sync(
+    store: Store,
+    gallery: Arc<std::sync::RwLock<Gallery>>,
+    catalog: EmbedderCatalog,
+) -> tokio::task::JoinHandle<()> {
     actix::spawn(async move {
         let mut sync = panoptes_engine::gallery_sync::GallerySync::new(catalog);
         let mut every = tokio::time::interval(Duration::from_secs(5));
@@ -292,7 +320,7 @@ fn spawn_gallery_sync(store: Store, gallery: Arc<std::sync::RwLock<Gallery>>, ca
                 tracing::debug!(error = %e, "could not compare the gallery with the database; will retry");
             }
         }
-    });
+    })
 }
 
 /// Deletes expired detections with their snapshots, and expired snapshot days, at start and then
@@ -303,7 +331,7 @@ fn spawn_retention(
     snapshots: Arc<SnapshotStore>,
     config: panoptes_engine::retention::RetentionConfig,
     counters: Arc<panoptes_engine::retention::RetentionCounters>,
-) {
+) -> tokio::task::JoinHandle<()> {
     actix::spawn(async move {
         let mut every = tokio::time::interval(config.interval());
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -328,7 +356,7 @@ fn spawn_retention(
                 }
             }
         }
-    });
+    })
 }
 
 /// `streaming.node_capacity`, or (0) the CPU cores this process may use.

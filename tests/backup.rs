@@ -153,7 +153,11 @@ async fn a_backup_restored_into_an_empty_database_gives_back_every_row_and_snaps
     assert_eq!(manifest["schema_version"], panoptes_engine::storage::migrations::latest_version());
     assert_eq!(manifest["panoptes_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(manifest["rows"]["detections"], 3);
-    assert_eq!(manifest["embedding_models"][0]["name"], panoptes_engine::embed::DEFAULT_EMBEDDER, "the shipped embedder");
+    assert_eq!(
+        manifest["embedding_models"][0]["name"],
+        panoptes_engine::embed::DEFAULT_EMBEDDER,
+        "the shipped embedder"
+    );
     assert_eq!(manifest["embedding_models"][0]["embeddings"], 1);
     assert_eq!(manifest["snapshots"]["files"], 6, "a face and a frame per appearance");
     let source_files = files(&site.snapshots);
