@@ -120,6 +120,18 @@ async fn bad_inputs_are_refused_naming_the_file_line_and_column() {
     assert!(e.starts_with(&format!("{} line 2, column 2: photo", bad_enrol.display())), "{e}");
     assert!(e.contains("nowhere.jpg not found"), "{e}");
 
+    // A file that is not video is named before any database is made: here the server is one that
+    // cannot be reached, and the error is still the clip's.
+    let mut unreachable = settings();
+    unreachable.database.url = "postgresql://postgres@127.0.0.1:1/postgres".into();
+    let e = match video_eval::evaluate(unreachable, &[ClipInput { clip: clip.clone(), truth: good.clone() }], &enrol)
+        .await
+    {
+        Err(e) => panoptes_engine::error_chain::error_chain(&e),
+        Ok(_) => panic!("a text file played as video"),
+    };
+    assert!(e.starts_with(&format!("the clip {}", clip.display())), "{e}");
+
     // A set folder without clips.
     match video_eval::clips_of_set(&common::temp_dir("eval-video-empty")) {
         Err(VideoEvalError::NoClips(_)) => {}

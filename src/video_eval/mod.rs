@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use panoptes_actors::camera::CameraState;
 use panoptes_actors::scheduler::{GetSchedulerStats, ListCameraStatus};
 use panoptes_engine::enrollment::{enroll_photo, EnrollError};
-use panoptes_engine::source::file::FileSource;
+use panoptes_engine::source::file::{FileInfo, FileSource};
 use panoptes_engine::source::rtsp::RtspTransport;
 use panoptes_engine::storage::{CameraOptions, DetectionFilter, NewCamera, StorageError};
 use serde::Serialize;
@@ -150,6 +150,11 @@ pub async fn evaluate(
 ) -> Result<VideoEvalReport, VideoEvalError> {
     let started = Instant::now();
     let (stills, truths) = load_inputs(clips, enrol)?;
+    // A clip that is not playable video is named before the database is made.
+    let mut playable = Vec::new();
+    for c in clips {
+        playable.push(measure_clip(c, settings.streaming.file_fps).await?);
+    }
     let (database, url) =
         ThrowawayDatabase::create(&settings.database_url().map_err(ContextError::from)?, "panoptes_eval").await?;
     let scratch = std::env::temp_dir().join(format!("panoptes-eval-video-{}", std::process::id()));
@@ -163,7 +168,7 @@ pub async fn evaluate(
     settings.snapshots.dir = scratch.join("snapshots").to_string_lossy().into_owned();
     settings.api.keys.clear();
     settings.mqtt.url.clear();
-    let result = run_clips(settings, clips, &stills, &truths).await;
+    let result = run_clips(settings, &playable, &stills, &truths).await;
     database.drop().await;
     let _ = std::fs::remove_dir_all(&scratch);
     let (embedder, match_threshold, clips) = result?;
@@ -183,9 +188,26 @@ pub async fn evaluate(
     Ok(VideoEvalReport { embedder, match_threshold, clips, persons, totals, wall_s: started.elapsed().as_secs_f64() })
 }
 
+/// A clip read through once: its canonical path, what it holds and how long one pass plays.
+struct PlayableClip {
+    input: ClipInput,
+    path: PathBuf,
+    info: FileInfo,
+    pass: Duration,
+}
+
+async fn measure_clip(input: &ClipInput, raw_fps: f32) -> Result<PlayableClip, VideoEvalError> {
+    let path = std::fs::canonicalize(&input.clip)
+        .map_err(|source| VideoEvalError::Read { path: input.clip.clone(), source })?;
+    let (info, pass) = FileSource::measure(&path, raw_fps)
+        .await
+        .map_err(|source| VideoEvalError::Clip { path: input.clip.clone(), source })?;
+    Ok(PlayableClip { input: input.clone(), path, info, pass })
+}
+
 async fn run_clips(
     settings: Settings,
-    clips: &[ClipInput],
+    clips: &[PlayableClip],
     stills: &[EnrolStill],
     truths: &[Vec<TruthWindow>],
 ) -> Result<(String, Option<f32>, Vec<ClipReport>), VideoEvalError> {
@@ -214,14 +236,12 @@ async fn run_clips(
 
 async fn run_clip(
     settings: &Settings,
-    input: &ClipInput,
+    playable: &PlayableClip,
     truth: &[TruthWindow],
     names: &HashMap<i64, String>,
 ) -> Result<ClipReport, VideoEvalError> {
-    let clip_err = |source| VideoEvalError::Clip { path: input.clip.clone(), source };
-    let path = std::fs::canonicalize(&input.clip)
-        .map_err(|source| VideoEvalError::Read { path: input.clip.clone(), source })?;
-    let (info, pass) = FileSource::measure(&path, settings.streaming.file_fps).await.map_err(clip_err)?;
+    let PlayableClip { input, path, info, pass } = playable;
+    let (info, pass) = (*info, *pass);
     let frames = (pass.as_secs_f64() * f64::from(info.fps)).round() as u64;
     let ctx = Context::open(settings.clone()).await?;
     let options = CameraOptions { looping: Some(false), ..CameraOptions::default() };
