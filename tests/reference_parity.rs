@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use panoptes_engine::embed::cosine;
+use panoptes_engine::pipeline::PipelineConfig;
 
 fn reference(mode: &str, paths: &[String]) -> serde_json::Value {
     let out = Command::new(common::venv_python())
@@ -51,10 +52,11 @@ fn detector_boxes_agree_with_the_python_reference_within_a_few_pixels() {
     }
 }
 
-#[test]
-fn embeddings_of_the_same_aligned_crop_agree_with_the_python_reference() {
-    let dir = common::temp_dir("parity");
-    let mut p = common::pipeline();
+/// Each shipped embedder's vectors of the engine's own aligned crops, against the reference's.
+fn embeddings_agree(embedder: &str, mode: &str, dim: usize) {
+    let dir = common::temp_dir(&format!("parity-{embedder}"));
+    let config = PipelineConfig { embedder: embedder.into(), ..PipelineConfig::default() };
+    let mut p = common::pipeline_with(&config);
     let mut ours: HashMap<String, Vec<f32>> = HashMap::new();
     for name in ["obama.jpg", "biden.jpg", "t1.jpg"] {
         for (i, f) in p.analyze_bytes(&common::photo_bytes(name)).unwrap().into_iter().enumerate() {
@@ -65,11 +67,22 @@ fn embeddings_of_the_same_aligned_crop_agree_with_the_python_reference() {
     }
     assert_eq!(ours.len(), 8);
     let paths: Vec<String> = ours.keys().cloned().collect();
-    let py = reference("embed", &paths);
+    let py = reference(mode, &paths);
     for (path, v) in &ours {
         let theirs: Vec<f32> = py[path].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        assert_eq!((v.len(), theirs.len()), (dim, dim), "{embedder}: vector lengths");
         let s = cosine(v, &theirs);
-        assert!(s >= 0.999, "{path}: cosine {s:.5} to the reference embedding");
+        assert!(s >= 0.999, "{embedder}, {path}: cosine {s:.5} to the reference embedding");
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn mobilefacenet_embeddings_of_the_same_aligned_crop_agree_with_the_python_reference() {
+    embeddings_agree("mobilefacenet", "embed", 192);
+}
+
+#[test]
+fn sface_embeddings_of_the_same_aligned_crop_agree_with_the_python_reference() {
+    embeddings_agree("sface", "embed-sface", 128);
 }

@@ -62,7 +62,7 @@ async fn serve_reports_health_and_readiness_and_stops_on_sigterm() {
     let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(ready["database"], "ok");
     assert_eq!(ready["gallery_embeddings"], 0);
-    assert!(ready["embedder"].as_str().unwrap().starts_with("mobilefacenet@"));
+    assert!(ready["embedder"].as_str().unwrap().starts_with(&format!("{}@", panoptes_engine::embed::DEFAULT_EMBEDDER)));
 
     // A browser dashboard on the configured origin may call the API; another origin may not.
     let preflight = |origin: &str| {

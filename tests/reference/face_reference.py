@@ -2,7 +2,8 @@
 tests/reference_parity.rs to check the Rust engine against it.
 
 usage: face_reference.py detect MODELS_DIR image...      -> JSON {path: [{box, score, keypoints}]}
-       face_reference.py embed  MODELS_DIR crop.png...   -> JSON {path: [192 floats]}
+       face_reference.py embed  MODELS_DIR crop.png...   -> JSON {path: [192 floats]}  (MobileFaceNet)
+       face_reference.py embed-sface MODELS_DIR crop.png... -> JSON {path: [128 floats]}  (SFace)
 """
 import json
 import sys
@@ -89,16 +90,26 @@ def detect(models, paths):
     return result
 
 
-def embed(models, paths):
-    s = session(f"{models}/mobilefacenet.onnx")
+def embed_with(model_file, normalise, models, paths):
+    s = session(f"{models}/{model_file}")
     result = {}
     for p in paths:
-        x = (np.asarray(Image.open(p).convert("RGB"), np.float32) - 127.5) / 128.0
+        x = normalise(np.asarray(Image.open(p).convert("RGB"), np.float32))
         v = s.run(None, {s.get_inputs()[0].name: x.transpose(2, 0, 1)[None]})[0][0]
         result[p] = (v / np.linalg.norm(v)).tolist()
     return result
 
 
+def embed(models, paths):
+    # MobileFaceNet takes RGB scaled to about -1..1.
+    return embed_with("mobilefacenet.onnx", lambda x: (x - 127.5) / 128.0, models, paths)
+
+
+def embed_sface(models, paths):
+    # SFace takes RGB 0..255 as it is: its graph scales the input itself (../shared/FIELD-NOTES.md).
+    return embed_with("sface.onnx", lambda x: x, models, paths)
+
+
 if __name__ == "__main__":
     mode, models, *paths = sys.argv[1:]
-    print(json.dumps({"detect": detect, "embed": embed}[mode](models, paths)))
+    print(json.dumps({"detect": detect, "embed": embed, "embed-sface": embed_sface}[mode](models, paths)))
