@@ -209,20 +209,24 @@ enum Ended {
 /// Connect → stream → (failure) → backoff → connect …, until the actor stops and aborts the task.
 async fn run_camera(config: CameraConfig, consumer: Recipient<EncodedFrame>, status: Arc<Mutex<CameraStatus>>) {
     let mut backoff = Backoff::new(config.backoff_initial, config.backoff_max, config.id as u64);
+    let mut connection = 0u64;
     loop {
         update(&status, |s| s.state = CameraState::Connecting);
         let (error, state, delay) = match Source::open(&config).await {
-            Ok(source) => match stream(&config, source, &consumer, &status, &mut backoff).await {
-                Ended::Failed(e) => (e, CameraState::Backoff, backoff.next_delay()),
-                Ended::Finished => {
-                    info!("the file has played to its end; the camera is finished (it does not loop)");
-                    update(&status, |s| {
-                        s.state = CameraState::Finished;
-                        s.fps = 0.0;
-                    });
-                    return;
+            Ok(source) => {
+                connection += 1;
+                match stream(&config, source, &consumer, &status, &mut backoff, connection).await {
+                    Ended::Failed(e) => (e, CameraState::Backoff, backoff.next_delay()),
+                    Ended::Finished => {
+                        info!("the file has played to its end; the camera is finished (it does not loop)");
+                        update(&status, |s| {
+                            s.state = CameraState::Finished;
+                            s.fps = 0.0;
+                        });
+                        return;
+                    }
                 }
-            },
+            }
             Err(e) if e.is_unsupported() => (e.to_string(), CameraState::Unsupported, UNSUPPORTED_RETRY),
             Err(e) => (e.to_string(), CameraState::Backoff, backoff.next_delay()),
         };
@@ -256,6 +260,7 @@ async fn stream(
     consumer: &Recipient<EncodedFrame>,
     status: &Mutex<CameraStatus>,
     backoff: &mut Backoff,
+    connection: u64,
 ) -> Ended {
     let mut keyframe_seen = false;
     let mut window = (Instant::now(), 0u32);
@@ -295,6 +300,7 @@ async fn stream(
             received_at: Instant::now(),
             captured_at: chrono::Utc::now(),
             references_lost,
+            connection,
         };
         let sent = consumer.try_send(frame);
         if sent.is_err() && is_reference {

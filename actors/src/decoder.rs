@@ -34,6 +34,8 @@ pub struct SampledFrame {
     pub captured_at: DateTime<Utc>,
     /// Where something moved in it (from the motion gate): the detector looks closer there.
     pub regions: Vec<Region>,
+    /// The camera connection it came over ([`crate::messages::EncodedFrame::connection`]).
+    pub connection: u64,
 }
 
 /// What a camera's decoder shares with the worker that analyses it.
@@ -149,6 +151,8 @@ pub struct DecoderActor {
     owe_wake: bool,
     /// The camera's count of lost references as of the last access unit.
     references_lost: u64,
+    /// The camera connection of the newest access unit.
+    connection: u64,
     /// Waiting for a keyframe after a loss.
     resyncing: bool,
     next_tag: u64,
@@ -184,6 +188,7 @@ impl DecoderActor {
             consumer,
             owe_wake: false,
             references_lost: 0,
+            connection: 0,
             resyncing: false,
             next_tag: 0,
             times: VecDeque::new(),
@@ -206,8 +211,14 @@ impl DecoderActor {
 
     /// Sends a sample the motion gate let through on to analysis.
     fn send_on(&mut self, frame: YuvFrame, received_at: Instant, captured_at: DateTime<Utc>, regions: Vec<Region>) {
-        let sampled =
-            SampledFrame { camera_id: self.camera_id, frame: Arc::new(frame), received_at, captured_at, regions };
+        let sampled = SampledFrame {
+            camera_id: self.camera_id,
+            frame: Arc::new(frame),
+            received_at,
+            captured_at,
+            regions,
+            connection: self.connection,
+        };
         let was_empty = self.feed.slot.put(sampled);
         if was_empty || self.owe_wake {
             let wake = FrameReady { camera_id: self.camera_id, feed: self.feed.clone() };
@@ -262,6 +273,7 @@ impl Handler<EncodedFrame> for DecoderActor {
     type Result = ();
 
     fn handle(&mut self, frame: EncodedFrame, _: &mut Self::Context) {
+        self.connection = frame.connection;
         if !self.open_decoder(frame.unit.codec) {
             return;
         }

@@ -80,6 +80,9 @@ struct CameraState {
     /// worker that falls behind (a busy CPU) does not end tracks whose faces it has not yet had the
     /// chance to see; frames replaced by newer ones (latest-wins) are not misses either.
     clock: Option<Instant>,
+    /// The camera connection of the frames looked at last: a frame of a new one ends every track,
+    /// since the stream broke in between (a camera back from an outage starts new appearances).
+    connection: Option<u64>,
 }
 
 impl CameraState {
@@ -299,6 +302,10 @@ impl InferenceWorker {
                 cam.tracker.hold_still(at, wall);
                 cam.saw(at);
             }
+            if cam.connection.is_some_and(|c| c != frame.connection) {
+                ended.extend(cam.tracker.end_all().into_iter().map(|t| (frame.camera_id, t)));
+            }
+            cam.connection = Some(frame.connection);
             cam.saw(frame.received_at);
             let qualities: Vec<_> = faces.iter().map(|f| face_quality(f, &frame.frame)).collect();
             let update = cam.tracker.update(faces, &qualities, frame.received_at, frame.captured_at, &frame.frame);
@@ -512,6 +519,7 @@ impl Handler<FrameReady> for InferenceWorker {
             feed: msg.feed.clone(),
             tracker: FaceTracker::new(tracking),
             clock: None,
+            connection: None,
         });
         if !Arc::ptr_eq(&cam.feed, &msg.feed) {
             cam.feed = msg.feed;

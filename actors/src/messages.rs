@@ -22,6 +22,9 @@ pub struct EncodedFrame {
     /// Reference pictures this camera could not hand over so far (the decoder's mailbox was full).
     /// When it grows, the pictures that follow are damaged until the next keyframe.
     pub references_lost: u64,
+    /// Which of the camera's connections it came over (counted from 1). A new one means the stream
+    /// broke in between: what is seen after is not continuous with what was seen before.
+    pub connection: u64,
 }
 
 impl EncodedFrame {
@@ -33,6 +36,7 @@ impl EncodedFrame {
             received_at: std::time::Instant::now(),
             captured_at: chrono::Utc::now(),
             references_lost: 0,
+            connection: 1,
         }
     }
 }
