@@ -90,6 +90,15 @@ impl CameraState {
         self.clock = Some(self.clock.map_or(at, |c| c.max(at)));
     }
 
+    /// Takes what the motion gate found still since the worker last asked: the tracks are held
+    /// through it, and the camera's clock moves on to it.
+    fn take_still(&mut self) {
+        if let Some((at, wall)) = self.feed.take_still() {
+            self.tracker.hold_still(at, wall);
+            self.saw(at);
+        }
+    }
+
     /// The time tracks are lost by: the camera's clock, or the wall clock once the camera has sent
     /// nothing to look at for [`STALLED_AFTER`] (a stalled camera's faces are gone).
     fn expiry_clock(&self, wall: Instant) -> Instant {
@@ -211,10 +220,7 @@ impl InferenceWorker {
         let now = Instant::now();
         let mut ended = Vec::new();
         for (id, cam) in self.cameras.iter_mut() {
-            if let Some((at, wall)) = cam.feed.take_still() {
-                cam.tracker.hold_still(at, wall);
-                cam.saw(at);
-            }
+            cam.take_still();
             let clock = cam.expiry_clock(now);
             ended.extend(cam.tracker.expire(clock).into_iter().map(|t| (*id, t)));
             cam.feed.set_deciding(cam.tracker.deciding());
@@ -298,10 +304,7 @@ impl InferenceWorker {
                 assigned_per_frame.push(Vec::new());
                 continue;
             };
-            if let Some((at, wall)) = cam.feed.take_still() {
-                cam.tracker.hold_still(at, wall);
-                cam.saw(at);
-            }
+            cam.take_still();
             if cam.connection.is_some_and(|c| c != frame.connection) {
                 ended.extend(cam.tracker.end_all().into_iter().map(|t| (frame.camera_id, t)));
             }
