@@ -49,11 +49,11 @@ impl ThrowawayDatabase {
     }
 }
 
-/// `url` with its database name replaced (postgresql://…/name?params).
-fn with_database(url: &str, name: &str) -> Result<String, ThrowawayDatabaseError> {
+/// `url` with its database name replaced (postgresql://…/name?params), its parameters (sslmode,
+/// sslrootcert, …) kept.
+pub fn with_database(url: &str, name: &str) -> Result<String, ThrowawayDatabaseError> {
     let bad = || ThrowawayDatabaseError::Url(crate::context::redact_url(url));
-    let mut config: tokio_postgres::Config = url.parse().map_err(|_| bad())?;
-    config.dbname(name);
+    url.parse::<tokio_postgres::Config>().map_err(|_| bad())?;
     let Some(scheme_end) = url.find("://") else { return Err(bad()) };
     let (head, query) = url.split_once('?').map_or((url, None), |(h, q)| (h, Some(q)));
     let base = match head[scheme_end + 3..].find('/') {

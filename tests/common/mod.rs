@@ -71,17 +71,8 @@ pub async fn fresh_database() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let name = format!("panoptes_test_{}_{}_{n}", std::process::id(), nanos);
     client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
-    with_database(&admin, &name)
-}
-
-/// `url` naming database `name` instead, its parameters (sslmode, sslrootcert, …) kept.
-pub fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
-    match base.rfind('/') {
-        Some(i) if base[..i].contains("://") => format!("{}/{name}{query}", &base[..i]),
-        _ => panic!("PANOPTES_TEST_DATABASE_URL must be a postgresql://…/database URL"),
-    }
+    panoptes::throwaway_database::with_database(&admin, &name)
+        .expect("PANOPTES_TEST_DATABASE_URL must be a postgresql://…/database URL")
 }
 
 pub async fn fresh_store() -> (Store, String) {
