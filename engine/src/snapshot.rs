@@ -201,15 +201,6 @@ impl SnapshotStore {
         Err(SnapshotError::Io { path, source: std::io::ErrorKind::NotFound.into() })
     }
 
-    /// Deletes day directories older than `snapshots.retention_days` (none when it is 0); returns how
-    /// many were removed.
-    pub fn purge_expired(&self, today: NaiveDate) -> Result<usize, SnapshotError> {
-        match self.retention_days {
-            0 => Ok(0),
-            days => self.purge_days_before(today - chrono::Days::new(u64::from(days))),
-        }
-    }
-
     /// `snapshots.retention_days` (0: pictures are kept as long as their detection rows).
     pub fn retention_days(&self) -> u32 {
         self.retention_days
