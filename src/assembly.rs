@@ -1,8 +1,8 @@
 //! The one place where the engine is put together: the detection sink, the matcher and its snapshot
 //! store, the inference workers on their own threads, the scheduler that starts camera pipelines, the
 //! background loops (stored keys, gallery sync, retention of detections and snapshots, webhooks) and
-//! the API state that reaches all of them. `panoptes serve`, `panoptes bench` and the integration tests start the engine
-//! here, so a part that is configured is wired everywhere.
+//! the API state that reaches all of them. `panoptes serve`, `panoptes bench` and the integration
+//! tests start the engine here, so a part that is configured is wired everywhere.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,6 +11,33 @@ use std::time::Duration;
 
 use common::KillOnDrop;
 
+/// Waits until the `panoptes serve` on `port` answers `/readyz`; answers its base URL.
+async fn engine_answers(port: u16) -> String {
+    let base = format!("http://127.0.0.1:{port}");
+    common::eventually(
+        "the engine answers",
+        Duration::from_secs(60),
+        || async { ureq::get(&format!("{base}/readyz")).call().is_ok() },
+        |up| *up,
+    )
+    .await;
+    base
+}
+
+/// Runs a selenium script of tests/console (its arguments, then where its screenshots go) in the
+/// real Chromium: it must exit 0 and say that every step passed.
+fn browser_test(script: &str, args: &[&str], artifacts: &std::path::Path) {
+    let out = Command::new(common::root().join(".local/venv-test/bin/python"))
+        .arg(common::root().join("tests/console").join(script))
+        .args(args)
+        .arg(artifacts)
+        .output()
+        .expect("run the browser test (scripts/setup.sh installs selenium, chromium and chromium-driver)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the browser test failed (screenshots in {}):\n{text}", artifacts.display());
+    assert!(text.contains("every step passed"), "{text}");
+}
+
 #[tokio::test]
 async fn an_operator_signs_in_watches_enrolls_reviews_and_manages_cameras_and_a_viewer_only_reads() {
     let work = common::temp_dir("console");
@@ -38,25 +65,11 @@ async fn an_operator_signs_in_watches_enrolls_reviews_and_manages_cameras_and_a_
             .spawn()
             .expect("start panoptes serve"),
     );
-    let base = format!("http://127.0.0.1:{port}");
-    common::eventually(
-        "the engine answers",
-        Duration::from_secs(60),
-        || async { ureq::get(&format!("{base}/readyz")).call().is_ok() },
-        |up| *up,
-    )
-    .await;
+    let base = engine_answers(port).await;
 
     let artifacts = common::root().join("target/console-screenshots");
     let _ = std::fs::remove_dir_all(&artifacts);
-    let out = Command::new(common::root().join(".local/venv-test/bin/python"))
-        .arg(common::root().join("tests/console/console_test.py"))
-        .args([&base, admin, viewer, &common::path_str(&photos), &common::path_str(&artifacts)])
-        .output()
-        .expect("run the browser test (scripts/setup.sh installs selenium, chromium and chromium-driver)");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the browser test failed (screenshots in {}):\n{text}", artifacts.display());
-    assert!(text.contains("every step passed"), "{text}");
+    browser_test("console_test.py", &[&base, admin, viewer, &common::path_str(&photos)], &artifacts);
 }
 
 /// The first run: an engine with no key anywhere (loopback, the default) opens in the console at once,
@@ -73,22 +86,8 @@ async fn a_newcomer_on_an_open_api_goes_straight_in_is_told_it_is_open_and_close
             .spawn()
             .expect("start panoptes serve"),
     );
-    let base = format!("http://127.0.0.1:{port}");
-    common::eventually(
-        "the engine answers",
-        Duration::from_secs(60),
-        || async { ureq::get(&format!("{base}/readyz")).call().is_ok() },
-        |up| *up,
-    )
-    .await;
+    let base = engine_answers(port).await;
     // Not the other test's folder: that one is emptied at its start, and the two run at once.
     let artifacts = common::root().join("target/console-first-run-screenshots");
-    let out = Command::new(common::root().join(".local/venv-test/bin/python"))
-        .arg(common::root().join("tests/console/first_run_test.py"))
-        .args([&base, &common::path_str(&artifacts)])
-        .output()
-        .expect("run the browser test (scripts/setup.sh installs selenium, chromium and chromium-driver)");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the browser test failed (screenshots in {}):\n{text}", artifacts.display());
-    assert!(text.contains("every step passed"), "{text}");
+    browser_test("first_run_test.py", &[&base], &artifacts);
 }
