@@ -80,6 +80,10 @@ struct CameraState {
     /// worker that falls behind (a busy CPU) does not end tracks whose faces it has not yet had the
     /// chance to see; frames replaced by newer ones (latest-wins) are not misses either.
     clock: Option<Instant>,
+    /// When (by the wall clock) the worker last looked at a frame of this camera. A camera is stalled
+    /// when this is old, not when the frame looked at is old: a worker far behind its camera is busy,
+    /// and the camera has not stopped.
+    looked_at: Option<Instant>,
     /// The camera connection of the frames looked at last: a frame of a new one ends every track,
     /// since the stream broke in between (a camera back from an outage starts new appearances).
     connection: Option<u64>,
@@ -88,6 +92,7 @@ struct CameraState {
 impl CameraState {
     fn saw(&mut self, at: Instant) {
         self.clock = Some(self.clock.map_or(at, |c| c.max(at)));
+        self.looked_at = Some(Instant::now());
     }
 
     /// Takes what the motion gate found still since the worker last asked: the tracks are held
@@ -102,8 +107,8 @@ impl CameraState {
     /// The time tracks are lost by: the camera's clock, or the wall clock once the camera has sent
     /// nothing to look at for [`STALLED_AFTER`] (a stalled camera's faces are gone).
     fn expiry_clock(&self, wall: Instant) -> Instant {
-        match self.clock {
-            Some(c) if wall.saturating_duration_since(c) < STALLED_AFTER => c,
+        match (self.clock, self.looked_at) {
+            (Some(c), Some(looked)) if wall.saturating_duration_since(looked) < STALLED_AFTER => c,
             _ => wall,
         }
     }
@@ -522,6 +527,7 @@ impl Handler<FrameReady> for InferenceWorker {
             feed: msg.feed.clone(),
             tracker: FaceTracker::new(tracking),
             clock: None,
+            looked_at: None,
             connection: None,
         });
         if !Arc::ptr_eq(&cam.feed, &msg.feed) {
