@@ -344,6 +344,7 @@ fn spawn_retention(
                 Ok(r) if r == Default::default() => {}
                 Ok(r) => tracing::info!(
                     detections = r.detections,
+                    appearance_faces = r.appearance_faces,
                     snapshots = r.snapshots,
                     snapshot_days = r.snapshot_days,
                     erased_leftovers = r.erased_leftovers,

@@ -16,6 +16,7 @@ use panoptes_api::config::{ApiKeyConfig, Role};
 use panoptes_api::{ApiConfig, AppState};
 use panoptes_engine::snapshot::{SnapshotConfig, SnapshotKind, SnapshotStore};
 use panoptes_engine::storage::{NewDetection, Store};
+use panoptes_engine::track::TrackEmbedding;
 use serde_json::Value;
 
 const ADMIN: &str = "erasure-admin-key-0123456789";
@@ -52,7 +53,9 @@ async fn appearances_of(
 ) -> Vec<String> {
     let mut p = common::pipeline();
     let image = p.decode(&common::photo_bytes(photo)).unwrap();
-    let face = p.analyze(&image).unwrap().remove(0).face.bbox;
+    let analyzed = p.analyze(&image).unwrap().remove(0);
+    let face = analyzed.face.bbox;
+    let kept = TrackEmbedding { model: p.model().clone(), quality: 0.5, vector: analyzed.embedding.into() };
     let mut stems = Vec::new();
     let mut rows = Vec::new();
     for minutes in [50, 30, 10] {
@@ -60,6 +63,7 @@ async fn appearances_of(
         let stem = snapshots.write(camera, at, &image, &face).unwrap();
         rows.push(NewDetection {
             snapshot_path: Some(stem.clone()),
+            face: Some(Arc::new(kept.clone())),
             ..NewDetection::single(camera, at, Some(person), 0.8, 0.9, face)
         });
         stems.push(stem);
@@ -170,6 +174,17 @@ async fn an_erased_person_leaves_nothing_in_rows_or_on_disk_and_the_erasure_is_r
         "{r}"
     );
     assert_eq!(r["detections_unlinked"], 3, "{r}");
+    assert_eq!(removed["appearance_faces"], 3, "the embeddings of their appearances' faces: {r}");
+    assert_eq!(
+        count(
+            &url,
+            "SELECT count(*) FROM appearance_faces f JOIN detections d ON d.id = f.detection_id WHERE d.camera_id = $1",
+            camera
+        )
+        .await,
+        3,
+        "only Bob's appearances keep their faces"
+    );
     assert_eq!(r["requested_by"], "key:dpo", "{r}");
     for (table, column) in [
         ("persons", "id"),

@@ -219,3 +219,37 @@ async fn the_assembled_engine_sweeps_at_start_and_counts_in_metrics() {
     assert!(text.contains("panoptes_retention_deleted_total{kind=\"snapshots\"} 1"), "{text}");
     engine.shutdown().await;
 }
+
+/// The embedding of an appearance's best face goes after `storage.appearance_face_retention_days`
+/// even when its row stays; fresher ones stay.
+#[tokio::test]
+async fn appearance_faces_expire_sooner_than_their_rows() {
+    let (store, url) = common::fresh_store().await;
+    let now = Utc::now();
+    let person = store.create_person("Regular Visitor", &serde_json::json!({})).await.unwrap().id;
+    let camera = store.create_camera("plain", "rtsp://192.0.2.1/a", 5.0, false).await.unwrap().id;
+    let face = panoptes_engine::track::TrackEmbedding {
+        model: panoptes_engine::embed::ModelId { name: "sface".into(), version: "test".into() },
+        quality: 0.5,
+        vector: vec![0.5f32; 128].into(),
+    };
+    let mut ids = Vec::new();
+    for age in [40, 20] {
+        let row = NewDetection {
+            face: Some(Arc::new(face.clone())),
+            ..NewDetection::single(camera, days_ago(now, age), Some(person), 0.8, 0.9, FACE)
+        };
+        ids.push(store.insert_detections(&[row]).await.unwrap()[0]);
+    }
+    assert!(store.appearance_face(ids[0]).await.unwrap().is_some());
+
+    let config = RetentionConfig { retention_batch_rows: 1, retention_pause_ms: 0, ..RetentionConfig::default() };
+    let report = sweep(&store, None, &config, now, &RetentionCounters::default()).await.unwrap();
+    assert_eq!((report.detections, report.appearance_faces), (0, 1), "{report:?}");
+    assert!(store.get_detection(ids[0]).await.unwrap().is_some(), "the 40-day-old row stays (90 days)");
+    assert!(store.appearance_face(ids[0]).await.unwrap().is_none(), "its face went after 30 days");
+    assert_eq!(store.appearance_face(ids[1]).await.unwrap().map(|f| f.vector.len()), Some(128));
+    let kept =
+        common::count_rows(&url, "SELECT count(*) FROM appearance_faces WHERE detection_id = $1", &[&ids[1]]).await;
+    assert_eq!(kept, 1);
+}

@@ -20,7 +20,7 @@ use panoptes_engine::pipeline::{FaceEmbedding, FacePipeline};
 use panoptes_engine::runtime::{ModelError, Provider};
 use panoptes_engine::track::identity::{Comparison, Identity, IdentityChange};
 use panoptes_engine::track::quality::face_quality;
-use panoptes_engine::track::{FaceTracker, TrackConfig};
+use panoptes_engine::track::{FaceTracker, TrackConfig, TrackEmbedding};
 use serde::Serialize;
 use tracing::warn;
 
@@ -369,6 +369,8 @@ impl InferenceWorker {
             let comparison = Comparison::from_search(&found, COMPARED_PERSONS);
             let Some(cam) = self.cameras.get_mut(&frame.camera_id) else { continue };
             let change = cam.tracker.add_embedding(job.track_id, job.quality, comparison, &judgement);
+            let kept = TrackEmbedding { model: model.clone(), quality: job.quality, vector: vector.into() };
+            cam.tracker.offer_embedding(job.track_id, kept);
             let Some(track) = cam.tracker.track(job.track_id) else { continue };
             let outcome = if track.identity.person().is_some() { FaceOutcome::Matched } else { FaceOutcome::Unknown };
             instruments::faces_detected(frame.camera_id, outcome, 1);
@@ -383,6 +385,7 @@ impl InferenceWorker {
                 frame: frame.frame.clone(),
                 captured_at: frame.captured_at,
                 quality: job.quality,
+                embedding: track.best_embedding.clone(),
             });
             if let IdentityChange::Changed { from, to } = change {
                 tracing::info!(

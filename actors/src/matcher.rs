@@ -176,6 +176,7 @@ impl MatcherActor {
             frames: 1,
             snapshot_path: None,
             evidence: appearance_evidence(&id.evidence, id.identity),
+            face: id.embedding.map(Arc::new),
         };
         self.appearances.insert(
             key,
@@ -210,6 +211,11 @@ impl MatcherActor {
         a.row.frames = a.ended_frames.max(1) as i32;
         a.row.best_score = a.row.best_score.max(track.best_match_score);
         a.row.det_score = a.row.det_score.max(track.best_det_score);
+        if let Some(e) = track.best_embedding {
+            if a.row.face.as_ref().is_none_or(|f| e.quality > f.quality) {
+                a.row.face = Some(Arc::new(e));
+            }
+        }
         // The track's final evidence, when it is still of the appearance's person (a track that
         // changed person left this appearance before).
         if track.identity.person() == a.row.person_id {
@@ -493,6 +499,7 @@ mod tests {
             captured_at: first_seen,
             quality: 0.5,
             evidence: evidence(),
+            embedding: None,
         })
     }
 
@@ -508,6 +515,7 @@ mod tests {
             identity: Identity::Person { person_id: PERSON, score: 0.8 },
             evidence: evidence(),
             best: None,
+            best_embedding: None,
         };
         TrackEvent::Ended { camera_id: CAMERA, track }
     }

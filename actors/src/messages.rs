@@ -7,7 +7,7 @@ use panoptes_engine::detect::Face;
 use panoptes_engine::frame::YuvFrame;
 use panoptes_engine::source::annexb::AccessUnit;
 use panoptes_engine::track::identity::{Evidence, Identity};
-use panoptes_engine::track::EndedTrack;
+use panoptes_engine::track::{EndedTrack, TrackEmbedding};
 
 /// One encoded picture from a camera, stamped when it arrived.
 #[derive(Message, Debug)]
@@ -66,6 +66,8 @@ pub struct Identified {
     pub captured_at: chrono::DateTime<chrono::Utc>,
     /// Its quality (a better face of the same appearance replaces the snapshot at its end).
     pub quality: f32,
+    /// The track's best embedded face so far (the appearance keeps it).
+    pub embedding: Option<TrackEmbedding>,
 }
 
 /// A whole detection to store at once (a sighting with no track behind it, e.g. from tests).

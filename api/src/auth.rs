@@ -174,6 +174,16 @@ pub fn spawn_reload(keys: Keys, store: Store, every: std::time::Duration) {
     });
 }
 
+/// Who asked, for the records of erasures and reviews: the API key's name (never the key), or the
+/// client's address on an open API.
+pub fn requester(req: &actix_web::HttpRequest) -> String {
+    use actix_web::HttpMessage;
+    match req.extensions().get::<Caller>() {
+        Some(c) => format!("key:{}", c.key_name),
+        None => format!("open-api:{}", req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()),
+    }
+}
+
 /// What a request needs: `None` for open probes, else the least role.
 pub fn required_role(method: &Method, path: &str, open_probes: bool) -> Option<Role> {
     if matches!(path, "/healthz" | "/readyz" | "/metrics") && open_probes {
@@ -182,8 +192,8 @@ pub fn required_role(method: &Method, path: &str, open_probes: bool) -> Option<R
     if path == "/api/v1/openapi.json" || path == "/api/v1/access" || crate::console::PATHS.contains(&path) {
         return None;
     }
-    // Keys are an administrator's business, reads included.
-    if path == "/api/v1/keys" || path.starts_with("/api/v1/keys/") {
+    // Keys and the audit trail are an administrator's business, reads included.
+    if path == "/api/v1/keys" || path.starts_with("/api/v1/keys/") || path == "/api/v1/audit" {
         return Some(Role::Admin);
     }
     // identify and verify store nothing: reads, whatever their method.

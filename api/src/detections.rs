@@ -40,6 +40,8 @@ struct DetectionView {
     snapshot_url: Option<String>,
     /// Why the appearance is who it is: decision, embeddings used, runner-up person and score.
     evidence: panoptes_engine::storage::AppearanceEvidence,
+    /// `confirmed` or `rejected` while an operator's review stands on it.
+    review: Option<String>,
 }
 
 impl From<Detection> for DetectionView {
@@ -58,6 +60,7 @@ impl From<Detection> for DetectionView {
             frames: d.frames,
             snapshot_path: d.snapshot_path,
             evidence: d.evidence,
+            review: d.review,
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod persons;
 pub mod process_stats;
 pub mod prometheus;
 pub mod rate_limit;
+pub mod review;
 pub mod routes;
 pub mod tls;
 pub mod verify;

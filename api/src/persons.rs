@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use actix_multipart::Multipart;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use panoptes_engine::enrollment::{prepare_enrollment, store_enrollment, Enrolled, PreparedFace};
 use panoptes_engine::erasure::{erase_person, ErasureError, ErasureScope};
 use panoptes_engine::storage::Person;
 use serde::{Deserialize, Serialize};
 
 use crate::analyzer::run_blocking;
-use crate::auth::Caller;
+use crate::auth::requester;
 use crate::error::{valid_name, ApiError};
 use crate::multipart::{self, Upload};
 use crate::AppState;
@@ -237,13 +237,4 @@ pub async fn delete(
         "person erased through the API"
     );
     Ok(HttpResponse::Ok().json(erasure))
-}
-
-/// Who asked, for the erasure record: the API key's name (never the key), or the client's address
-/// on an open API.
-fn requester(req: &HttpRequest) -> String {
-    match req.extensions().get::<Caller>() {
-        Some(c) => format!("key:{}", c.key_name),
-        None => format!("open-api:{}", req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()),
-    }
 }

@@ -168,6 +168,7 @@ fn collect_api(state: &AppState) {
     let r = state.retention.stats();
     for (kind, n) in [
         ("detections", r.detections),
+        ("appearance_faces", r.appearance_faces),
         ("snapshots", r.snapshots),
         ("snapshot_days", r.snapshot_days),
         ("erased_leftovers", r.erased_leftovers),

@@ -6,7 +6,7 @@ use actix_web::{web, Route};
 
 use crate::{
     access, admin, api_keys, cameras, console, detections, error, events, health, identify, openapi, persons,
-    prometheus, verify,
+    prometheus, review, verify,
 };
 
 /// (method, path as in the OpenAPI document)
@@ -33,6 +33,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/detections"),
     ("GET", "/api/v1/detections/{id}"),
     ("GET", "/api/v1/detections/{id}/snapshot.jpg"),
+    ("POST", "/api/v1/detections/{id}/confirm"),
+    ("POST", "/api/v1/detections/{id}/reject"),
+    ("DELETE", "/api/v1/detections/{id}/review"),
+    ("GET", "/api/v1/audit"),
     ("GET", "/api/v1/events"),
     ("GET", "/api/v1/events/ws"),
     ("GET", "/api/v1/admin/stats"),
@@ -66,6 +70,10 @@ fn handler(method: &str, path: &str) -> Option<Route> {
         ("GET", "/api/v1/detections") => web::get().to(detections::list),
         ("GET", "/api/v1/detections/{id}") => web::get().to(detections::get),
         ("GET", "/api/v1/detections/{id}/snapshot.jpg") => web::get().to(detections::snapshot),
+        ("POST", "/api/v1/detections/{id}/confirm") => web::post().to(review::confirm),
+        ("POST", "/api/v1/detections/{id}/reject") => web::post().to(review::reject),
+        ("DELETE", "/api/v1/detections/{id}/review") => web::delete().to(review::undo),
+        ("GET", "/api/v1/audit") => web::get().to(review::audit),
         ("GET", "/api/v1/events") => web::get().to(events::sse),
         ("GET", "/api/v1/events/ws") => web::get().to(events::ws),
         ("GET", "/api/v1/admin/stats") => web::get().to(admin::stats),

@@ -1,5 +1,5 @@
 //! Erasure of a person, and its record. By default their biometric data goes: embeddings, enrolment
-//! photos, and the face pictures of their appearances (the appearances stay, as unknown faces, with
+//! photos, and the face pictures and face embeddings of their appearances (the appearances stay, as unknown faces, with
 //! their context frames: they are what the site saw, and expire as unknown faces do). `All` also
 //! deletes the appearances themselves, their context frames, and refused rows that named them.
 //!
@@ -43,6 +43,9 @@ impl ErasureScope {
 pub struct Removed {
     pub embeddings: u64,
     pub photos: u64,
+    /// Embeddings of their appearances' best faces.
+    #[serde(default)]
+    pub appearance_faces: u64,
     /// Face pictures of their appearances.
     pub face_snapshots: u64,
     /// Context frames of their appearances (`All` only).
@@ -133,6 +136,13 @@ pub async fn erase_person(
             .execute("DELETE FROM face_embeddings WHERE person_id = $1", &[&person_id])
             .await
             .map_err(q("erase embeddings"))?,
+        appearance_faces: tx
+            .execute(
+                "DELETE FROM appearance_faces f USING detections d WHERE d.id = f.detection_id AND d.person_id = $1",
+                &[&person_id],
+            )
+            .await
+            .map_err(q("erase appearance faces"))?,
         ..Removed::default()
     };
     let mut detections_unlinked = 0;

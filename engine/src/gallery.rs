@@ -8,6 +8,11 @@
 //! with ε bounding |int8 score − f32 score| for every row, and A_k the k-th best int8 score over
 //! distinct persons, k distinct persons score at least A_k − ε exactly, so a row with an int8 score
 //! below A_k − 2ε can never enter the exact top-k.
+//!
+//! Beside the enrolled faces the index holds each person's *negatives*: faces an operator rejected as
+//! not them (a false match). A person is an answer for a face only when it is closer to their
+//! enrolled faces than to their negatives by the model's margin — the negatives stand against them as
+//! a rival person would. Negatives are few; they are scored in f32 for the persons found only.
 
 use std::collections::HashMap;
 
@@ -51,6 +56,14 @@ impl GallerySignature {
     }
 }
 
+/// A face an operator rejected as not `person_id`.
+#[derive(Clone, Debug)]
+struct Negative {
+    id: i64,
+    person_id: i64,
+    vector: Vec<f32>,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     embedding_id: i64,
@@ -70,6 +83,7 @@ pub struct Gallery {
     max_l1: f32,
     entries: Vec<Entry>,
     row_of: HashMap<i64, usize>,
+    negatives: Vec<Negative>,
     /// Changes with every insertion or removal, and differs between galleries (a rebuilt index
     /// swapped in has a new one): a face judged against one generation may match in another.
     generation: u64,
@@ -98,6 +112,7 @@ impl Gallery {
             max_l1: 0.0,
             entries: Vec::new(),
             row_of: HashMap::new(),
+            negatives: Vec::new(),
             generation: next_generation(),
         }
     }
@@ -133,9 +148,15 @@ impl Gallery {
         self.entries.is_empty()
     }
 
-    /// Which embeddings the index holds, in brief (see [`GallerySignature`]).
+    /// Negatives held (see the module notes).
+    pub fn negatives(&self) -> usize {
+        self.negatives.len()
+    }
+
+    /// Which embeddings and negatives the index holds, in brief (see [`GallerySignature`]; both take
+    /// their ids from the same sequence).
     pub fn signature(&self) -> GallerySignature {
-        GallerySignature::of(self.entries.iter().map(|e| e.embedding_id))
+        GallerySignature::of(self.entries.iter().map(|e| e.embedding_id).chain(self.negatives.iter().map(|n| n.id)))
     }
 
     /// Adds (or replaces) an embedding.
@@ -167,6 +188,30 @@ impl Gallery {
         Ok(())
     }
 
+    /// Adds (or replaces) a negative of `person_id`: a face rejected as not them.
+    pub fn insert_negative(&mut self, id: i64, person_id: i64, vector: &[f32]) -> Result<(), GalleryError> {
+        if vector.len() != self.dim {
+            return Err(GalleryError::Dimension { expected: self.dim, got: vector.len() });
+        }
+        if vector.iter().any(|v| !v.is_finite()) {
+            return Err(GalleryError::NonFinite);
+        }
+        self.generation = next_generation();
+        self.negatives.retain(|n| n.id != id);
+        self.negatives.push(Negative { id, person_id, vector: vector.to_vec() });
+        Ok(())
+    }
+
+    pub fn remove_negative(&mut self, id: i64) -> bool {
+        let before = self.negatives.len();
+        self.negatives.retain(|n| n.id != id);
+        let removed = self.negatives.len() < before;
+        if removed {
+            self.generation = next_generation();
+        }
+        removed
+    }
+
     /// Removes one row by moving the last row into its place.
     fn swap_remove_row(&mut self, row: usize) {
         self.generation = next_generation();
@@ -194,8 +239,12 @@ impl Gallery {
         }
     }
 
-    /// Removes every embedding of a person; returns how many there were.
+    /// Removes every embedding (and negative) of a person; returns how many embeddings there were.
     pub fn remove_person(&mut self, person_id: i64) -> usize {
+        if self.negatives.iter().any(|n| n.person_id == person_id) {
+            self.negatives.retain(|n| n.person_id != person_id);
+            self.generation = next_generation();
+        }
         let mut removed = 0;
         let mut row = 0;
         while row < self.entries.len() {
@@ -225,9 +274,47 @@ impl Gallery {
     }
 
     /// The `k` best-scoring distinct persons for a query embedded with `model`, best first (exact;
-    /// see the module notes).
+    /// see the module notes), leaving out persons whose negatives the query is too close to.
     pub fn search(&self, model: &ModelId, query: &[f32], k: usize) -> Result<Vec<Match>, GalleryError> {
         self.check_query(model, query)?;
+        self.without_rejected(query, k, |asked| self.search_enrolled(query, asked))
+    }
+
+    /// The `k` best persons of `search(asked)` that the query is not rejected for: persons dropped
+    /// for their negatives are made up for by asking for more.
+    fn without_rejected(
+        &self,
+        query: &[f32],
+        k: usize,
+        search: impl Fn(usize) -> Vec<Match>,
+    ) -> Result<Vec<Match>, GalleryError> {
+        let mut asked = k;
+        loop {
+            let found = search(asked);
+            if self.negatives.is_empty() {
+                return Ok(found);
+            }
+            let complete = found.len() < asked;
+            let mut kept: Vec<Match> = found.into_iter().filter(|m| !self.rejected(query, m)).collect();
+            if kept.len() >= k || complete {
+                kept.truncate(k);
+                return Ok(kept);
+            }
+            asked += k - kept.len();
+        }
+    }
+
+    /// Whether the query is not clearly closer to `m`'s person than to one of their negatives.
+    fn rejected(&self, query: &[f32], m: &Match) -> bool {
+        let margin = self.info.judgement.margin;
+        self.negatives
+            .iter()
+            .filter(|n| n.person_id == m.person_id)
+            .any(|n| n.vector.iter().zip(query).map(|(a, b)| a * b).sum::<f32>() > m.score - margin)
+    }
+
+    /// The `k` best persons by their enrolled faces alone.
+    fn search_enrolled(&self, query: &[f32], k: usize) -> Vec<Match> {
         let d = self.dim;
         let (q, q_scale) = quantize(query);
         let q16: Vec<i16> = q.iter().map(|&v| v as i16).collect();
@@ -264,12 +351,16 @@ impl Gallery {
                 }
             }
         }
-        Ok(top.into_vec())
+        top.into_vec()
     }
 
     /// The same result by scoring every row in f32 (the reference the fast path is tested against).
     pub fn search_exhaustive(&self, model: &ModelId, query: &[f32], k: usize) -> Result<Vec<Match>, GalleryError> {
         self.check_query(model, query)?;
+        self.without_rejected(query, k, |asked| self.scan_enrolled(query, asked))
+    }
+
+    fn scan_enrolled(&self, query: &[f32], k: usize) -> Vec<Match> {
         let mut top = TopK::new(k);
         let mut scores = [0.0f32; BLOCK];
         for (b, rows) in self.data.chunks(BLOCK * self.dim).enumerate() {
@@ -282,7 +373,7 @@ impl Gallery {
                 }
             }
         }
-        Ok(top.into_vec())
+        top.into_vec()
     }
 
     fn check_query(&self, model: &ModelId, query: &[f32]) -> Result<(), GalleryError> {
@@ -456,6 +547,46 @@ mod tests {
         let mut v = vec![0.0; dim];
         v[hot] = 1.0;
         v
+    }
+
+    /// A unit vector at `cos` to axis `a` and the rest along axis `b`.
+    fn between(dim: usize, a: usize, b: usize, cos: f32) -> Vec<f32> {
+        let mut v = vec![0.0; dim];
+        v[a] = cos;
+        v[b] = (1.0 - cos * cos).sqrt();
+        v
+    }
+
+    #[test]
+    fn a_face_closer_to_a_persons_negative_than_to_their_faces_is_not_matched_to_them() {
+        let mut g = Gallery::new(model(16));
+        g.insert(1, 100, &unit(16, 0)).unwrap();
+        g.insert(2, 200, &unit(16, 5)).unwrap();
+        let before = g.signature();
+        // A stranger (axis 1) once matched person 100 at 0.6; the operator rejected that face.
+        let stranger = between(16, 1, 0, 0.8);
+        g.insert_negative(10, 100, &stranger).unwrap();
+        assert_ne!(g.signature(), before, "the signature covers negatives");
+        assert_eq!(g.negatives(), 1);
+        // The stranger again: far closer to the negative than to 100's face, so 100 is no answer,
+        // and the search asks further for the persons it was asked for.
+        let again = between(16, 1, 0, 0.75);
+        let found = g.search(&id(), &again, 1).unwrap();
+        assert!(found.iter().all(|m| m.person_id != 100), "{found:?}");
+        assert_eq!(found.iter().map(|m| m.person_id).collect::<Vec<_>>(), vec![200]);
+        assert_eq!(g.search_exhaustive(&id(), &again, 1).unwrap(), found);
+        // Person 100 themself is still theirs: clearly closer to their face than to the negative.
+        let genuine = between(16, 0, 2, 0.95);
+        assert_eq!(g.search(&id(), &genuine, 1).unwrap()[0].person_id, 100);
+        // Undone: the stranger matches 100 again, as before the rejection.
+        assert!(g.remove_negative(10));
+        assert_eq!(g.search(&id(), &again, 1).unwrap()[0].person_id, 100);
+        assert_eq!(g.signature(), before);
+        // A person's removal takes their negatives too.
+        g.insert_negative(11, 100, &stranger).unwrap();
+        g.remove_person(100);
+        assert_eq!(g.negatives(), 0);
+        assert!(g.insert_negative(12, 100, &[1.0; 3]).is_err(), "a vector of another size is refused");
     }
 
     #[test]

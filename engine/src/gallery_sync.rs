@@ -1,4 +1,4 @@
-//! Keeps an engine's in-memory gallery index equal to the embeddings in PostgreSQL when they change
+//! Keeps an engine's in-memory gallery index equal to the embeddings (and negatives) in PostgreSQL when they change
 //! elsewhere — `panoptes enroll` or `persons delete` from the command line, an enrollment through
 //! another engine's API — and on the database's active model when that changes (a model switch
 //! completed by any engine: `reembed`). This engine's own API changes the index directly; the check
@@ -11,13 +11,19 @@ use crate::embed::{EmbedderCatalog, ModelId, ModelInfo};
 use crate::gallery::{Gallery, GallerySignature};
 use crate::storage::{StorageError, Store};
 
-/// Every stored embedding of `model`, indexed. Rows the index refuses are logged and skipped.
+/// Every stored embedding and negative of `model`, indexed. Rows the index refuses are logged and
+/// skipped.
 pub async fn read_gallery(store: &Store, model: &ModelInfo) -> Result<Gallery, StorageError> {
     let rows = store.embeddings_for_model(&model.id).await?;
     let mut gallery = Gallery::new(model.clone());
     for r in rows {
         if let Err(e) = gallery.insert(r.id, r.person_id, &r.vector) {
             tracing::warn!(embedding_id = r.id, error = %e, "skipping a stored embedding");
+        }
+    }
+    for r in store.negatives_for_model(&model.id).await? {
+        if let Err(e) = gallery.insert_negative(r.id, r.person_id, &r.vector) {
+            tracing::warn!(negative_id = r.id, error = %e, "skipping a stored negative");
         }
     }
     Ok(gallery)

@@ -19,6 +19,7 @@ pub mod motion;
 pub mod pipeline;
 pub mod reembed;
 pub mod retention;
+pub mod review;
 pub mod runtime;
 pub mod snapshot;
 pub mod source;

@@ -3,6 +3,8 @@
 //! (90), or a camera's own `options.retention_days`; an unknown face's no longer than
 //! `storage.unknown_retention_days` (30) either. A sweep deletes expired rows in small batches, each
 //! with its snapshot files, and then day directories of pictures that can belong to no row any more.
+//! The embedding of an appearance's best face goes with its row, or sooner:
+//! `storage.appearance_face_retention_days` (30) after it was seen, the row staying.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,6 +24,11 @@ pub struct RetentionConfig {
     pub detection_retention_days: u32,
     /// Days an unknown face's appearance is kept, at most (0: as long as the others).
     pub unknown_retention_days: u32,
+    /// Days the embedding of an appearance's best face is kept, at most (0: as long as its row).
+    /// Review, search by face and unknown identities work on what is still kept.
+    pub appearance_face_retention_days: u32,
+    /// Days an entry of the audit trail (who reviewed what) is kept (0: for ever).
+    pub audit_retention_days: u32,
     /// Rows deleted per statement: each is short, so it never holds locks for long.
     pub retention_batch_rows: u32,
     /// Pause between two statements of a sweep, leaving the database to other work.
@@ -35,6 +42,8 @@ impl Default for RetentionConfig {
         Self {
             detection_retention_days: 90,
             unknown_retention_days: 30,
+            appearance_face_retention_days: 30,
+            audit_retention_days: 365,
             retention_batch_rows: 1000,
             retention_pause_ms: 20,
             retention_interval_secs: 3600,
@@ -80,6 +89,16 @@ impl RetentionConfig {
         Some(longest)
     }
 
+    /// Appearance faces seen before this time have expired (`None`: they go with their rows).
+    pub fn appearance_face_cutoff(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        days(self.appearance_face_retention_days).map(|d| now - chrono::Duration::days(i64::from(d)))
+    }
+
+    /// Audit entries written before this time have expired (`None`: kept for ever).
+    pub fn audit_cutoff(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        days(self.audit_retention_days).map(|d| now - chrono::Duration::days(i64::from(d)))
+    }
+
     pub fn batch_rows(&self) -> i64 {
         i64::from(self.retention_batch_rows.max(1))
     }
@@ -115,6 +134,7 @@ pub fn oldest_picture_day(snapshot_days: u32, longest_row_days: Option<u32>, tod
 #[derive(Debug, Default)]
 pub struct RetentionCounters {
     detections: AtomicU64,
+    appearance_faces: AtomicU64,
     snapshots: AtomicU64,
     snapshot_days: AtomicU64,
     failures: AtomicU64,
@@ -126,6 +146,9 @@ pub struct RetentionCounters {
 pub struct RetentionStats {
     /// Detection rows deleted.
     pub detections: u64,
+    /// Embeddings of appearances' best faces deleted on their own (rows kept); those deleted with
+    /// their rows are not counted.
+    pub appearance_faces: u64,
     /// Snapshots (a detection's face and frame pictures) deleted with their rows.
     pub snapshots: u64,
     /// Whole day directories of pictures deleted.
@@ -140,6 +163,7 @@ impl RetentionCounters {
     pub fn stats(&self) -> RetentionStats {
         RetentionStats {
             detections: self.detections.load(Ordering::Relaxed),
+            appearance_faces: self.appearance_faces.load(Ordering::Relaxed),
             snapshots: self.snapshots.load(Ordering::Relaxed),
             snapshot_days: self.snapshot_days.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
@@ -192,6 +216,24 @@ pub async fn sweep(
                 let scope = ExpiredScope { camera_id, unknown_only: true, before, after };
                 expire(store, snapshots, config, scope, counters, &mut report).await?;
             }
+        }
+    }
+    if let Some(before) = config.appearance_face_cutoff(now) {
+        let limit = config.batch_rows();
+        loop {
+            let n = store.delete_expired_appearance_faces(before, limit).await?;
+            report.appearance_faces += n;
+            counters.appearance_faces.fetch_add(n, Ordering::Relaxed);
+            if (n as i64) < limit {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(config.retention_pause_ms)).await;
+        }
+    }
+    if let Some(before) = config.audit_cutoff(now) {
+        let limit = config.batch_rows();
+        while store.delete_expired_audit(before, limit).await? as i64 == limit {
+            tokio::time::sleep(Duration::from_millis(config.retention_pause_ms)).await;
         }
     }
     if let Some(s) = snapshots {

@@ -1,11 +1,13 @@
 //! Detection events: one row per appearance of a face on a camera.
 
 use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use tokio_postgres::types::ToSql;
 
 use super::{StorageError, Store};
 use crate::geometry::BBox;
+use crate::track::TrackEmbedding;
 
 /// A stored detection: one appearance of a face on a camera.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -30,6 +32,8 @@ pub struct Detection {
     pub snapshot_path: Option<String>,
     /// Why it is who it is (empty for rows written before it was kept).
     pub evidence: AppearanceEvidence,
+    /// `confirmed` or `rejected` while an operator's review stands on it (see `crate::review`).
+    pub review: Option<String>,
 }
 
 /// What an appearance's identity rests on: how many of the track's embeddings decided, the
@@ -60,7 +64,7 @@ pub struct DetectionCursor {
 }
 
 const COLUMNS: &str = "id, camera_id, detected_at, person_id, score, det_score, box_x, box_y, box_w, box_h, \
-     snapshot_path, last_seen_at, frames, best_score, decision, embeddings, runner_up_person_id, runner_up_score";
+     snapshot_path, last_seen_at, frames, best_score, decision, embeddings, runner_up_person_id, runner_up_score, review";
 
 fn from_row(r: &tokio_postgres::Row) -> Detection {
     Detection {
@@ -81,6 +85,7 @@ fn from_row(r: &tokio_postgres::Row) -> Detection {
             runner_up_person_id: r.get(16),
             runner_up_score: r.get(17),
         },
+        review: r.get(18),
     }
 }
 
@@ -120,6 +125,10 @@ pub struct NewDetection {
     pub frames: i32,
     pub snapshot_path: Option<String>,
     pub evidence: AppearanceEvidence,
+    /// The embedding of the appearance's best embedded face, kept in `appearance_faces`. Never in
+    /// a dead letter: a refused row's face is not worth keeping.
+    #[serde(skip)]
+    pub face: Option<std::sync::Arc<TrackEmbedding>>,
 }
 
 impl NewDetection {
@@ -145,25 +154,52 @@ impl NewDetection {
             frames: 1,
             snapshot_path: None,
             evidence: AppearanceEvidence::default(),
+            face: None,
         }
     }
 }
 
 // Rows are upserts by id: an appearance is written when its identity settles and again when it
 // ends, and writing the same version twice (a retry after a lost acknowledgement) changes nothing.
-// The camera is never rewritten (deleting it unlinks its rows).
+// The camera is never rewritten (deleting it unlinks its rows), nor the person and decision of a row an
+// operator reviewed (`crate::review`).
 const UPSERT: &str =
     "INSERT INTO detections (id, camera_id, detected_at, person_id, score, det_score, box_x, box_y, box_w, box_h,
          snapshot_path, last_seen_at, frames, best_score, decision, embeddings, runner_up_person_id, runner_up_score)
      VALUES (coalesce($1, nextval('detections_id_seq')), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
          $15, $16, $17, $18)
-     ON CONFLICT (id) DO UPDATE SET detected_at = EXCLUDED.detected_at, person_id = EXCLUDED.person_id,
+     ON CONFLICT (id) DO UPDATE SET detected_at = EXCLUDED.detected_at,
+         person_id = CASE WHEN detections.review IS NULL THEN EXCLUDED.person_id ELSE detections.person_id END,
          score = EXCLUDED.score, det_score = EXCLUDED.det_score, box_x = EXCLUDED.box_x, box_y = EXCLUDED.box_y,
          box_w = EXCLUDED.box_w, box_h = EXCLUDED.box_h, snapshot_path = EXCLUDED.snapshot_path,
          last_seen_at = EXCLUDED.last_seen_at, frames = EXCLUDED.frames, best_score = EXCLUDED.best_score,
-         decision = EXCLUDED.decision, embeddings = EXCLUDED.embeddings,
+         decision = CASE WHEN detections.review IS NULL THEN EXCLUDED.decision ELSE detections.decision END,
+         embeddings = EXCLUDED.embeddings,
          runner_up_person_id = EXCLUDED.runner_up_person_id, runner_up_score = EXCLUDED.runner_up_score
      RETURNING id";
+
+// The face is written with its row (the best one so far: a later version of the row may bring a
+// better one).
+const UPSERT_FACE: &str =
+    "INSERT INTO appearance_faces (detection_id, detected_at, model_name, model_version, vector, quality)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (detection_id) DO UPDATE SET detected_at = EXCLUDED.detected_at, model_name = EXCLUDED.model_name,
+         model_version = EXCLUDED.model_version, vector = EXCLUDED.vector, quality = EXCLUDED.quality";
+
+/// Writes `d`'s row, then its face (if it has one), on `c` (a transaction or a connection).
+async fn write_detection(c: &impl GenericClient, d: &NewDetection) -> Result<i64, StorageError> {
+    let q = |context: &'static str| move |source| StorageError::Query { context, source };
+    let stmt = c.prepare_cached(UPSERT).await.map_err(q("prepare detection write"))?;
+    let id: i64 = c.query_one(&stmt, &upsert_params(d)).await.map_err(q("write detection"))?.get(0);
+    if let Some(f) = &d.face {
+        let stmt = c.prepare_cached(UPSERT_FACE).await.map_err(q("prepare appearance face write"))?;
+        let vector: &[f32] = &f.vector;
+        c.execute(&stmt, &[&id, &d.detected_at, &f.model.name, &f.model.version, &vector, &f.quality])
+            .await
+            .map_err(q("write appearance face"))?;
+    }
+    Ok(id)
+}
 
 fn upsert_params(d: &NewDetection) -> [&(dyn ToSql + Sync); 18] {
     let e = &d.evidence;
@@ -196,10 +232,9 @@ impl Store {
         let mut c = self.client().await?;
         let q = |context: &'static str| move |source| StorageError::Query { context, source };
         let tx = c.transaction().await.map_err(q("begin detections batch"))?;
-        let stmt = tx.prepare_cached(UPSERT).await.map_err(q("prepare detection write"))?;
         let mut ids = Vec::with_capacity(batch.len());
         for d in batch {
-            ids.push(tx.query_one(&stmt, &upsert_params(d)).await.map_err(q("write detection"))?.get(0));
+            ids.push(write_detection(&tx, d).await?);
         }
         tx.commit().await.map_err(q("commit detections batch"))?;
         Ok(ids)
@@ -217,16 +252,28 @@ impl Store {
 
     /// Writes one detection on its own (after a batch was refused, to find the row at fault).
     pub async fn insert_detection(&self, d: &NewDetection) -> Result<i64, StorageError> {
+        let mut c = self.client().await?;
+        let q = |context: &'static str| move |source| StorageError::Query { context, source };
+        let tx = c.transaction().await.map_err(q("begin detection write"))?;
+        let id = write_detection(&tx, d).await?;
+        tx.commit().await.map_err(q("commit detection write"))?;
+        Ok(id)
+    }
+
+    /// Deletes up to `limit` appearance faces seen before `before` (their rows stay); answers how many.
+    pub async fn delete_expired_appearance_faces(
+        &self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<u64, StorageError> {
         let c = self.client().await?;
-        let stmt = c
-            .prepare_cached(UPSERT)
-            .await
-            .map_err(|source| StorageError::Query { context: "prepare detection write", source })?;
-        let row = c
-            .query_one(&stmt, &upsert_params(d))
-            .await
-            .map_err(|source| StorageError::Query { context: "write detection", source })?;
-        Ok(row.get(0))
+        c.execute(
+            "DELETE FROM appearance_faces WHERE detection_id IN
+                 (SELECT detection_id FROM appearance_faces WHERE detected_at < $1 ORDER BY detected_at LIMIT $2)",
+            &[&before, &limit],
+        )
+        .await
+        .map_err(|source| StorageError::Query { context: "delete expired appearance faces", source })
     }
 
     /// Keeps a detection the database refused for good, with the reason, in `detections_dead_letter`.

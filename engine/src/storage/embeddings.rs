@@ -64,13 +64,29 @@ impl Store {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// The signature of the stored embeddings of one model, to compare with the in-memory index's.
+    /// Every negative of one model (faces rejected as not their person), for the gallery index.
+    pub async fn negatives_for_model(&self, model: &ModelId) -> Result<Vec<EmbeddingRow>, StorageError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT id, person_id, vector FROM person_negatives WHERE model_name = $1 AND model_version = $2 ORDER BY id",
+                &[&model.name, &model.version],
+            )
+            .await
+            .map_err(|source| StorageError::Query { context: "load negatives", source })?;
+        Ok(rows.iter().map(|r| EmbeddingRow { id: r.get(0), person_id: r.get(1), vector: r.get(2) }).collect())
+    }
+
+    /// The signature of the stored embeddings and negatives of one model, to compare with the
+    /// in-memory index's.
     pub async fn embedding_signature(&self, model: &ModelId) -> Result<GallerySignature, StorageError> {
         let c = self.client().await?;
         let row = c
             .query_one(
-                "SELECT count(*), coalesce(max(id), 0), coalesce(sum(id), 0)::bigint FROM face_embeddings
-                 WHERE model_name = $1 AND model_version = $2",
+                "SELECT count(*), coalesce(max(id), 0), coalesce(sum(id), 0)::bigint FROM
+                   (SELECT id FROM face_embeddings WHERE model_name = $1 AND model_version = $2
+                    UNION ALL
+                    SELECT id FROM person_negatives WHERE model_name = $1 AND model_version = $2) AS gallery",
                 &[&model.name, &model.version],
             )
             .await

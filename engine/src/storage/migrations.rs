@@ -16,6 +16,8 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (7, "node_capacity", include_str!("migrations/0007_node_capacity.sql")),
     (8, "gallery_model_evidence", include_str!("migrations/0008_gallery_model_evidence.sql")),
     (9, "retention_erasure", include_str!("migrations/0009_retention_erasure.sql")),
+    (10, "appearance_faces", include_str!("migrations/0010_appearance_faces.sql")),
+    (11, "review_audit", include_str!("migrations/0011_review_audit.sql")),
 ];
 
 /// Arbitrary constant key for `pg_advisory_xact_lock`, unique to Panoptes' migrations.

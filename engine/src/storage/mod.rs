@@ -1,6 +1,7 @@
 //! PostgreSQL storage, the source of truth for persons, embeddings, cameras and detections.
 
 pub mod api_keys;
+pub mod audit;
 pub mod cameras;
 pub mod conninfo;
 pub mod detections;
@@ -9,6 +10,7 @@ pub mod gallery_model;
 pub mod leases;
 pub mod migrations;
 pub mod persons;
+pub mod reviews;
 pub mod tls;
 
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use crate::error_chain::error_chain;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
 
 pub use api_keys::StoredApiKey;
+pub use audit::AuditEntry;
 pub use cameras::{Camera, CameraOptions, CameraPatch, NewCamera};
 pub use conninfo::ConnInfo;
 pub use detections::{
@@ -26,6 +29,7 @@ pub use detections::{
 pub use embeddings::{EmbeddingRow, NewEmbedding};
 pub use gallery_model::{EmbeddingCoverage, GalleryModelState, PhotoToEmbed, ReembedFailure, ReembedLock};
 pub use persons::Person;
+pub use reviews::{ReviewRecord, StoredFace};
 pub use tls::{DatabaseTls, SslMode, TlsSetupError};
 
 #[derive(Debug, thiserror::Error)]

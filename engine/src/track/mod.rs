@@ -16,6 +16,7 @@
 pub mod identity;
 pub mod quality;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -24,7 +25,7 @@ use serde::Deserialize;
 use self::identity::{Comparison, Evidence, Identity, IdentityChange, TrackEvidence};
 use self::quality::Quality;
 use crate::detect::Face;
-use crate::embed::Judgement;
+use crate::embed::{Judgement, ModelId};
 use crate::geometry::BBox;
 
 /// A face below `min_sharpness` is skipped only when it is less than this share of the track's
@@ -85,6 +86,15 @@ pub struct BestFace<F> {
     pub captured_at: DateTime<Utc>,
 }
 
+/// One embedding of a track's face, with the model that made it (vectors of two models are never
+/// compared) and the face's quality.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrackEmbedding {
+    pub model: ModelId,
+    pub quality: f32,
+    pub vector: Arc<[f32]>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Track<F> {
     pub id: u64,
@@ -108,6 +118,9 @@ pub struct Track<F> {
     evidence: TrackEvidence,
     pub identity: Identity,
     pub best: Option<BestFace<F>>,
+    /// The embedding of its best face embedded so far: what its appearance keeps, to be judged
+    /// again, searched and grouped.
+    pub best_embedding: Option<TrackEmbedding>,
     /// Matched in the latest analysed frame.
     seen_in_last_frame: bool,
 }
@@ -142,6 +155,7 @@ pub struct EndedTrack<F> {
     pub identity: Identity,
     pub evidence: Evidence,
     pub best: Option<BestFace<F>>,
+    pub best_embedding: Option<TrackEmbedding>,
 }
 
 /// The outcome of one analysed frame.
@@ -289,6 +303,7 @@ impl<F: Clone> FaceTracker<F> {
                 evidence: TrackEvidence::default(),
                 identity: Identity::Pending,
                 best: Some(BestFace { quality: q, face: faces[d], frame: frame.clone(), captured_at: wall }),
+                best_embedding: None,
                 seen_in_last_frame: true,
             });
             assigned[d] = Some(id);
@@ -343,6 +358,15 @@ impl<F: Clone> FaceTracker<F> {
         change
     }
 
+    /// Keeps `embedding` as track `id`'s best when its face is better than the best kept so far.
+    pub fn offer_embedding(&mut self, id: u64, embedding: TrackEmbedding) {
+        if let Some(t) = self.tracks.iter_mut().find(|t| t.id == id) {
+            if t.best_embedding.as_ref().is_none_or(|b| embedding.quality > b.quality) {
+                t.best_embedding = Some(embedding);
+            }
+        }
+    }
+
     /// The gallery changed (someone enrolled or removed): a track that is not a person may be someone
     /// now, so it gets `max_embeddings` more. A person stays who they are unless new embeddings
     /// outvote it, as always.
@@ -380,6 +404,7 @@ fn ended<F>(t: Track<F>) -> EndedTrack<F> {
         identity: t.identity,
         evidence: t.evidence.summary(),
         best: t.best,
+        best_embedding: t.best_embedding,
     }
 }
 
