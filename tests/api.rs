@@ -724,7 +724,8 @@ async fn every_route_enforces_its_role() {
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path} without a key");
         let s = status(request().insert_header(("X-API-Key", "viewer-secret-0123456789"))).await;
         let reads = ["/api/v1/identify", "/api/v1/verify"];
-        let admin_only = method != "GET" && !reads.contains(&path) || path.starts_with("/api/v1/keys");
+        let admin_only =
+            method != "GET" && !reads.contains(&path) || path.starts_with("/api/v1/keys") || path == "/api/v1/audit";
         if admin_only {
             assert_eq!(s, StatusCode::FORBIDDEN, "{method} {path} with a viewer key");
         } else {

@@ -32,7 +32,8 @@ fn check(req: &ServiceRequest) -> Result<Option<crate::auth::Caller>, ApiError> 
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Err(ApiError::Internal("application state missing".into()));
     };
-    let required = required_role(req.method(), req.path(), state.config.open_probes);
+    // The path the router matches (percent-decoded), not the raw one: `/api/v1/aud%69t` is the audit.
+    let required = required_role(req.method(), req.match_info().as_str(), state.config.open_probes);
     let caller = presented_key(req).and_then(|k| state.keys.identify(&k));
     if required.is_some() {
         let client = match &caller {
