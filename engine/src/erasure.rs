@@ -46,6 +46,13 @@ pub struct Removed {
     /// Embeddings of their appearances' best faces.
     #[serde(default)]
     pub appearance_faces: u64,
+    /// Faces rejected as not them (their negatives).
+    #[serde(default)]
+    pub negatives: u64,
+    /// Reviews that named them (confirmed as, or rejected as not, them): the appearances stand as
+    /// the engine judged them again, open to review.
+    #[serde(default)]
+    pub reviews: u64,
     /// Face pictures of their appearances.
     pub face_snapshots: u64,
     /// Context frames of their appearances (`All` only).
@@ -174,6 +181,22 @@ pub async fn erase_person(
             .map_err(q("unlink refused appearances"))?;
         }
     }
+    removed.negatives = tx
+        .execute("DELETE FROM person_negatives WHERE person_id = $1", &[&person_id])
+        .await
+        .map_err(q("erase negatives"))?;
+    // A reviewed row keeps its person against the engine's later writes; with the person gone it
+    // must not: a row still being written is then refused like any other of an erased person.
+    tx.execute(
+        "UPDATE detections SET review = NULL WHERE id IN (SELECT detection_id FROM detection_reviews WHERE person_id = $1)",
+        &[&person_id],
+    )
+    .await
+    .map_err(q("clear reviews"))?;
+    removed.reviews = tx
+        .execute("DELETE FROM detection_reviews WHERE person_id = $1", &[&person_id])
+        .await
+        .map_err(q("erase reviews"))?;
     tx.execute("DELETE FROM persons WHERE id = $1", &[&person_id]).await.map_err(q("erase person"))?;
 
     // The pictures, before the commit (see the module's text).
