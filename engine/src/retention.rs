@@ -65,6 +65,11 @@ pub struct Cutoffs {
     pub unknown: Option<DateTime<Utc>>,
 }
 
+/// `d` days before `now`; `None` past the calendar's range (kept for ever, in effect).
+fn days_before(now: DateTime<Utc>, d: u32) -> Option<DateTime<Utc>> {
+    chrono::Duration::try_days(i64::from(d)).and_then(|d| now.checked_sub_signed(d))
+}
+
 fn days(n: u32) -> Option<u32> {
     (n > 0).then_some(n)
 }
@@ -91,12 +96,12 @@ impl RetentionConfig {
 
     /// Appearance faces seen before this time have expired (`None`: they go with their rows).
     pub fn appearance_face_cutoff(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        days(self.appearance_face_retention_days).map(|d| now - chrono::Duration::days(i64::from(d)))
+        days(self.appearance_face_retention_days).and_then(|d| days_before(now, d))
     }
 
     /// Audit entries written before this time have expired (`None`: kept for ever).
     pub fn audit_cutoff(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        days(self.audit_retention_days).map(|d| now - chrono::Duration::days(i64::from(d)))
+        days(self.audit_retention_days).and_then(|d| days_before(now, d))
     }
 
     pub fn batch_rows(&self) -> i64 {
@@ -110,7 +115,7 @@ impl RetentionConfig {
 
 impl Policy {
     pub fn cutoffs(&self, now: DateTime<Utc>) -> Cutoffs {
-        let before = |d: Option<u32>| d.map(|d| now - chrono::Duration::days(i64::from(d)));
+        let before = |d: Option<u32>| d.and_then(|d| days_before(now, d));
         Cutoffs { all: before(self.days), unknown: before(self.unknown_days) }
     }
 }
@@ -127,7 +132,7 @@ pub fn oldest_picture_day(snapshot_days: u32, longest_row_days: Option<u32>, tod
         (None, Some(r)) => r + 1,
         (None, None) => return None,
     };
-    Some(today - chrono::Days::new(u64::from(keep)))
+    today.checked_sub_days(chrono::Days::new(u64::from(keep)))
 }
 
 /// What retention has deleted since the start (read by `/metrics`).
@@ -347,6 +352,21 @@ mod tests {
         let unknown_only = RetentionConfig { detection_retention_days: 0, ..c };
         assert_eq!(unknown_only.policy(None), Policy { days: None, unknown_days: Some(30) });
         assert_eq!(unknown_only.policy(Some(&camera(Some(10)))), Policy { days: Some(10), unknown_days: Some(10) });
+    }
+
+    #[test]
+    fn retention_past_the_calendar_keeps_for_ever_rather_than_panicking() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 5, 12, 0, 0).unwrap();
+        let huge = RetentionConfig {
+            detection_retention_days: u32::MAX,
+            appearance_face_retention_days: u32::MAX,
+            audit_retention_days: u32::MAX,
+            ..RetentionConfig::default()
+        };
+        assert_eq!(huge.policy(None).cutoffs(now).all, None);
+        assert_eq!(huge.appearance_face_cutoff(now), None);
+        assert_eq!(huge.audit_cutoff(now), None);
+        assert_eq!(oldest_picture_day(u32::MAX, None, now.date_naive()), None);
     }
 
     #[test]
