@@ -181,8 +181,10 @@ async fn a_rejected_false_match_stops_on_a_replay_and_the_rejection_can_be_undon
     assert_eq!((row.person_id, row.review), (Some(pat), None));
 
     // The audit trail: who did what, newest first; viewers may not read it.
-    let (s, _) = call(&app, as_viewer(test::TestRequest::get().uri("/api/v1/audit"))).await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
+    for path in ["/api/v1/audit", "/api/v1/aud%69t"] {
+        let (s, _) = call(&app, as_viewer(test::TestRequest::get().uri(path))).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}");
+    }
     let (s, audit) = call(&app, as_admin(test::TestRequest::get().uri("/api/v1/audit"))).await;
     assert_eq!(s, StatusCode::OK, "{audit}");
     let entries: Vec<(String, String, String)> = audit["entries"]
@@ -202,6 +204,18 @@ async fn a_rejected_false_match_stops_on_a_replay_and_the_rejection_can_be_undon
         entries,
         vec![("key:ops".into(), "undo_reject".into(), target.clone()), ("key:ops".into(), "reject".into(), target)]
     );
+
+    // Rejected again, then Pat Doe is erased: the negative goes with them, and the appearance is no
+    // longer held as reviewed (it is open to review, as the engine left it).
+    let (s, r) = call(&app, reject(as_admin)).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let erase = as_admin(test::TestRequest::delete().uri(&format!("/api/v1/persons/{pat}")));
+    let (s, r) = call(&app, erase).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!((r["removed"]["negatives"].as_i64(), r["removed"]["reviews"].as_i64()), (Some(1), Some(1)), "{r}");
+    let row = store.get_detection(matched.id).await.unwrap().unwrap();
+    assert_eq!((row.person_id, row.review), (None, None));
+    assert_eq!(engine.gallery().read().unwrap().negatives(), 0);
     engine.shutdown().await;
 }
 

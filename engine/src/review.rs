@@ -19,6 +19,8 @@ pub enum ReviewError {
     NotFound(i64),
     #[error("appearance {id} is already {review}; undo that review first")]
     AlreadyReviewed { id: i64, review: String },
+    #[error("appearance {0} changed while it was being reviewed (the engine judged it again); look again")]
+    ChangedMeanwhile(i64),
     #[error("appearance {0} has no review to undo")]
     NotReviewed(i64),
     #[error("appearance {0} is of an unknown face: say who it is with person_id")]
@@ -41,6 +43,7 @@ impl ReviewError {
         match self {
             ReviewError::NotFound(_) => "detection_not_found",
             ReviewError::AlreadyReviewed { .. } => "already_reviewed",
+            ReviewError::ChangedMeanwhile(_) => "changed_meanwhile",
             ReviewError::NotReviewed(_) => "not_reviewed",
             ReviewError::PersonRequired(_) => "person_required",
             ReviewError::PersonNotFound(_) => "person_not_found",
@@ -95,13 +98,25 @@ pub async fn confirm(
         EnrollError::Storage(s) => ReviewError::Storage(s),
         other => ReviewError::Enroll(other),
     })?;
-    if !store.record_confirmation(d.id, person_id, enrolled.embedding_id, actor).await? {
-        // Reviewed by someone else meanwhile: their review stands, and this face goes.
-        if let Some(e) = enrolled.embedding_id {
-            store.remove_enrolled_face(e).await?;
-            write(gallery).remove_embedding(e);
+    let recorded = store.record_confirmation(d.id, person_id, enrolled.embedding_id, actor).await;
+    match recorded {
+        Ok(true) => {}
+        Ok(false) => {
+            // Reviewed meanwhile. The same confirmation (a double click) stands with this face, which
+            // it may have enrolled as well: keep it. Any other review stands without it.
+            let standing = store.review_of(d.id).await?;
+            if !standing.is_some_and(|r| r.action == "confirm" && r.person_id == person_id) {
+                forget_face(store, gallery, enrolled.embedding_id).await?;
+            }
+            return Err(already_reviewed(store, d.id).await);
         }
-        return Err(already_reviewed(store, d.id).await);
+        Err(e) => {
+            // Not recorded: the face must not stay enrolled without its review and audit entry.
+            if let Err(again) = forget_face(store, gallery, enrolled.embedding_id).await {
+                tracing::error!(detection_id = d.id, error = %again, "a face enrolled by a failed confirmation could not be removed");
+            }
+            return Err(e.into());
+        }
     }
     tracing::info!(detection_id = d.id, person_id, embedding_id = enrolled.embedding_id, actor, "appearance confirmed");
     Ok(enrolled)
@@ -130,9 +145,9 @@ pub async fn reject(store: &Store, gallery: &RwLock<Gallery>, id: i64, actor: &s
 /// Undoes the review standing on appearance `id`.
 pub async fn undo(store: &Store, gallery: &RwLock<Gallery>, id: i64, actor: &str) -> Result<ReviewRecord, ReviewError> {
     store.get_detection(id).await?.ok_or(ReviewError::NotFound(id))?;
-    let review = store.undo_review(id, actor).await?.ok_or(ReviewError::NotReviewed(id))?;
+    let (review, removed) = store.undo_review(id, actor).await?.ok_or(ReviewError::NotReviewed(id))?;
     let mut g = write(gallery);
-    if let Some(e) = review.embedding_id {
+    for e in removed {
         g.remove_embedding(e);
     }
     if let Some(n) = review.negative_id {
@@ -142,10 +157,22 @@ pub async fn undo(store: &Store, gallery: &RwLock<Gallery>, id: i64, actor: &str
     Ok(review)
 }
 
+/// Removes a face a confirmation enrolled but does not stand on.
+async fn forget_face(store: &Store, gallery: &RwLock<Gallery>, embedding_id: Option<i64>) -> Result<(), ReviewError> {
+    if let Some(e) = embedding_id {
+        store.remove_enrolled_face(e).await?;
+        write(gallery).remove_embedding(e);
+    }
+    Ok(())
+}
+
+/// Why a review was not recorded after the checks passed: another review came first, or the
+/// engine judged the appearance again meanwhile.
 async fn already_reviewed(store: &Store, id: i64) -> ReviewError {
     match store.get_detection(id).await {
         Ok(Some(Detection { review: Some(review), .. })) => ReviewError::AlreadyReviewed { id, review },
-        Ok(Some(_)) | Err(_) => ReviewError::AlreadyReviewed { id, review: "reviewed".into() },
+        Ok(Some(_)) => ReviewError::ChangedMeanwhile(id),
+        Err(_) => ReviewError::AlreadyReviewed { id, review: "reviewed".into() },
         Ok(None) => ReviewError::NotFound(id),
     }
 }

@@ -180,8 +180,12 @@ impl Store {
 
     /// Undoes the review standing on appearance `detection_id`: the face a confirmation enrolled, or
     /// the negative a rejection added, goes, and the appearance is again who the engine said.
-    /// Answers the review undone; `None`: there was none.
-    pub async fn undo_review(&self, detection_id: i64, actor: &str) -> Result<Option<ReviewRecord>, StorageError> {
+    /// Answers the review undone and the embeddings removed; `None`: there was none.
+    pub async fn undo_review(
+        &self,
+        detection_id: i64,
+        actor: &str,
+    ) -> Result<Option<(ReviewRecord, Vec<i64>)>, StorageError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(q("begin undoing a review"))?;
         let Some(row) = tx
@@ -195,13 +199,29 @@ impl Store {
             return Ok(None);
         };
         let review = review_from_row(&row);
+        // The confirmed photo, with its embeddings of every model (a re-embedding may have added one).
+        let mut removed = Vec::new();
         if let Some(e) = review.embedding_id {
-            tx.execute("DELETE FROM person_photos WHERE embedding_id = $1", &[&e])
+            let source = tx
+                .query_opt("SELECT person_id, source_sha256 FROM face_embeddings WHERE id = $1", &[&e])
                 .await
-                .map_err(q("remove a confirmed face's photo"))?;
-            tx.execute("DELETE FROM face_embeddings WHERE id = $1", &[&e])
-                .await
-                .map_err(q("remove a confirmed face"))?;
+                .map_err(q("find a confirmed face"))?;
+            if let Some(source) = source {
+                let (person, sha): (i64, String) = (source.get(0), source.get(1));
+                tx.execute("DELETE FROM person_photos WHERE person_id = $1 AND source_sha256 = $2", &[&person, &sha])
+                    .await
+                    .map_err(q("remove a confirmed face's photo"))?;
+                removed = tx
+                    .query(
+                        "DELETE FROM face_embeddings WHERE person_id = $1 AND source_sha256 = $2 RETURNING id",
+                        &[&person, &sha],
+                    )
+                    .await
+                    .map_err(q("remove a confirmed face"))?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+            }
         }
         if let Some(n) = review.negative_id {
             tx.execute("DELETE FROM person_negatives WHERE id = $1", &[&n]).await.map_err(q("remove a negative"))?;
@@ -220,7 +240,7 @@ impl Store {
         });
         audit::record(&tx, actor, &action, &target(detection_id), details).await?;
         tx.commit().await.map_err(q("commit undoing a review"))?;
-        Ok(Some(review))
+        Ok(Some((review, removed)))
     }
 
     /// Removes one enrolled face (embedding and kept photo): a confirmation that lost a race.
