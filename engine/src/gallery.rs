@@ -161,12 +161,7 @@ impl Gallery {
 
     /// Adds (or replaces) an embedding.
     pub fn insert(&mut self, embedding_id: i64, person_id: i64, vector: &[f32]) -> Result<(), GalleryError> {
-        if vector.len() != self.dim {
-            return Err(GalleryError::Dimension { expected: self.dim, got: vector.len() });
-        }
-        if vector.iter().any(|v| !v.is_finite()) {
-            return Err(GalleryError::NonFinite);
-        }
+        self.check_vector(vector)?;
         self.generation = next_generation();
         let (q, scale) = quantize(vector);
         let l1: f32 = q.iter().map(|&v| (v as f32).abs()).sum::<f32>() * scale;
@@ -190,12 +185,7 @@ impl Gallery {
 
     /// Adds (or replaces) a negative of `person_id`: a face rejected as not them.
     pub fn insert_negative(&mut self, id: i64, person_id: i64, vector: &[f32]) -> Result<(), GalleryError> {
-        if vector.len() != self.dim {
-            return Err(GalleryError::Dimension { expected: self.dim, got: vector.len() });
-        }
-        if vector.iter().any(|v| !v.is_finite()) {
-            return Err(GalleryError::NonFinite);
-        }
+        self.check_vector(vector)?;
         self.generation = next_generation();
         self.negatives.retain(|n| n.id != id);
         self.negatives.push(Negative { id, person_id, vector: vector.to_vec() });
@@ -380,10 +370,15 @@ impl Gallery {
         if model != self.model() {
             return Err(GalleryError::OtherModel { gallery: self.model().to_string(), query: model.to_string() });
         }
-        if query.len() != self.dim {
-            return Err(GalleryError::Dimension { expected: self.dim, got: query.len() });
+        self.check_vector(query)
+    }
+
+    /// A vector this index can hold or be asked about: of its dimension, every value finite.
+    fn check_vector(&self, vector: &[f32]) -> Result<(), GalleryError> {
+        if vector.len() != self.dim {
+            return Err(GalleryError::Dimension { expected: self.dim, got: vector.len() });
         }
-        if query.iter().any(|v| !v.is_finite()) {
+        if vector.iter().any(|v| !v.is_finite()) {
             return Err(GalleryError::NonFinite);
         }
         Ok(())
