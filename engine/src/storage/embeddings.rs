@@ -40,15 +40,7 @@ impl Store {
 
     /// Every embedding of one model, for the gallery index.
     pub async fn embeddings_for_model(&self, model: &ModelId) -> Result<Vec<EmbeddingRow>, StorageError> {
-        let c = self.client().await?;
-        let rows = c
-            .query(
-                "SELECT id, person_id, vector FROM face_embeddings WHERE model_name = $1 AND model_version = $2 ORDER BY id",
-                &[&model.name, &model.version],
-            )
-            .await
-            .map_err(|source| StorageError::Query { context: "load embeddings", source })?;
-        Ok(rows.iter().map(|r| EmbeddingRow { id: r.get(0), person_id: r.get(1), vector: r.get(2) }).collect())
+        self.rows_of_model("face_embeddings", model, "load embeddings").await
     }
 
     /// One person's embeddings of one model (1:1 verification against an enrolled person).
@@ -66,14 +58,26 @@ impl Store {
 
     /// Every negative of one model (faces rejected as not their person), for the gallery index.
     pub async fn negatives_for_model(&self, model: &ModelId) -> Result<Vec<EmbeddingRow>, StorageError> {
+        self.rows_of_model("person_negatives", model, "load negatives").await
+    }
+
+    /// (id, person, vector) of one model's rows of `table`, in id order.
+    async fn rows_of_model(
+        &self,
+        table: &'static str,
+        model: &ModelId,
+        context: &'static str,
+    ) -> Result<Vec<EmbeddingRow>, StorageError> {
         let c = self.client().await?;
         let rows = c
             .query(
-                "SELECT id, person_id, vector FROM person_negatives WHERE model_name = $1 AND model_version = $2 ORDER BY id",
+                &format!(
+                    "SELECT id, person_id, vector FROM {table} WHERE model_name = $1 AND model_version = $2 ORDER BY id"
+                ),
                 &[&model.name, &model.version],
             )
             .await
-            .map_err(|source| StorageError::Query { context: "load negatives", source })?;
+            .map_err(|source| StorageError::Query { context, source })?;
         Ok(rows.iter().map(|r| EmbeddingRow { id: r.get(0), person_id: r.get(1), vector: r.get(2) }).collect())
     }
 
