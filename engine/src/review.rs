@@ -146,12 +146,9 @@ pub async fn reject(store: &Store, gallery: &RwLock<Gallery>, id: i64, actor: &s
 pub async fn undo(store: &Store, gallery: &RwLock<Gallery>, id: i64, actor: &str) -> Result<ReviewRecord, ReviewError> {
     store.get_detection(id).await?.ok_or(ReviewError::NotFound(id))?;
     let (review, removed) = store.undo_review(id, actor).await?.ok_or(ReviewError::NotReviewed(id))?;
-    let mut g = write(gallery);
-    for e in removed {
-        g.remove_embedding(e);
-    }
+    forget(gallery, removed);
     if let Some(n) = review.negative_id {
-        g.remove_negative(n);
+        write(gallery).remove_negative(n);
     }
     tracing::info!(detection_id = id, action = %review.action, actor, "review undone");
     Ok(review)
@@ -160,10 +157,17 @@ pub async fn undo(store: &Store, gallery: &RwLock<Gallery>, id: i64, actor: &str
 /// Removes a face a confirmation enrolled but does not stand on.
 async fn forget_face(store: &Store, gallery: &RwLock<Gallery>, embedding_id: Option<i64>) -> Result<(), ReviewError> {
     if let Some(e) = embedding_id {
-        store.remove_enrolled_face(e).await?;
-        write(gallery).remove_embedding(e);
+        forget(gallery, store.remove_enrolled_face(e).await?);
     }
     Ok(())
+}
+
+/// Takes removed embeddings out of the live gallery.
+fn forget(gallery: &RwLock<Gallery>, embeddings: Vec<i64>) {
+    let mut g = write(gallery);
+    for e in embeddings {
+        g.remove_embedding(e);
+    }
 }
 
 /// Why a review was not recorded after the checks passed: another review came first, or the

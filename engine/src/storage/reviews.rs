@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 
+use deadpool_postgres::GenericClient;
+
 use super::{audit, StorageError, Store};
 use crate::embed::ModelId;
 
@@ -199,30 +201,10 @@ impl Store {
             return Ok(None);
         };
         let review = review_from_row(&row);
-        // The confirmed photo, with its embeddings of every model (a re-embedding may have added one).
-        let mut removed = Vec::new();
-        if let Some(e) = review.embedding_id {
-            let source = tx
-                .query_opt("SELECT person_id, source_sha256 FROM face_embeddings WHERE id = $1", &[&e])
-                .await
-                .map_err(q("find a confirmed face"))?;
-            if let Some(source) = source {
-                let (person, sha): (i64, String) = (source.get(0), source.get(1));
-                tx.execute("DELETE FROM person_photos WHERE person_id = $1 AND source_sha256 = $2", &[&person, &sha])
-                    .await
-                    .map_err(q("remove a confirmed face's photo"))?;
-                removed = tx
-                    .query(
-                        "DELETE FROM face_embeddings WHERE person_id = $1 AND source_sha256 = $2 RETURNING id",
-                        &[&person, &sha],
-                    )
-                    .await
-                    .map_err(q("remove a confirmed face"))?
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect();
-            }
-        }
+        let removed = match review.embedding_id {
+            Some(e) => remove_photo_of(&tx, e).await?,
+            None => Vec::new(),
+        };
         if let Some(n) = review.negative_id {
             tx.execute("DELETE FROM person_negatives WHERE id = $1", &[&n]).await.map_err(q("remove a negative"))?;
         }
@@ -243,15 +225,34 @@ impl Store {
         Ok(Some((review, removed)))
     }
 
-    /// Removes one enrolled face (embedding and kept photo): a confirmation that lost a race.
-    pub async fn remove_enrolled_face(&self, embedding_id: i64) -> Result<(), StorageError> {
+    /// Removes the photo a confirmation enrolled as `embedding_id` and its embeddings of every
+    /// model (a confirmation that does not stand); answers the embeddings removed.
+    pub async fn remove_enrolled_face(&self, embedding_id: i64) -> Result<Vec<i64>, StorageError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(q("begin removing a face"))?;
-        tx.execute("DELETE FROM person_photos WHERE embedding_id = $1", &[&embedding_id])
-            .await
-            .map_err(q("remove a face's photo"))?;
-        tx.execute("DELETE FROM face_embeddings WHERE id = $1", &[&embedding_id]).await.map_err(q("remove a face"))?;
+        let removed = remove_photo_of(&tx, embedding_id).await?;
         tx.commit().await.map_err(q("commit removing a face"))?;
-        Ok(())
+        Ok(removed)
     }
+}
+
+/// Deletes, in `tx`, the enrolled photo behind embedding `embedding_id` with its embeddings of every
+/// model (a re-embedding may have added one); answers the embeddings deleted.
+async fn remove_photo_of(tx: &impl GenericClient, embedding_id: i64) -> Result<Vec<i64>, StorageError> {
+    let Some(source) = tx
+        .query_opt("SELECT person_id, source_sha256 FROM face_embeddings WHERE id = $1", &[&embedding_id])
+        .await
+        .map_err(q("find an enrolled face"))?
+    else {
+        return Ok(Vec::new());
+    };
+    let (person, sha): (i64, String) = (source.get(0), source.get(1));
+    tx.execute("DELETE FROM person_photos WHERE person_id = $1 AND source_sha256 = $2", &[&person, &sha])
+        .await
+        .map_err(q("remove an enrolled face's photo"))?;
+    let removed = tx
+        .query("DELETE FROM face_embeddings WHERE person_id = $1 AND source_sha256 = $2 RETURNING id", &[&person, &sha])
+        .await
+        .map_err(q("remove an enrolled face"))?;
+    Ok(removed.iter().map(|r| r.get(0)).collect())
 }
