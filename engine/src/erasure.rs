@@ -187,14 +187,13 @@ pub async fn erase_person(
         .map_err(q("erase negatives"))?;
     // A reviewed row keeps its person against the engine's later writes; with the person gone it
     // must not: a row still being written is then refused like any other of an erased person.
-    tx.execute(
-        "UPDATE detections SET review = NULL WHERE id IN (SELECT detection_id FROM detection_reviews WHERE person_id = $1)",
-        &[&person_id],
-    )
-    .await
-    .map_err(q("clear reviews"))?;
+    // (One review per row: the rows updated are the reviews deleted.)
     removed.reviews = tx
-        .execute("DELETE FROM detection_reviews WHERE person_id = $1", &[&person_id])
+        .execute(
+            "WITH gone AS (DELETE FROM detection_reviews WHERE person_id = $1 RETURNING detection_id)
+             UPDATE detections SET review = NULL WHERE id IN (SELECT detection_id FROM gone)",
+            &[&person_id],
+        )
         .await
         .map_err(q("erase reviews"))?;
     tx.execute("DELETE FROM persons WHERE id = $1", &[&person_id]).await.map_err(q("erase person"))?;
