@@ -111,8 +111,9 @@ pub async fn undo(state: web::Data<AppState>, req: HttpRequest, id: web::Path<i6
     let id = id.into_inner();
     let undone = review::undo(&state.store, &state.gallery, id, &requester(&req)).await?;
     state.caches.persons.invalidate(&undone.person_id);
-    let detection = state.store.get_detection(id).await?.ok_or(ApiError::NotFound { what: "detection", id })?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "undone": undone, "person_id": detection.person_id })))
+    // The appearance is again who the engine had said before the review.
+    let person_id = undone.previous_person_id;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "undone": undone, "person_id": person_id })))
 }
 
 #[derive(Debug, Deserialize)]
