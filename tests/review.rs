@@ -106,6 +106,19 @@ async fn appearance(store: &Store, camera: i64, what: &str, wanted: impl Fn(&Det
     }
 }
 
+/// The API of a running engine, as `serve` mounts it.
+macro_rules! app {
+    ($engine:expr) => {
+        test::init_service(
+            App::new()
+                .app_data($engine.api_state())
+                .wrap(actix_web::middleware::from_fn(panoptes_api::guard::guard))
+                .configure(panoptes_api::configure),
+        )
+        .await
+    };
+}
+
 /// The engine with keys, unknown faces recorded, and the media root the cameras play from.
 async fn engine(node: &str) -> (panoptes::Engine, PathBuf) {
     let db = common::fresh_database().await;
@@ -124,13 +137,7 @@ fn clip_of(photo: &Path, tag: &str) -> PathBuf {
 async fn a_rejected_false_match_stops_on_a_replay_and_the_rejection_can_be_undone() {
     let (engine, media) = engine("review-reject").await;
     let store = engine.store().clone();
-    let app = test::init_service(
-        App::new()
-            .app_data(engine.api_state())
-            .wrap(actix_web::middleware::from_fn(panoptes_api::guard::guard))
-            .configure(panoptes_api::configure),
-    )
-    .await;
+    let app = app!(engine);
     // An operator enrolled the wrong photo: "Pat Doe" shows Barack Obama. The camera then sees Obama
     // (another photo of him) and takes him for Pat Doe: a false match.
     let pat = enroll(&app, "Pat Doe", "obama2.jpg").await;
@@ -223,13 +230,7 @@ async fn a_rejected_false_match_stops_on_a_replay_and_the_rejection_can_be_undon
 async fn confirming_a_face_from_a_harder_clip_raises_the_persons_score_on_the_next_appearance() {
     let (engine, media) = engine("review-confirm").await;
     let store = engine.store().clone();
-    let app = test::init_service(
-        App::new()
-            .app_data(engine.api_state())
-            .wrap(actix_web::middleware::from_fn(panoptes_api::guard::guard))
-            .configure(panoptes_api::configure),
-    )
-    .await;
+    let app = app!(engine);
     let obama_id = enroll(&app, "Barack Obama", "obama.jpg").await;
     // The harder clip: the same man on another day, turned a little, in poor light.
     let hard_photo = common::temp_dir("review-hard").join("obama2-dim.png");
@@ -283,13 +284,7 @@ async fn confirming_a_face_from_a_harder_clip_raises_the_persons_score_on_the_ne
 async fn bad_review_requests_get_their_own_errors_and_change_nothing() {
     let (engine, _media) = engine("review-bad").await;
     let store = engine.store().clone();
-    let app = test::init_service(
-        App::new()
-            .app_data(engine.api_state())
-            .wrap(actix_web::middleware::from_fn(panoptes_api::guard::guard))
-            .configure(panoptes_api::configure),
-    )
-    .await;
+    let app = app!(engine);
     let obama = enroll(&app, "Barack Obama", "obama.jpg").await;
     let camera = store.create_camera("lobby", "lobby.h264", 5.0, false).await.unwrap();
     let face = BBox { x: 10.0, y: 10.0, width: 100.0, height: 100.0 };
