@@ -75,11 +75,13 @@ async fn a_row_the_database_refuses_for_good_is_kept_aside_and_the_others_are_wr
     for i in 0..3 {
         sink.send(event(other.id, 0.2 + i as f32 / 10.0)).await.unwrap();
     }
+    // Resolved: every row written or kept aside. An empty buffer alone is not enough: a batch being
+    // written is out of the buffer and not yet counted (a busy machine caught the test there).
     let stats = common::eventually(
         "the batch resolved",
         Duration::from_secs(20),
         || async { sink.send(GetSinkStats).await.unwrap() },
-        |s| s.buffered == 0,
+        |s| s.buffered == 0 && s.written + s.dead_lettered >= 5,
     )
     .await;
     assert_eq!((stats.written, stats.dead_lettered), (4, 1), "{stats:?}");
