@@ -21,6 +21,8 @@ use panoptes_engine::embed::{EmbedderCatalog, ModelId};
 use panoptes_engine::gallery::Gallery;
 use panoptes_engine::reembed::{PipelineLoader, Reembedder, SharedSwitchStatus};
 use panoptes_engine::runtime::ModelError;
+use panoptes_engine::search::sync::IndexSync;
+use panoptes_engine::search::AppearanceIndex;
 use panoptes_engine::snapshot::{SnapshotError, SnapshotStore};
 use panoptes_engine::storage::{StorageError, Store};
 
@@ -88,8 +90,16 @@ impl Engine {
         panoptes_api::auth::spawn_reload(state.keys.clone(), store.clone(), Duration::from_secs(5));
         let node_id = if s.node_id.is_empty() { default_node_id() } else { s.node_id.clone() };
         let (embedder_switch, reembedding) = start_embedder_switch(&store, &settings, &configured, &node_id).await?;
-        let mut background =
-            vec![reembedding, spawn_gallery_sync(store.clone(), gallery.clone(), pipeline.catalog().clone())];
+        let search_index = {
+            let g = gallery.read().unwrap_or_else(|p| p.into_inner());
+            Arc::new(std::sync::RwLock::new(AppearanceIndex::new(g.model().clone(), g.info().dim)))
+        };
+        state.search = Some(search_index.clone());
+        let mut background = vec![
+            reembedding,
+            spawn_gallery_sync(store.clone(), gallery.clone(), pipeline.catalog().clone()),
+            spawn_search_sync(store.clone(), gallery.clone(), search_index),
+        ];
         if state.keys.is_open() {
             tracing::warn!(listen = %settings.api.listen, "no API keys configured or stored: the API is open to anyone who can reach it");
         }
@@ -318,6 +328,26 @@ fn spawn_gallery_sync(
             every.tick().await;
             if let Err(e) = sync.refresh(&store, &gallery).await {
                 tracing::debug!(error = %e, "could not compare the gallery with the database; will retry");
+            }
+        }
+    })
+}
+
+/// Keeps the search index equal to the stored appearance faces of the gallery's model
+/// (`panoptes_engine::search::sync`): a read of the faces written since the last one every 2 s.
+fn spawn_search_sync(
+    store: Store,
+    gallery: Arc<std::sync::RwLock<Gallery>>,
+    index: Arc<std::sync::RwLock<AppearanceIndex>>,
+) -> tokio::task::JoinHandle<()> {
+    actix::spawn(async move {
+        let mut sync = IndexSync::new();
+        let mut every = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            every.tick().await;
+            let model = gallery.read().unwrap_or_else(|p| p.into_inner()).info().clone();
+            if let Err(e) = sync.refresh(&store, &index, &model).await {
+                tracing::debug!(error = %e, "could not read new appearance faces for search; will retry");
             }
         }
     })

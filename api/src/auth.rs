@@ -196,8 +196,13 @@ pub fn required_role(method: &Method, path: &str, open_probes: bool) -> Option<R
     if path == "/api/v1/keys" || path.starts_with("/api/v1/keys/") || path == "/api/v1/audit" {
         return Some(Role::Admin);
     }
-    // identify and verify store nothing: reads, whatever their method.
-    if method == Method::GET || method == Method::HEAD || path == "/api/v1/identify" || path == "/api/v1/verify" {
+    // identify, verify and search change nothing: reads, whatever their method.
+    if method == Method::GET
+        || method == Method::HEAD
+        || path == "/api/v1/identify"
+        || path == "/api/v1/verify"
+        || path == "/api/v1/search"
+    {
         Some(Role::Viewer)
     } else {
         Some(Role::Admin)

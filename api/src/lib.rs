@@ -28,6 +28,7 @@ pub mod prometheus;
 pub mod rate_limit;
 pub mod review;
 pub mod routes;
+pub mod search;
 pub mod tls;
 pub mod verify;
 pub mod webhooks;
@@ -72,6 +73,8 @@ pub struct AppState {
     pub mqtt: mqtt::MqttCounters,
     /// Where an embedder switch stands (absent without an engine).
     pub embedder_switch: Option<panoptes_engine::reembed::SharedSwitchStatus>,
+    /// The search index of stored appearance faces (absent: `POST /search` answers 503).
+    pub search: Option<Arc<RwLock<panoptes_engine::search::AppearanceIndex>>>,
     /// What retention has deleted (the engine's sweeps count here; `/metrics` reads it).
     pub retention: Arc<panoptes_engine::retention::RetentionCounters>,
 }
@@ -130,6 +133,7 @@ impl AppState {
             webhooks: webhooks::WebhookCounters::default(),
             mqtt: mqtt::MqttCounters::default(),
             embedder_switch: None,
+            search: None,
             retention: Arc::default(),
             config,
         })

@@ -131,6 +131,14 @@ fn collect_api(state: &AppState) {
     };
     gauge!("panoptes_gallery_embeddings").set(gallery as f64);
     gauge!("panoptes_gallery_model_info", "model" => model.name.clone(), "version" => model.version.clone()).set(1.0);
+    if let Some(index) = &state.search {
+        let (faces, bytes) = {
+            let i = index.read().unwrap_or_else(|p| p.into_inner());
+            (i.len(), i.heap_bytes())
+        };
+        gauge!("panoptes_search_index_faces").set(faces as f64);
+        gauge!("panoptes_search_index_bytes").set(bytes as f64);
+    }
     if let Some(switch) = &state.embedder_switch {
         let s = switch.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let switching = s.state.as_ref().is_some_and(|st| st.switching());

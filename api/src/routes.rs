@@ -6,7 +6,7 @@ use actix_web::{web, Route};
 
 use crate::{
     access, admin, api_keys, cameras, console, detections, error, events, health, identify, openapi, persons,
-    prometheus, review, verify,
+    prometheus, review, search, verify,
 };
 
 /// (method, path as in the OpenAPI document)
@@ -30,6 +30,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/persons/{id}/faces"),
     ("POST", "/api/v1/identify"),
     ("POST", "/api/v1/verify"),
+    ("POST", "/api/v1/search"),
     ("GET", "/api/v1/detections"),
     ("GET", "/api/v1/detections/{id}"),
     ("GET", "/api/v1/detections/{id}/snapshot.jpg"),
@@ -67,6 +68,7 @@ fn handler(method: &str, path: &str) -> Option<Route> {
         ("POST", "/api/v1/persons/{id}/faces") => web::post().to(persons::add_faces),
         ("POST", "/api/v1/identify") => web::post().to(identify::identify),
         ("POST", "/api/v1/verify") => web::post().to(verify::verify),
+        ("POST", "/api/v1/search") => web::post().to(search::search),
         ("GET", "/api/v1/detections") => web::get().to(detections::list),
         ("GET", "/api/v1/detections/{id}") => web::get().to(detections::get),
         ("GET", "/api/v1/detections/{id}/snapshot.jpg") => web::get().to(detections::snapshot),

@@ -21,6 +21,8 @@ pub mod reembed;
 pub mod retention;
 pub mod review;
 pub mod runtime;
+pub mod search;
+pub mod similarity;
 pub mod snapshot;
 pub mod source;
 pub mod storage;

@@ -3,6 +3,7 @@
 //! message saying how to provide it; nothing is skipped silently.
 #![allow(dead_code)]
 
+pub mod operator_api;
 pub mod pg_cluster;
 pub mod scenes;
 pub mod scripted_rtsp;

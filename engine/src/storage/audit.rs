@@ -1,4 +1,5 @@
-//! The audit trail: who changed the engine's judgement (confirmed, rejected or undid), and when.
+//! The audit trail: who changed the engine's judgement (confirmed, rejected or undid), or searched
+//! by face, and when.
 //! Entries are written in the transaction of the change they record, so one never stands without the
 //! other.
 
@@ -14,7 +15,7 @@ pub struct AuditEntry {
     pub at: DateTime<Utc>,
     /// Who: an API key's name (`key:<name>`), or the client's address on an open API.
     pub actor: String,
-    /// What: `confirm`, `reject`, `undo_confirm`, `undo_reject`.
+    /// What: `confirm`, `reject`, `undo_confirm`, `undo_reject`, `search`.
     pub action: String,
     /// On what: `detection:<id>`.
     pub target: String,
@@ -40,6 +41,18 @@ pub(crate) async fn record(
 }
 
 impl Store {
+    /// Records a search by face (`crate::search`): who searched, for what (`photo`,
+    /// `detection:<id>`), with the filters and how many answers; never the face.
+    pub async fn record_search(
+        &self,
+        actor: &str,
+        target: &str,
+        details: serde_json::Value,
+    ) -> Result<(), StorageError> {
+        let c = self.client().await?;
+        record(&c, actor, "search", target, details).await
+    }
+
     /// Audit entries, newest first, older than entry `before` when given.
     pub async fn list_audit(&self, before: Option<i64>, limit: i64) -> Result<Vec<AuditEntry>, StorageError> {
         let c = self.client().await?;

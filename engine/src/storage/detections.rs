@@ -184,7 +184,8 @@ const UPSERT_FACE: &str =
     "INSERT INTO appearance_faces (detection_id, detected_at, model_name, model_version, vector, quality)
      VALUES ($1, $2, $3, $4, $5, $6)
      ON CONFLICT (detection_id) DO UPDATE SET detected_at = EXCLUDED.detected_at, model_name = EXCLUDED.model_name,
-         model_version = EXCLUDED.model_version, vector = EXCLUDED.vector, quality = EXCLUDED.quality";
+         model_version = EXCLUDED.model_version, vector = EXCLUDED.vector, quality = EXCLUDED.quality,
+         written_xid = pg_current_xact_id()";
 
 /// Writes `d`'s row, then its face (if it has one), on `c` (a transaction or a connection).
 async fn write_detection(c: &impl GenericClient, d: &NewDetection) -> Result<i64, StorageError> {

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (9, "retention_erasure", include_str!("migrations/0009_retention_erasure.sql")),
     (10, "appearance_faces", include_str!("migrations/0010_appearance_faces.sql")),
     (11, "review_audit", include_str!("migrations/0011_review_audit.sql")),
+    (12, "appearance_faces_written", include_str!("migrations/0012_appearance_faces_written.sql")),
 ];
 
 /// Arbitrary constant key for `pg_advisory_xact_lock`, unique to Panoptes' migrations.

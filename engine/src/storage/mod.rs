@@ -1,6 +1,7 @@
 //! PostgreSQL storage, the source of truth for persons, embeddings, cameras and detections.
 
 pub mod api_keys;
+pub mod appearance_faces;
 pub mod audit;
 pub mod cameras;
 pub mod conninfo;
