@@ -723,7 +723,7 @@ async fn every_route_enforces_its_role() {
         }
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path} without a key");
         let s = status(request().insert_header(("X-API-Key", "viewer-secret-0123456789"))).await;
-        let reads = ["/api/v1/identify", "/api/v1/verify"];
+        let reads = ["/api/v1/identify", "/api/v1/verify", "/api/v1/search"];
         let admin_only =
             method != "GET" && !reads.contains(&path) || path.starts_with("/api/v1/keys") || path == "/api/v1/audit";
         if admin_only {

@@ -287,6 +287,7 @@ mod tests {
         assert_eq!(required_role(&Method::GET, "/api/v1/cameras", true), Some(Role::Viewer));
         assert_eq!(required_role(&Method::POST, "/api/v1/identify", true), Some(Role::Viewer));
         assert_eq!(required_role(&Method::POST, "/api/v1/verify", true), Some(Role::Viewer));
+        assert_eq!(required_role(&Method::POST, "/api/v1/search", true), Some(Role::Viewer));
         assert_eq!(required_role(&Method::DELETE, "/api/v1/cameras/1", true), Some(Role::Admin));
         assert_eq!(required_role(&Method::POST, "/api/v1/persons", true), Some(Role::Admin));
         assert_eq!(required_role(&Method::GET, "/api/v1/keys", true), Some(Role::Admin));

@@ -17,6 +17,10 @@ use crate::similarity::{dots_i8, quantize};
 
 /// Faces scored per block: keeps the scratch scores in cache.
 const BLOCK: usize = 4096;
+/// From this many faces a search scans on several cores (below, a thread costs more than it saves).
+const SPLIT_AT: usize = 200_000;
+/// At most this many scanning threads per search.
+const MAX_THREADS: usize = 4;
 
 /// Where an appearance stood when it was indexed (filters are checked again on the stored row).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -231,52 +235,85 @@ impl AppearanceIndex {
         let q_l1: f32 = unit.iter().map(|v| v.abs()).sum();
         let from = filter.from.map(|t| t.timestamp_micros()).unwrap_or(i64::MIN);
         let until = filter.until.map(|t| t.timestamp_micros()).unwrap_or(i64::MAX);
-        let excluded: std::collections::HashSet<i64> = filter.excluded.iter().copied().collect();
+        let mut excluded = filter.excluded.clone();
+        excluded.sort_unstable();
         let wanted = |e: &Entry| {
             e.detection_id != 0
                 && e.at >= from
                 && e.at <= until
                 && (filter.cameras.is_empty() || filter.cameras.contains(&e.camera))
-                && !excluded.contains(&e.detection_id)
+                && (excluded.is_empty() || excluded.binary_search(&e.detection_id).is_err())
         };
 
-        // Pass 1: every face's score range, and the k best lower bounds of faces certainly
-        // answering (above the minimum and after the cursor whatever their exact score).
-        let d = self.dim;
-        let mut ranges: Vec<(u32, f32, f32)> = Vec::new();
-        let mut certain = LowestOfBest::new(k);
-        let mut scores = vec![0.0f32; BLOCK];
-        for (b, rows) in self.codes.chunks(BLOCK * d).enumerate() {
-            let base = b * BLOCK;
-            let n = rows.len() / d;
-            dots_i8(&q16, rows, d, &mut scores[..n]);
-            for (i, &raw) in scores[..n].iter().enumerate() {
-                let e = &self.entries[base + i];
-                if !wanted(e) {
-                    continue;
-                }
-                let approx = raw * e.scale * q_scale;
-                let eps = e.l1 * q_scale / 2.0 + e.scale / 2.0 * q_l1 + 1e-4;
-                let (low, high) = (approx - eps, approx + eps);
-                if high < filter.min_score || high < certain.floor() {
-                    continue;
-                }
-                if let Some((s, _)) = filter.after {
-                    if low > s {
+        // Every face's score range, and the k best lower bounds of faces certainly answering (above
+        // the minimum and after the cursor whatever their exact score). The filters are looked at
+        // only for faces whose score could count. Past SPLIT_AT faces the rows are shared among
+        // the cores: the scan is bound by memory bandwidth, which one core does not exhaust.
+        let scan = |first_block: usize, blocks: usize| {
+            let d = self.dim;
+            let mut ranges: Vec<(u32, f32, f32)> = Vec::new();
+            let mut certain = LowestOfBest::new(k);
+            let mut scores = vec![0.0f32; BLOCK];
+            let end = ((first_block + blocks) * BLOCK * d).min(self.codes.len());
+            let start = (first_block * BLOCK * d).min(end);
+            for (b, rows) in self.codes[start..end].chunks(BLOCK * d).enumerate() {
+                let base = (first_block + b) * BLOCK;
+                let n = rows.len() / d;
+                dots_i8(&q16, rows, d, &mut scores[..n]);
+                for (i, &raw) in scores[..n].iter().enumerate() {
+                    let e = &self.entries[base + i];
+                    let approx = raw * e.scale * q_scale;
+                    let eps = e.l1 * q_scale / 2.0 + e.scale / 2.0 * q_l1 + 1e-4;
+                    let (low, high) = (approx - eps, approx + eps);
+                    if high < filter.min_score || high < certain.floor() || !wanted(e) {
                         continue;
                     }
-                    if low >= filter.min_score && high < s {
+                    if let Some((s, _)) = filter.after {
+                        if low > s {
+                            continue;
+                        }
+                        if low >= filter.min_score && high < s {
+                            certain.offer(low);
+                        }
+                    } else if low >= filter.min_score {
                         certain.offer(low);
                     }
-                } else if low >= filter.min_score {
-                    certain.offer(low);
+                    ranges.push(((base + i) as u32, low, high));
                 }
-                ranges.push(((base + i) as u32, low, high));
+            }
+            (ranges, certain)
+        };
+        let blocks = self.entries.len().div_ceil(BLOCK);
+        let threads = if self.entries.len() >= SPLIT_AT {
+            std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_THREADS)
+        } else {
+            1
+        };
+        let parts: Vec<ScanPart> = if threads == 1 {
+            vec![scan(0, blocks)]
+        } else {
+            let per = blocks.div_ceil(threads);
+            std::thread::scope(|s| {
+                let scan = &scan;
+                let handles: Vec<_> = (1..threads).map(|t| s.spawn(move || scan(t * per, per))).collect();
+                let mut parts = vec![scan(0, per)];
+                // A scan cannot panic on valid rows; if one did, its rows would be missing, so
+                // the panic is passed on rather than answered around.
+                parts.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))));
+                parts
+            })
+        };
+        // Each part kept what could beat its own floor; the floor of all parts is at least as high.
+        let mut certain = LowestOfBest::new(k);
+        for (_, c) in &parts {
+            for v in c.values() {
+                certain.offer(v);
             }
         }
         let floor = certain.floor();
-        let mut found: Vec<Candidate> = ranges
+        let mut found: Vec<Candidate> = parts
             .into_iter()
+            .flat_map(|(ranges, _)| ranges)
             .filter(|&(_, _, high)| high >= floor)
             .map(|(row, low, high)| Candidate { detection_id: self.entries[row as usize].detection_id, low, high })
             .collect();
@@ -284,6 +321,10 @@ impl AppearanceIndex {
         Ok((found, floor))
     }
 }
+
+/// What one part of a scan kept: (row, low, high) of faces that could beat its floor, and the lower
+/// bounds of the faces it was certain of.
+type ScanPart = (Vec<(u32, f32, f32)>, LowestOfBest);
 
 /// The lowest of the `k` largest values offered so far (−∞ until `k` were offered).
 struct LowestOfBest {
@@ -319,6 +360,10 @@ impl LowestOfBest {
         } else {
             self.heap.peek().map_or(f32::NEG_INFINITY, |r| r.0 .0)
         }
+    }
+
+    fn values(&self) -> impl Iterator<Item = f32> + '_ {
+        self.heap.iter().map(|r| r.0 .0)
     }
 
     fn offer(&mut self, v: f32) {
@@ -409,6 +454,29 @@ mod tests {
                 after = Some((dot(&by_id[&last], &query), last));
             }
         }
+    }
+
+    #[test]
+    fn a_scan_shared_among_cores_finds_the_same_top_k() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let dim = 16;
+        let mut index = AppearanceIndex::new(model(), dim);
+        let mut faces = Vec::new();
+        for id in 1..=(SPLIT_AT as i64 + 5000) {
+            let v = unit(&mut rng, dim);
+            index.upsert(id, t(id), Some(1), &v).unwrap();
+            if id % 7 == 0 {
+                faces.push((id, v));
+            }
+        }
+        // Only the kept faces can answer: the rest are excluded, spread over every part of the scan.
+        let kept: std::collections::HashSet<i64> = faces.iter().map(|f| f.0).collect();
+        let excluded: Vec<i64> = (1..=(SPLIT_AT as i64 + 5000)).filter(|id| !kept.contains(id)).collect();
+        let by_id: HashMap<i64, Vec<f32>> = faces.iter().cloned().collect();
+        let query = unit(&mut rng, dim);
+        let filter = Filter { excluded, ..Filter::default() };
+        let (c, _) = index.candidates(&query, 30, &filter).unwrap();
+        assert_eq!(rescored(&by_id, &c, &query, 30, None), exact(&faces, &query, 30, None));
     }
 
     #[test]
