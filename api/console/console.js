@@ -74,6 +74,7 @@ const REASONS = {
   payload_too_large: "The upload is too large.",
   no_photo: "Choose at least one photo.",
   name_taken: "That name is already used.",
+  no_stored_face: "This appearance keeps no face to search with (it expired or was never embedded).",
   forbidden: "This key may only read.",
   database_unavailable: "The database is unavailable; try again shortly.",
 };
@@ -368,7 +369,8 @@ async function appearance(view, id) {
   view.append(h("section", {}, h("h2", {}, personName(d.person_id)),
     h("p", {}, `${cameraName(d.camera_id)} · ${when(d.detected_at)}` + (d.last_seen_at ? " to " + when(d.last_seen_at) : " (ongoing)")),
     h("p", {}, `Best score ${pct(d.best_score ?? d.score)} · ${d.frames} frame(s)`),
-    d.snapshot_path ? [face, h("div", {}, frame)] : h("p", { class: "muted" }, "No snapshot was written.")));
+    d.snapshot_path ? [face, h("div", {}, frame)] : h("p", { class: "muted" }, "No snapshot was written."),
+    h("p", {}, h("a", { id: "find-elsewhere", href: "#/search/" + id }, "Find this face elsewhere"))));
   if (d.snapshot_path) {
     picture(`/detections/${id}/snapshot.jpg?kind=face`).then((u) => u && (face.src = u));
     picture(`/detections/${id}/snapshot.jpg?kind=frame`).then((u) => u && (frame.src = u));
@@ -408,6 +410,55 @@ function identify(view) {
   drop.addEventListener("dragover", (e) => e.preventDefault());
   drop.addEventListener("drop", (e) => { e.preventDefault(); if (e.dataTransfer.files[0]) run(e.dataTransfer.files[0]); });
   view.append(drop);
+}
+
+// Search by face: a photo dropped or chosen (or an appearance's own face, from its page) against
+// every stored appearance; a grid of results, best first, each opening its appearance.
+async function search(view, fromDetection) {
+  await Promise.all([loadPersons().catch(() => {}),
+    call("GET", "/cameras").then((r) => (state.cameras = new Map(r.items.map((c) => [c.id, c.name])))).catch(() => {})]);
+  const input = h("input", { id: "search-photo", type: "file", accept: "image/jpeg,image/png,image/webp" });
+  const minScore = h("input", { id: "search-min", type: "number", min: "-1", max: "1", step: "0.05", value: "0.3" });
+  const out = h("div", { id: "search-result", "aria-live": "polite" });
+  const more = h("button", { type: "button", class: "secondary", hidden: true }, "More");
+  const drop = h("section", { id: "search" }, h("h2", {}, "Search by face"),
+    h("p", {}, "Drop a photo of one face here or choose one: the appearances most like it, on every camera, best first."),
+    h("label", { for: "search-min" }, "Minimum score"), minScore,
+    h("label", { for: "search-photo" }, "Photo"), input, out, more);
+  let ask = null;
+  const page = async (cursor) => {
+    const p = new URLSearchParams({ limit: "24", min_score: minScore.value || "-1" });
+    if (cursor) p.set("cursor", cursor);
+    const r = await ask("?" + p.toString());
+    const grid = cursor ? $(".results", out) : h("div", { class: "wall results" });
+    if (!cursor) out.replaceChildren(r.hits.length ? grid : h("p", {}, "No stored appearance scores that high."));
+    for (const hit of r.hits) {
+      const img = h("img", { alt: "Face of " + personName(hit.person_id) });
+      grid.append(h("div", { class: "tile", "data-detection": hit.detection_id },
+        h("a", { href: "#/appearance/" + hit.detection_id },
+          h("div", { class: "pic" }, hit.snapshot_url ? img : "no snapshot"),
+          h("div", { class: "meta" }, h("strong", {}, personName(hit.person_id)), ` ${pct(hit.score)}`,
+            h("div", { class: "muted" }, `${cameraName(hit.camera_id)} · ${when(hit.detected_at)}`)))));
+      if (hit.snapshot_url) picture(`/detections/${hit.detection_id}/snapshot.jpg?kind=face`).then((u) => u && (img.src = u));
+    }
+    more.hidden = !r.next_cursor; more.dataset.cursor = r.next_cursor || "";
+  };
+  const run = async () => {
+    out.replaceChildren(h("p", { class: "muted" }, "Searching…"));
+    try { await page(null); } catch (e) { more.hidden = true; out.replaceChildren(h("p", { class: "error", role: "alert" }, explain(e))); }
+  };
+  const byPhoto = (file) => { ask = (q) => { const f = new FormData(); f.append("photo", file, file.name); return call("POST", "/search" + q, f); }; run(); };
+  input.addEventListener("change", () => input.files[0] && byPhoto(input.files[0]));
+  minScore.addEventListener("change", () => ask && run());
+  more.addEventListener("click", () => page(more.dataset.cursor).catch((e) => out.append(h("p", { class: "error", role: "alert" }, explain(e)))));
+  drop.addEventListener("dragover", (e) => e.preventDefault());
+  drop.addEventListener("drop", (e) => { e.preventDefault(); if (e.dataTransfer.files[0]) byPhoto(e.dataTransfer.files[0]); });
+  view.append(drop);
+  if (fromDetection) {
+    drop.insertBefore(h("p", { id: "search-from" }, "Searching with the face of ", h("a", { href: "#/appearance/" + fromDetection }, "appearance " + fromDetection), "."), input.previousSibling);
+    ask = (q) => call("POST", "/search" + q, { detection_id: Number(fromDetection) });
+    run();
+  }
 }
 
 async function admin(view) {
@@ -545,7 +596,7 @@ function signOut(why) {
   $("#key").value = ""; $("#key").focus();
 }
 
-const ROUTES = { wall, cameras, people, appearances, identify, admin, camera: cameraPage, appearance };
+const ROUTES = { wall, cameras, people, appearances, identify, search, admin, camera: cameraPage, appearance };
 
 async function route() {
   if (!state.signedIn) return;

@@ -1,7 +1,8 @@
 """The operators' console in Debian's headless chromium (selenium), against a running `panoptes serve`
 with the demo camera showing Obama: before sign-in only the sign-in form shows; sign in; the live tile shows the demo camera; a webcam capture
 (Chromium's fake camera) and a non-photo refused in words; enroll Obama through the form; an alert appears in the live panel; open the appearance and its snapshot; add then
-delete a camera; a bad photo shows its reason; a viewer key sees no write buttons. Screenshots go to
+delete a camera; a bad photo shows its reason; search by a photo, then by an appearance's own face,
+and a non-photo refused; a viewer key sees no write buttons. Screenshots go to
 the artifacts folder. Run by tests/console.rs.
 
 usage: console_test.py BASE_URL ADMIN_KEY VIEWER_KEY PHOTOS_DIR ARTIFACTS_DIR
@@ -182,6 +183,21 @@ try:
     find("#identify-photo").send_keys(os.path.join(photos, "obama2.jpg"))
     text_in("#identify-result", "Barack Obama")
     shot("identify")
+
+    # Search by face: a photo finds the demo camera's appearances of Obama, best first; one opens its
+    # appearance, whose own face searches again.
+    go("search")
+    find("#search-photo").send_keys(os.path.join(photos, "obama2.jpg"))
+    text_in("#search-result", "Barack Obama")
+    shot("search")
+    find("#search-result .tile a").click()
+    find("#find-elsewhere").click()
+    text_in("#search-from", "appearance")
+    text_in("#search-result", "Barack Obama")
+    # A photo with no face is refused in words.
+    go("search")
+    find("#search-photo").send_keys(os.path.join(photos, "not-a-photo.jpg"))
+    text_in("#search-result", "not a JPEG, PNG or WebP")
 
     # On a phone's screen the sections stack and stay usable.
     driver.set_window_size(390, 844)
