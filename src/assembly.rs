@@ -98,7 +98,8 @@ impl Engine {
         let mut background = vec![
             reembedding,
             spawn_gallery_sync(store.clone(), gallery.clone(), pipeline.catalog().clone()),
-            spawn_search_sync(store.clone(), gallery.clone(), search_index),
+            spawn_search_sync(store.clone(), gallery.clone(), search_index.clone()),
+            spawn_grouping(store.clone(), gallery.clone(), search_index),
         ];
         if state.keys.is_open() {
             tracing::warn!(listen = %settings.api.listen, "no API keys configured or stored: the API is open to anyone who can reach it");
@@ -348,6 +349,34 @@ fn spawn_search_sync(
             let model = gallery.read().unwrap_or_else(|p| p.into_inner()).info().clone();
             if let Err(e) = sync.refresh(&store, &index, &model).await {
                 tracing::debug!(error = %e, "could not read new appearance faces for search; will retry");
+            }
+        }
+    })
+}
+
+/// Groups ended unknown appearances into unknown identities every 2 s (`panoptes_engine::unknowns`),
+/// when no other engine on the database is doing it.
+fn spawn_grouping(
+    store: Store,
+    gallery: Arc<std::sync::RwLock<Gallery>>,
+    index: Arc<std::sync::RwLock<AppearanceIndex>>,
+) -> tokio::task::JoinHandle<()> {
+    actix::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            every.tick().await;
+            let (model, judgement) = {
+                let g = gallery.read().unwrap_or_else(|p| p.into_inner());
+                (g.model().clone(), g.judgement())
+            };
+            match panoptes_engine::unknowns::group_pending(&store, &index, &model, &judgement).await {
+                Ok(p) if p.joined + p.created > 0 => {
+                    tracing::info!(joined = p.joined, new = p.created, "unknown appearances grouped");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %panoptes_engine::error_chain::error_chain(&e), "grouping unknown appearances failed; will retry");
+                }
             }
         }
     })

@@ -48,7 +48,8 @@ async fn migrations_are_versioned_and_idempotent() {
             "person_photos",
             "persons",
             "reembed_failures",
-            "schema_migrations"
+            "schema_migrations",
+            "unknown_identities"
         ]
     );
     let indexes: Vec<String> = client

@@ -30,6 +30,7 @@ pub mod review;
 pub mod routes;
 pub mod search;
 pub mod tls;
+pub mod unknowns;
 pub mod verify;
 pub mod webhooks;
 

@@ -66,19 +66,7 @@ pub async fn confirm(
     let d = review::reviewable(&state.store, id).await?;
     let person_id = body.person_id.or(d.person_id).ok_or(ReviewError::PersonRequired(id))?;
     state.store.person(person_id).await?.ok_or(ReviewError::PersonNotFound(person_id))?;
-    let snapshots = state.snapshots.clone();
-    let picture = {
-        let d = d.clone();
-        run_blocking(move || review::face_picture(snapshots.as_deref(), &d)).await??
-    };
-    let st = state.clone();
-    let model = state.serving().0;
-    let face = run_blocking(move || match &st.analyzer {
-        Some(analyzer) => analyzer.with_pipeline(&model, |p| Ok(prepare_enrollment(p, &st.policy, &picture)?)),
-        None => Err(ApiError::Unavailable("face analysis is not loaded in this process".into())),
-    })
-    .await??;
-    let enrolled = review::confirm(&state.store, &state.gallery, &d, person_id, &face, &requester(&req)).await?;
+    let enrolled = enroll_appearance(&state, &d, person_id, &requester(&req)).await?;
     state.caches.persons.invalidate(&person_id);
     Ok(HttpResponse::Ok().json(Reviewed {
         detection_id: id,
@@ -114,6 +102,29 @@ pub async fn undo(state: web::Data<AppState>, req: HttpRequest, id: web::Path<i6
     // The appearance is again who the engine had said before the review.
     let person_id = undone.previous_person_id;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "undone": undone, "person_id": person_id })))
+}
+
+/// Confirms appearance `d` as `person_id` (see `review::confirm`): its face picture goes through the
+/// enrolment checks and is enrolled. Naming an unknown identity does this for each of its faces.
+pub(crate) async fn enroll_appearance(
+    state: &web::Data<AppState>,
+    d: &panoptes_engine::storage::Detection,
+    person_id: i64,
+    actor: &str,
+) -> Result<panoptes_engine::enrollment::Enrolled, ApiError> {
+    let snapshots = state.snapshots.clone();
+    let picture = {
+        let d = d.clone();
+        run_blocking(move || review::face_picture(snapshots.as_deref(), &d)).await??
+    };
+    let st = state.clone();
+    let model = state.serving().0;
+    let face = run_blocking(move || match &st.analyzer {
+        Some(analyzer) => analyzer.with_pipeline(&model, |p| Ok(prepare_enrollment(p, &st.policy, &picture)?)),
+        None => Err(ApiError::Unavailable("face analysis is not loaded in this process".into())),
+    })
+    .await??;
+    Ok(review::confirm(&state.store, &state.gallery, d, person_id, &face, actor).await?)
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,7 +6,7 @@ use actix_web::{web, Route};
 
 use crate::{
     access, admin, api_keys, cameras, console, detections, error, events, health, identify, openapi, persons,
-    prometheus, review, search, verify,
+    prometheus, review, search, unknowns, verify,
 };
 
 /// (method, path as in the OpenAPI document)
@@ -31,6 +31,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/identify"),
     ("POST", "/api/v1/verify"),
     ("POST", "/api/v1/search"),
+    ("GET", "/api/v1/unknowns"),
+    ("GET", "/api/v1/unknowns/{id}"),
+    ("POST", "/api/v1/unknowns/{id}/name"),
     ("GET", "/api/v1/detections"),
     ("GET", "/api/v1/detections/{id}"),
     ("GET", "/api/v1/detections/{id}/snapshot.jpg"),
@@ -69,6 +72,9 @@ fn handler(method: &str, path: &str) -> Option<Route> {
         ("POST", "/api/v1/identify") => web::post().to(identify::identify),
         ("POST", "/api/v1/verify") => web::post().to(verify::verify),
         ("POST", "/api/v1/search") => web::post().to(search::search),
+        ("GET", "/api/v1/unknowns") => web::get().to(unknowns::list),
+        ("GET", "/api/v1/unknowns/{id}") => web::get().to(unknowns::get),
+        ("POST", "/api/v1/unknowns/{id}/name") => web::post().to(unknowns::name),
         ("GET", "/api/v1/detections") => web::get().to(detections::list),
         ("GET", "/api/v1/detections/{id}") => web::get().to(detections::get),
         ("GET", "/api/v1/detections/{id}/snapshot.jpg") => web::get().to(detections::snapshot),

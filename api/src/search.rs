@@ -68,6 +68,7 @@ struct HitView {
     person_id: Option<i64>,
     person_name: Option<String>,
     decision: Option<String>,
+    unknown_id: Option<i64>,
     detection_url: String,
     snapshot_url: Option<String>,
 }
@@ -221,6 +222,7 @@ pub async fn search(
             person_id: h.person_id,
             person_name: h.person_id.and_then(|p| names.get(&p).cloned()),
             decision: h.decision.clone(),
+            unknown_id: h.unknown_id,
             detection_url: format!("/api/v1/detections/{}", h.detection_id),
             snapshot_url: h.has_snapshot.then(|| format!("/api/v1/detections/{}/snapshot.jpg", h.detection_id)),
         })

@@ -196,6 +196,17 @@ pub async fn erase_person(
         )
         .await
         .map_err(q("erase reviews"))?;
+    // Their appearances leave any unknown identity they were grouped into, and an identity named as
+    // them goes: the person's appearances must not come back as a stranger's.
+    tx.execute(
+        "UPDATE detections SET unknown_id = NULL WHERE person_id = $1 AND unknown_id IS NOT NULL",
+        &[&person_id],
+    )
+    .await
+    .map_err(q("ungroup appearances"))?;
+    tx.execute("DELETE FROM unknown_identities WHERE named_person_id = $1", &[&person_id])
+        .await
+        .map_err(q("erase named unknown identities"))?;
     tx.execute("DELETE FROM persons WHERE id = $1", &[&person_id]).await.map_err(q("erase person"))?;
 
     // The pictures, before the commit (see the module's text).

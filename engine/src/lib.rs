@@ -27,3 +27,4 @@ pub mod snapshot;
 pub mod source;
 pub mod storage;
 pub mod track;
+pub mod unknowns;

@@ -241,6 +241,11 @@ pub async fn sweep(
             tokio::time::sleep(Duration::from_millis(config.retention_pause_ms)).await;
         }
     }
+    // An unknown identity is its appearances: with none left, it goes too.
+    let n = store.delete_empty_unknowns().await?;
+    if n > 0 {
+        tracing::info!(identities = n, "deleted unknown identities with no appearance left");
+    }
     if let Some(s) = snapshots {
         let longest = config.longest_days(cameras.iter().map(|c| &c.options));
         if let Some(oldest) = oldest_picture_day(s.retention_days(), longest, now.date_naive()) {

@@ -97,6 +97,8 @@ pub struct Hit {
     pub person_id: Option<i64>,
     pub decision: Option<String>,
     pub has_snapshot: bool,
+    /// The unknown identity it was grouped into (`crate::unknowns`).
+    pub unknown_id: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -208,6 +210,7 @@ pub async fn search(
                     person_id: c.person_id,
                     decision: c.decision,
                     has_snapshot: c.snapshot_path.is_some(),
+                    unknown_id: c.unknown_id,
                 });
             }
         }

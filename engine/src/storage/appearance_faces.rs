@@ -41,6 +41,7 @@ pub struct CandidateFace {
     pub person_id: Option<i64>,
     pub decision: Option<String>,
     pub snapshot_path: Option<String>,
+    pub unknown_id: Option<i64>,
     pub vector: Vec<f32>,
 }
 
@@ -113,7 +114,7 @@ impl Store {
         let rows = c
             .query(
                 "SELECT f.detection_id, d.camera_id, d.detected_at, d.last_seen_at, d.person_id, d.decision, d.snapshot_path,
-                     f.vector
+                     d.unknown_id, f.vector
                  FROM appearance_faces f JOIN detections d ON d.id = f.detection_id
                  WHERE f.detection_id = ANY($1) AND f.model_name = $2 AND f.model_version = $3",
                 &[&ids, &model.name, &model.version],
@@ -130,7 +131,8 @@ impl Store {
                 person_id: r.get(4),
                 decision: r.get(5),
                 snapshot_path: r.get(6),
-                vector: r.get(7),
+                unknown_id: r.get(7),
+                vector: r.get(8),
             })
             .collect())
     }

@@ -34,6 +34,8 @@ pub struct Detection {
     pub evidence: AppearanceEvidence,
     /// `confirmed` or `rejected` while an operator's review stands on it (see `crate::review`).
     pub review: Option<String>,
+    /// The unknown identity the appearance was grouped into (`crate::unknowns`).
+    pub unknown_id: Option<i64>,
 }
 
 /// What an appearance's identity rests on: how many of the track's embeddings decided, the
@@ -64,7 +66,7 @@ pub struct DetectionCursor {
 }
 
 const COLUMNS: &str = "id, camera_id, detected_at, person_id, score, det_score, box_x, box_y, box_w, box_h, \
-     snapshot_path, last_seen_at, frames, best_score, decision, embeddings, runner_up_person_id, runner_up_score, review";
+     snapshot_path, last_seen_at, frames, best_score, decision, embeddings, runner_up_person_id, runner_up_score, review, unknown_id";
 
 fn from_row(r: &tokio_postgres::Row) -> Detection {
     Detection {
@@ -86,6 +88,7 @@ fn from_row(r: &tokio_postgres::Row) -> Detection {
             runner_up_score: r.get(17),
         },
         review: r.get(18),
+        unknown_id: r.get(19),
     }
 }
 

@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (10, "appearance_faces", include_str!("migrations/0010_appearance_faces.sql")),
     (11, "review_audit", include_str!("migrations/0011_review_audit.sql")),
     (12, "appearance_faces_written", include_str!("migrations/0012_appearance_faces_written.sql")),
+    (13, "unknown_identities", include_str!("migrations/0013_unknown_identities.sql")),
 ];
 
 /// Arbitrary constant key for `pg_advisory_xact_lock`, unique to Panoptes' migrations.

@@ -13,6 +13,7 @@ pub mod migrations;
 pub mod persons;
 pub mod reviews;
 pub mod tls;
+pub mod unknowns;
 
 use std::sync::Arc;
 use std::time::Duration;

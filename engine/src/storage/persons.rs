@@ -36,6 +36,16 @@ impl Store {
         Ok(from_row(&row))
     }
 
+    /// The person named `name` (compared without regard to case), if any.
+    pub async fn person_named(&self, name: &str) -> Result<Option<i64>, StorageError> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt("SELECT id FROM persons WHERE lower(name) = lower($1) ORDER BY id LIMIT 1", &[&name])
+            .await
+            .map_err(|source| StorageError::Query { context: "find a person by name", source })?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
     pub async fn person(&self, id: i64) -> Result<Option<Person>, StorageError> {
         let c = self.client().await?;
         let row = c
