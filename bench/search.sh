@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Search by face at 100,000 and 1,000,000 stored appearance faces: the index alone, then the whole
 # search against PostgreSQL (the faces written to a database of their own, panoptes_search_bench, read
-# into an index as an engine does at start, then searched: p50/p95 per search, index memory).
+# into an index as an engine does at start, then searched: p50/p95 per search, index memory), and the
+# cost of grouping a new unknown appearance into the unknown identities online.
 # See engine/benches/search.rs for the faces and the queries.
 # Usage: bench/search.sh [sizes=100000,1000000]
 set -euo pipefail

@@ -8,8 +8,10 @@
 //! - Always: the index alone (`AppearanceIndex::candidates`, the int8 pass with its error bound), one
 //!   thread, and how many candidates a search rescores.
 //! - With `PANOPTES_BENCH_DATABASE_URL` (an empty database; `bench/search.sh` makes one): the faces
-//!   are written to PostgreSQL, read into an index as an engine does at start (timed), and the whole
-//!   search is timed (`search::search`: the index, then the candidates read back and scored exactly).
+//!   are written to PostgreSQL, each appearance an unknown stranger grouped into their identity, read
+//!   into an index as an engine does at start (timed), and the whole search is timed
+//!   (`search::search`: the index, then the candidates read back and scored exactly). Then one new
+//!   ended unknown appearance per query is grouped online (`unknowns::group_pending`), timed.
 //!
 //! cargo bench -p panoptes-engine --bench search [-- 100000,1000000]
 
@@ -20,7 +22,8 @@ use chrono::{TimeZone, Utc};
 use panoptes_engine::embed::{l2_normalized, Judgement, ModelId, ModelInfo};
 use panoptes_engine::search::sync::IndexSync;
 use panoptes_engine::search::{self, AppearanceIndex, Filter, SearchRequest};
-use panoptes_engine::storage::{connect_client, Store};
+use panoptes_engine::storage::{connect_client, NewDetection, Store};
+use panoptes_engine::track::TrackEmbedding;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
@@ -64,17 +67,15 @@ fn report(what: &str, n: usize, mut times: Vec<Duration>, extra: &str) {
 struct Faces {
     centres: Vec<Vec<f32>>,
     vectors: Vec<Vec<f32>>,
+    /// Whose appearance each face is (an index into `centres`).
+    persons: Vec<usize>,
 }
 
 fn faces(n: usize, rng: &mut StdRng) -> Faces {
     let centres: Vec<Vec<f32>> = (0..n.div_ceil(FACES_PER_PERSON)).map(|_| random_unit(rng)).collect();
-    let vectors = (0..n)
-        .map(|_| {
-            let who = rng.gen_range(0..centres.len());
-            appearance(rng, &centres[who])
-        })
-        .collect();
-    Faces { centres, vectors }
+    let persons: Vec<usize> = (0..n).map(|_| rng.gen_range(0..centres.len())).collect();
+    let vectors = persons.iter().map(|&who| appearance(rng, &centres[who])).collect();
+    Faces { centres, vectors, persons }
 }
 
 fn at(i: usize) -> chrono::DateTime<Utc> {
@@ -115,12 +116,20 @@ fn index_alone(n: usize, f: &Faces, qs: &[Vec<f32>]) {
 async fn write_faces(url: &str, f: &Faces) -> Result<(), Box<dyn std::error::Error>> {
     let c = connect_client(url).await?;
     c.batch_execute(
-        "TRUNCATE detections CASCADE; INSERT INTO cameras (id, name, url, analysis_fps, enabled)
+        "TRUNCATE detections, unknown_identities CASCADE; INSERT INTO cameras (id, name, url, analysis_fps, enabled)
          SELECT i, 'cam-' || i, 'rtsp://192.0.2.1/' || i, 5, false FROM generate_series(1, 16) i ON CONFLICT DO NOTHING",
     )
     .await?;
+    // Every stored appearance is an unknown stranger already grouped into their identity, as after
+    // the engine has run a while with unknown faces recorded.
+    c.execute(
+        "INSERT INTO unknown_identities (id, model_name, model_version) SELECT i, 'bench', '0' FROM generate_series(1, $1::bigint) i",
+        &[&(f.centres.len() as i64)],
+    )
+    .await?;
+    c.batch_execute("SELECT setval('unknown_identities_id_seq', (SELECT max(id) FROM unknown_identities))").await?;
     let sink = c
-        .copy_in("COPY detections (id, camera_id, detected_at, score, box_x, box_y, box_w, box_h) FROM STDIN BINARY")
+        .copy_in("COPY detections (id, camera_id, detected_at, score, box_x, box_y, box_w, box_h, unknown_id) FROM STDIN BINARY")
         .await?;
     let types = [
         Type::INT8,
@@ -131,11 +140,12 @@ async fn write_faces(url: &str, f: &Faces) -> Result<(), Box<dyn std::error::Err
         Type::FLOAT4,
         Type::FLOAT4,
         Type::FLOAT4,
+        Type::INT8,
     ];
     let mut w = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
     for i in 0..f.vectors.len() {
-        let (id, cam, t) = (i as i64 + 1, 1 + (i % 16) as i64, at(i));
-        w.as_mut().write(&[&id, &cam, &t, &0.0f32, &10.0f32, &10.0f32, &80.0f32, &80.0f32]).await?;
+        let (id, cam, t, who) = (i as i64 + 1, 1 + (i % 16) as i64, at(i), f.persons[i] as i64 + 1);
+        w.as_mut().write(&[&id, &cam, &t, &0.0f32, &10.0f32, &10.0f32, &80.0f32, &80.0f32, &who]).await?;
     }
     w.finish().await?;
     let sink = c
@@ -192,6 +202,35 @@ async fn with_database(url: &str, n: usize, f: &Faces, qs: &[Vec<f32>]) -> Resul
         n,
         times,
         &format!("{:.0} rescored per search", rescored as f64 / qs.len() as f64),
+    );
+
+    // Online grouping: new ended unknown appearances (one per query face), grouped as the engine
+    // does (a search of their neighbours, the decision, the write), after the index has read them.
+    let mut sync = IndexSync::new();
+    sync.refresh(&store, &index, &m).await?;
+    let box_ = panoptes_engine::geometry::BBox { x: 10.0, y: 10.0, width: 80.0, height: 80.0 };
+    let rows: Vec<NewDetection> = qs
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let mut d = NewDetection::single(1 + (i % 16) as i64, Utc::now(), None, 0.0, 0.9, box_);
+            d.last_seen_at = Some(Utc::now());
+            d.face = Some(Arc::new(TrackEmbedding { model: m.id.clone(), quality: 0.9, vector: q.clone().into() }));
+            d
+        })
+        .collect();
+    store.insert_detections(&rows).await?;
+    sync.refresh(&store, &index, &m).await?;
+    let t = Instant::now();
+    let pass = panoptes_engine::unknowns::group_pending(&store, &index, &m.id, &m.judgement).await?;
+    let took = t.elapsed();
+    let grouped = pass.joined + pass.created;
+    println!(
+        "{:<28} {n:>9} faces: {:.2} ms per unknown appearance ({grouped} grouped: {} joined an identity, {} new)",
+        "online grouping",
+        took.as_secs_f64() * 1e3 / grouped.max(1) as f64,
+        pass.joined,
+        pass.created
     );
     Ok(())
 }
