@@ -181,8 +181,8 @@ pub async fn search(
         rescored += stored.len();
 
         let found: HashSet<i64> = stored.iter().map(|c| c.detection_id).collect();
-        // Faces the index was told of but the database no longer keeps, or keeps elsewhere than the
-        // index thought: they may have counted among the faces the index was certain of.
+        // Faces the index was told of but the database no longer keeps, or keeps at another camera or
+        // time than the index thought: they may have counted among the faces the index was certain of.
         let mut refused: Vec<i64> = ids.iter().copied().filter(|id| !found.contains(id)).collect();
         {
             let mut index = index.write().unwrap_or_else(|p| p.into_inner());
@@ -198,9 +198,9 @@ pub async fn search(
         let mut hits = Vec::new();
         for c in stored {
             let score = cosine(&req.query, &c.vector);
-            if !in_scope(req, &c) || score < req.min_score {
+            if !in_scope(req, &c) {
                 refused.push(c.detection_id);
-            } else if after.is_none_or(|a| ranks_before(a, (score, c.detection_id))) {
+            } else if score >= req.min_score && after.is_none_or(|a| ranks_before(a, (score, c.detection_id))) {
                 hits.push(Hit {
                     detection_id: c.detection_id,
                     score,
@@ -219,7 +219,10 @@ pub async fn search(
         // The index ruled out the faces that cannot reach `floor`, the k-th best score of the faces
         // it was certain of. If one of those did not answer after all, the page is still exact when
         // its last answer reaches the floor; otherwise ask again without the refused faces.
-        let exact = refused.is_empty() || (hits.len() == limit && hits[limit - 1].score >= floor);
+        // (A face below the minimum or before the cursor was never one the index was certain of, and
+        // with no floor nothing was ruled out by it.)
+        let exact =
+            refused.is_empty() || floor == f32::NEG_INFINITY || (hits.len() == limit && hits[limit - 1].score >= floor);
         if exact || round + 1 == ROUNDS {
             if !exact {
                 tracing::warn!(
