@@ -53,6 +53,9 @@ async fn one_stranger_on_two_cameras_is_one_identity_and_once_named_is_recognise
     let second = appearance(&store, back, "the stranger at the back door", |d| d.person_id.is_none()).await;
     disable(&app, back).await;
     assert_eq!(identity_of(&store, second.id).await, identity, "the same face became two identities");
+    let (s, r) =
+        call(&app, as_viewer(test::TestRequest::get().uri(&format!("/api/v1/detections/{}", second.id)))).await;
+    assert_eq!((s, r["unknown_id"].as_i64()), (StatusCode::OK, Some(identity)), "{r}");
 
     // Listed for anyone who may read, with both cameras.
     let (s, r) = call(&app, as_viewer(test::TestRequest::get().uri("/api/v1/unknowns"))).await;

@@ -42,6 +42,8 @@ struct DetectionView {
     evidence: panoptes_engine::storage::AppearanceEvidence,
     /// `confirmed` or `rejected` while an operator's review stands on it.
     review: Option<String>,
+    /// The unknown identity the appearance was grouped into.
+    unknown_id: Option<i64>,
 }
 
 impl From<Detection> for DetectionView {
@@ -61,6 +63,7 @@ impl From<Detection> for DetectionView {
             snapshot_path: d.snapshot_path,
             evidence: d.evidence,
             review: d.review,
+            unknown_id: d.unknown_id,
         }
     }
 }

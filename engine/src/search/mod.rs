@@ -123,7 +123,8 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     if aa == 0.0 || bb == 0.0 {
         0.0
     } else {
-        ab / (aa.sqrt() * bb.sqrt())
+        // f32 rounding can pass 1 for a face and itself.
+        (ab / (aa.sqrt() * bb.sqrt())).clamp(-1.0, 1.0)
     }
 }
 
