@@ -3,10 +3,17 @@
 
 use std::sync::{Mutex, TryLockError};
 
+use actix_web::web;
 use panoptes_engine::embed::ModelId;
-use panoptes_engine::pipeline::FacePipeline;
+use panoptes_engine::geometry::BBox;
+use panoptes_engine::image_resize::fit_within;
+use panoptes_engine::pipeline::{AnalyzedFace, FacePipeline};
 
 use crate::error::ApiError;
+use crate::AppState;
+
+/// Uploaded photos (identify, verify, search) are analysed at most this large.
+const PHOTO_MAX_SIDE: u32 = 1920;
 
 pub struct Analyzer {
     pipelines: Vec<Mutex<FacePipeline>>,
@@ -49,4 +56,31 @@ impl Analyzer {
 /// Runs CPU-heavy analysis off the async executor.
 pub async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
     actix_web::web::block(f).await.map_err(|e| ApiError::Internal(format!("analysis task failed: {e}")))
+}
+
+/// Every face of an uploaded photo, embedded with `model`, and the scale the photo was analysed at
+/// (at most `PHOTO_MAX_SIDE` large): boxes go back to the photo's own pixels with [`in_photo_pixels`].
+pub async fn analyze_photo(
+    state: &web::Data<AppState>,
+    model: &ModelId,
+    photo: Vec<u8>,
+) -> Result<(Vec<AnalyzedFace>, f32), ApiError> {
+    let st = state.clone();
+    let model = model.clone();
+    run_blocking(move || {
+        let Some(analyzer) = &st.analyzer else {
+            return Err(ApiError::Unavailable("face analysis is not loaded in this process".into()));
+        };
+        analyzer.with_pipeline(&model, |p| {
+            let image = p.decode(&photo)?;
+            let (small, scale) = fit_within(&image, PHOTO_MAX_SIDE).map_err(ApiError::Internal)?;
+            Ok((p.analyze(&small)?, scale))
+        })
+    })
+    .await?
+}
+
+/// A box found in a photo analysed at `scale`, in the photo's own pixels.
+pub fn in_photo_pixels(b: BBox, scale: f32) -> BBox {
+    BBox { x: b.x / scale, y: b.y / scale, width: b.width / scale, height: b.height / scale }
 }

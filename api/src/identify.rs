@@ -4,16 +4,12 @@
 use actix_multipart::Multipart;
 use actix_web::{web, HttpResponse};
 use panoptes_engine::geometry::BBox;
-use panoptes_engine::image_resize::fit_within;
 use serde::Serialize;
 
-use crate::analyzer::run_blocking;
+use crate::analyzer::{analyze_photo, in_photo_pixels};
 use crate::error::ApiError;
 use crate::multipart;
 use crate::AppState;
-
-/// Photos are analysed at most this large; boxes are given in the photo's own pixels.
-const IDENTIFY_MAX_SIDE: u32 = 1920;
 
 #[derive(Debug, Serialize)]
 pub struct MatchView {
@@ -38,23 +34,8 @@ pub async fn identify(state: web::Data<AppState>, payload: Multipart) -> Result<
     let Some(photo) = form.files.into_iter().next() else {
         return Err(ApiError::unprocessable("no_photo", "a photo file is required (field \"photo\")"));
     };
-    if state.analyzer.is_none() {
-        return Err(ApiError::Unavailable("face analysis is not loaded in this process".into()));
-    }
-    let st = state.clone();
     let (model, judgement) = state.serving();
-    let model_used = model.clone();
-    let analysed = run_blocking(move || {
-        let Some(analyzer) = &st.analyzer else { return Err(ApiError::Unavailable("no analyzer".into())) };
-        analyzer.with_pipeline(&model_used, |p| {
-            let image = p.decode(&photo.bytes)?;
-            let (small, scale) = fit_within(&image, IDENTIFY_MAX_SIDE).map_err(ApiError::Internal)?;
-            let faces = p.analyze(&small)?;
-            Ok((faces, scale))
-        })
-    })
-    .await??;
-    let (faces, scale) = analysed;
+    let (faces, scale) = analyze_photo(&state, &model, photo.bytes).await?;
     let threshold = judgement.match_threshold;
     let mut views = Vec::with_capacity(faces.len());
     let mut person_ids = Vec::new();
@@ -70,7 +51,7 @@ pub async fn identify(state: web::Data<AppState>, payload: Multipart) -> Result<
                 .collect();
             person_ids.extend(matches.iter().map(|m| m.person_id));
             views.push(FaceView {
-                bbox: BBox { x: b.x / scale, y: b.y / scale, width: b.width / scale, height: b.height / scale },
+                bbox: in_photo_pixels(b, scale),
                 det_score: f.face.score,
                 best_score: found.first().map(|m| m.score),
                 matches,

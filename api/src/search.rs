@@ -11,18 +11,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use panoptes_engine::geometry::BBox;
-use panoptes_engine::image_resize::fit_within;
 use panoptes_engine::search::{self, Cursor, SearchError, SearchRequest};
 use serde::{Deserialize, Serialize};
 
-use crate::analyzer::run_blocking;
+use crate::analyzer::{analyze_photo, in_photo_pixels};
 use crate::auth::requester;
 use crate::error::ApiError;
 use crate::multipart;
 use crate::AppState;
 
-/// Photos are analysed at most this large, as for identify.
-const SEARCH_MAX_SIDE: u32 = 1920;
 /// A JSON body names one appearance: anything larger is not one.
 const JSON_LIMIT: usize = 4096;
 
@@ -136,20 +133,7 @@ pub async fn search(
         let Some(photo) = form.files.into_iter().next() else {
             return Err(ApiError::unprocessable("no_photo", "a photo file is required (field \"photo\")"));
         };
-        let st = state.clone();
-        let model_used = model.clone();
-        let (faces, scale) = run_blocking(move || {
-            let Some(analyzer) = &st.analyzer else {
-                return Err(ApiError::Unavailable("face analysis is not loaded in this process".into()));
-            };
-            analyzer.with_pipeline(&model_used, |p| {
-                let image = p.decode(&photo.bytes)?;
-                let (small, scale) = fit_within(&image, SEARCH_MAX_SIDE).map_err(ApiError::Internal)?;
-                Ok((p.analyze(&small)?, scale))
-            })
-        })
-        .await??;
-        let mut faces = faces;
+        let (mut faces, scale) = analyze_photo(&state, &model, photo.bytes).await?;
         let f = match faces.len() {
             0 => return Err(ApiError::unprocessable("no_face", "no face was found in the photo")),
             1 => faces.remove(0),
@@ -160,8 +144,7 @@ pub async fn search(
                 ))
             }
         };
-        let b = f.face.bbox;
-        let bbox = BBox { x: b.x / scale, y: b.y / scale, width: b.width / scale, height: b.height / scale };
+        let bbox = in_photo_pixels(f.face.bbox, scale);
         (f.embedding, QueryFace::Photo { bbox, det_score: f.face.score }, "photo".to_string())
     } else {
         let body = read_limited(payload, JSON_LIMIT).await?;

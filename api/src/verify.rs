@@ -8,17 +8,13 @@ use actix_multipart::Multipart;
 use actix_web::{web, HttpResponse};
 use panoptes_engine::embed::{cosine, ModelId};
 use panoptes_engine::geometry::BBox;
-use panoptes_engine::image_resize::fit_within;
 use panoptes_engine::pipeline::AnalyzedFace;
 use serde::Serialize;
 
-use crate::analyzer::run_blocking;
+use crate::analyzer::{analyze_photo, in_photo_pixels};
 use crate::error::ApiError;
 use crate::multipart::{self, Upload};
 use crate::AppState;
-
-/// Photos are analysed at most this large, as for identify; boxes are in the photo's own pixels.
-const VERIFY_MAX_SIDE: u32 = 1920;
 
 #[derive(Debug, Serialize)]
 struct PhotoFace {
@@ -126,30 +122,13 @@ async fn largest_face(
     photo: Upload,
     field: &'static str,
 ) -> Result<(AnalyzedFace, PhotoFace), ApiError> {
-    let st = state.clone();
-    let model = model.clone();
-    let analysed = run_blocking(move || {
-        let Some(analyzer) = &st.analyzer else { return Err(ApiError::Unavailable("no analyzer".into())) };
-        analyzer.with_pipeline(&model, |p| {
-            let image = p.decode(&photo.bytes)?;
-            let (small, scale) = fit_within(&image, VERIFY_MAX_SIDE).map_err(ApiError::Internal)?;
-            Ok((p.analyze(&small)?, scale))
-        })
-    })
-    .await
-    .map_err(|e| in_field(e, field))?
-    .map_err(|e| in_field(e, field))?;
-    let (faces, scale) = analysed;
+    let (faces, scale) = analyze_photo(state, model, photo.bytes).await.map_err(|e| in_field(e, field))?;
     let count = faces.len();
     let Some(face) = faces.into_iter().max_by(|x, y| x.face.bbox.area().total_cmp(&y.face.bbox.area())) else {
         return Err(ApiError::unprocessable("no_face", format!("{field}: no face found in the photo")));
     };
     let b = face.face.bbox;
-    let view = PhotoFace {
-        bbox: BBox { x: b.x / scale, y: b.y / scale, width: b.width / scale, height: b.height / scale },
-        det_score: face.face.score,
-        faces_in_photo: count,
-    };
+    let view = PhotoFace { bbox: in_photo_pixels(b, scale), det_score: face.face.score, faces_in_photo: count };
     Ok((face, view))
 }
 
