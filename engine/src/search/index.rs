@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::embed::ModelId;
+use crate::embed::{l2_normalized, ModelId};
 use crate::similarity::{dots_i8, quantize};
 
 /// Faces scored per block: keeps the scratch scores in cache.
@@ -148,9 +148,7 @@ impl AppearanceIndex {
         if vector.iter().any(|v| !v.is_finite()) {
             return Err(IndexError::NonFinite);
         }
-        let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
-        let unit: Vec<f32> = if norm > 0.0 { vector.iter().map(|v| v / norm).collect() } else { vector.to_vec() };
-        let (q, scale) = quantize(&unit);
+        let (q, scale) = quantize(&l2_normalized(vector));
         let l1 = q.iter().map(|&v| f32::from(v).abs()).sum::<f32>() * scale;
         let entry =
             Entry { detection_id, at: at.timestamp_micros(), camera: camera_id.unwrap_or(NO_CAMERA), scale, l1 };
@@ -228,8 +226,7 @@ impl AppearanceIndex {
         if k == 0 || self.entries.is_empty() {
             return Ok((Vec::new(), f32::NEG_INFINITY));
         }
-        let norm = query.iter().map(|v| v * v).sum::<f32>().sqrt();
-        let unit: Vec<f32> = if norm > 0.0 { query.iter().map(|v| v / norm).collect() } else { query.to_vec() };
+        let unit = l2_normalized(query);
         let (q, q_scale) = quantize(&unit);
         let q16: Vec<i16> = q.iter().map(|&v| i16::from(v)).collect();
         let q_l1: f32 = unit.iter().map(|v| v.abs()).sum();
