@@ -65,10 +65,10 @@ pub struct DetectionCursor {
     pub id: i64,
 }
 
-const COLUMNS: &str = "id, camera_id, detected_at, person_id, score, det_score, box_x, box_y, box_w, box_h, \
+pub(super) const COLUMNS: &str = "id, camera_id, detected_at, person_id, score, det_score, box_x, box_y, box_w, box_h, \
      snapshot_path, last_seen_at, frames, best_score, decision, embeddings, runner_up_person_id, runner_up_score, review, unknown_id";
 
-fn from_row(r: &tokio_postgres::Row) -> Detection {
+pub(super) fn from_row(r: &tokio_postgres::Row) -> Detection {
     Detection {
         id: r.get(0),
         camera_id: r.get(1),

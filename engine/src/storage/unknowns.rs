@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::detections::{from_row, COLUMNS};
 use super::{audit, Detection, StorageError, Store};
 use crate::embed::ModelId;
 
@@ -210,21 +211,16 @@ impl Store {
         let c = self.client().await?;
         let rows = c
             .query(
-                "SELECT d.id FROM detections d LEFT JOIN appearance_faces f ON f.detection_id = d.id
-                 WHERE d.unknown_id = $1 AND d.person_id IS NULL
-                 ORDER BY f.quality DESC NULLS LAST, d.id DESC",
+                &format!(
+                    "SELECT {COLUMNS} FROM detections WHERE unknown_id = $1 AND person_id IS NULL
+                     ORDER BY (SELECT f.quality FROM appearance_faces f WHERE f.detection_id = detections.id)
+                         DESC NULLS LAST, id DESC"
+                ),
                 &[&id],
             )
             .await
             .map_err(q("list an unknown identity's appearances"))?;
-        drop(c);
-        let mut members = Vec::with_capacity(rows.len());
-        for r in rows {
-            if let Some(d) = self.get_detection(r.get(0)).await? {
-                members.push(d);
-            }
-        }
-        Ok(members)
+        Ok(rows.iter().map(from_row).collect())
     }
 
     /// Records that identity `id` was named as `person_id` by `actor` (answers false if it was named
