@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
@@ -25,15 +25,14 @@ where
 
 /// The unknown identity appearance `id` is grouped into, once it is (up to two minutes).
 async fn identity_of(store: &Store, id: i64) -> i64 {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let d = store.get_detection(id).await.unwrap().expect("the appearance");
-        if let Some(u) = d.unknown_id {
-            return u;
-        }
-        assert!(Instant::now() < deadline, "appearance {id} was never grouped: {d:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let grouped = common::eventually(
+        &format!("appearance {id} grouped"),
+        Duration::from_secs(120),
+        || async { store.get_detection(id).await.unwrap() },
+        |d| d.as_ref().is_some_and(|d| d.unknown_id.is_some()),
+    )
+    .await;
+    grouped.and_then(|d| d.unknown_id).expect("grouped")
 }
 
 #[actix_web::test]
