@@ -17,6 +17,7 @@ use panoptes_actors::matcher::{GetMatcherStats, MatcherActor, SinkLink};
 use panoptes_actors::scheduler::{default_node_id, PipelineThreads, Scheduler, SchedulerConfig, StopScheduler};
 use panoptes_actors::sink::{DetectionSink, Drain};
 use panoptes_api::{AppState, EngineLink};
+use panoptes_engine::alerts::{AlertsConfig, Grouped, LiveEvent, SharedRules};
 use panoptes_engine::embed::{EmbedderCatalog, ModelId};
 use panoptes_engine::gallery::Gallery;
 use panoptes_engine::reembed::{PipelineLoader, Reembedder, SharedSwitchStatus};
@@ -95,11 +96,14 @@ impl Engine {
             Arc::new(std::sync::RwLock::new(AppearanceIndex::new(g.model().clone(), g.info().dim)))
         };
         state.search = Some(search_index.clone());
+        state.alerts_config = settings.alerts.clone();
+        state.rules = SharedRules::new(settings.alerts.load(&store).await?);
         let mut background = vec![
             reembedding,
             spawn_gallery_sync(store.clone(), gallery.clone(), pipeline.catalog().clone()),
             spawn_search_sync(store.clone(), gallery.clone(), search_index.clone()),
-            spawn_grouping(store.clone(), gallery.clone(), search_index),
+            spawn_grouping(store.clone(), gallery.clone(), search_index, state.events.clone(), state.rules.clone()),
+            spawn_rules_reload(store.clone(), settings.alerts.clone(), state.rules.clone()),
         ];
         if state.keys.is_open() {
             tracing::warn!(listen = %settings.api.listen, "no API keys configured or stored: the API is open to anyone who can reach it");
@@ -360,6 +364,8 @@ fn spawn_grouping(
     store: Store,
     gallery: Arc<std::sync::RwLock<Gallery>>,
     index: Arc<std::sync::RwLock<AppearanceIndex>>,
+    events: tokio::sync::broadcast::Sender<LiveEvent>,
+    rules: SharedRules,
 ) -> tokio::task::JoinHandle<()> {
     actix::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(2));
@@ -372,11 +378,57 @@ fn spawn_grouping(
             match panoptes_engine::unknowns::group_pending(&store, &index, &model, &judgement).await {
                 Ok(p) if p.joined + p.created > 0 => {
                     tracing::info!(joined = p.joined, new = p.created, "unknown appearances grouped");
+                    announce_grouped(&store, &events, &rules, &p.grouped).await;
                 }
                 Ok(_) => {}
                 Err(e) => {
                     tracing::debug!(error = %panoptes_engine::error_chain::error_chain(&e), "grouping unknown appearances failed; will retry");
                 }
+            }
+        }
+    })
+}
+
+/// Hands appearances just grouped to the outputs, with the days their identity has been seen on,
+/// when a rule in force is about unknown identities (`panoptes_engine::alerts`).
+async fn announce_grouped(
+    store: &Store,
+    events: &tokio::sync::broadcast::Sender<LiveEvent>,
+    rules: &SharedRules,
+    grouped: &[(i64, i64)],
+) {
+    let book = rules.current();
+    if !book.wants_identities() {
+        return;
+    }
+    for &(detection_id, unknown_id) in grouped {
+        let read = async {
+            let detection = store.get_detection(detection_id).await?;
+            let seen = store.unknown_sightings(unknown_id).await?;
+            Ok::<_, StorageError>(detection.map(|d| (d, book.days_among(&seen))))
+        };
+        match read.await {
+            Ok(Some((d, days))) => {
+                if let Some(event) = LiveEvent::grouped(d, Grouped { unknown_id, days }) {
+                    let _ = events.send(event); // no subscriber is not an error
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(detection_id, unknown_id, error = %e, "grouped appearance not announced"),
+        }
+    }
+}
+
+/// Reads the alert rules again every 2 s, so that a change made through another engine is in force
+/// here too (a change through this one is in force at once).
+fn spawn_rules_reload(store: Store, config: AlertsConfig, rules: SharedRules) -> tokio::task::JoinHandle<()> {
+    actix::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            every.tick().await;
+            match config.load(&store).await {
+                Ok(book) => rules.replace(book),
+                Err(e) => tracing::debug!(error = %e, "could not read the alert rules; the ones in force stay"),
             }
         }
     })

@@ -23,6 +23,8 @@ pub struct Settings {
     /// Retention of detections (and their snapshots).
     pub storage: panoptes_engine::retention::RetentionConfig,
     pub mqtt: panoptes_api::mqtt::MqttConfig,
+    /// The site's time zone and alert rules set in this file.
+    pub alerts: panoptes_engine::alerts::AlertsConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -183,6 +185,9 @@ impl Settings {
         let bail = |m: String| Err(SettingsError::Invalid(m));
         if let Err(e) = self.mqtt.validate() {
             return bail(e.to_string());
+        }
+        if let Err(e) = self.alerts.validate() {
+            return bail(panoptes_engine::error_chain::error_chain(&e));
         }
         // Checked here too, so a key too short stops every command before anything loads.
         if let Err(e) = panoptes_api::auth::Keys::from_config(&self.api.keys) {

@@ -948,8 +948,8 @@ async fn webhooks_deliver_events_and_retry_a_failing_receiver() {
         let bbox = panoptes_engine::geometry::BBox { x: 1.0, y: 2.0, width: 30.0, height: 30.0 };
         panoptes_engine::storage::NewDetection::single(7, chrono::Utc::now(), person_id, 0.8, 0.9, bbox)
     };
-    state.events.send(event(None)).unwrap(); // unknown face: not sent (matches only)
-    state.events.send(event(Some(person.id))).unwrap();
+    state.events.send(event(None).into()).unwrap(); // unknown face: not sent (matches only)
+    state.events.send(event(Some(person.id)).into()).unwrap();
 
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while state.webhooks.stats().delivered < 1 {

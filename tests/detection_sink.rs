@@ -112,7 +112,7 @@ async fn events_get_their_row_id_before_the_write_and_a_rewrite_stores_nothing_t
     let sink = DetectionSink::new(store.clone(), 100).with_events(tx).start();
     actix::clock::sleep(Duration::from_millis(300)).await; // the first ids are reserved at start
     sink.send(event(cam.id, 0.7)).await.unwrap();
-    let live = rx.recv().await.unwrap();
+    let live = rx.recv().await.unwrap().detection;
     let id = live.id.expect("the live event carries its row id");
     common::eventually(
         "the row written",

@@ -48,10 +48,33 @@ async fn one_stranger_on_two_cameras_is_one_identity_and_once_named_is_recognise
     let first = appearance(&store, front, "the stranger at the front door", |d| d.person_id.is_none()).await;
     disable(&app, front).await;
     let identity = identity_of(&store, first.id).await;
+    // An alert rule on that identity: it is judged when the next appearance joins it.
+    let rule =
+        json!({"name": "The stranger returns", "who": "unknown", "unknown_ids": [identity], "outputs": ["events"]});
+    let (s, r) = call(&app, as_admin(test::TestRequest::post().uri("/api/v1/alert-rules")).set_json(&rule)).await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let mut live = engine.api_state().events.subscribe();
     let back = add_camera(&app, &media, &clip, "back door", "back.h264").await;
     let second = appearance(&store, back, "the stranger at the back door", |d| d.person_id.is_none()).await;
     disable(&app, back).await;
     assert_eq!(identity_of(&store, second.id).await, identity, "the same face became two identities");
+    let announced = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match live.recv().await {
+                Ok(e) if e.grouped.is_some() => return e,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(e) => panic!("live events closed: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the appearance joining the identity was not announced");
+    let grouped = announced.grouped.clone().unwrap();
+    assert_eq!((announced.detection.id, grouped.unknown_id, grouped.days), (Some(second.id), identity, 1));
+    let routing = engine.api_state().rules.current().route(&announced);
+    assert_eq!(routing.alerts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["The stranger returns"]);
+    assert!(routing.reaches(panoptes_engine::alerts::Output::Events));
+    assert!(!routing.reaches(panoptes_engine::alerts::Output::Webhooks));
     let (s, r) =
         call(&app, as_viewer(test::TestRequest::get().uri(&format!("/api/v1/detections/{}", second.id)))).await;
     assert_eq!((s, r["unknown_id"].as_i64()), (StatusCode::OK, Some(identity)), "{r}");
@@ -99,6 +122,24 @@ async fn one_stranger_on_two_cameras_is_one_identity_and_once_named_is_recognise
     assert!(!r["enrolled"].as_array().unwrap().is_empty(), "{r}");
     let (s, r) = call(&app, as_admin(name(identity).set_json(json!({"name": "Joe Biden"})))).await;
     assert_eq!((s, r["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("already_named")), "{r}");
+    // Merging: refused for a viewer, into itself, into an identity that does not exist, and for a
+    // named identity.
+    let merge = |id: i64| test::TestRequest::post().uri(&format!("/api/v1/unknowns/{id}/merge"));
+    let cases = vec![
+        (as_viewer(merge(identity).set_json(json!({"into": 1}))), StatusCode::FORBIDDEN, "forbidden"),
+        (
+            as_admin(merge(identity).set_json(json!({"into": identity}))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "same_identity",
+        ),
+        (as_admin(merge(identity).set_json(json!({"into": 999_999}))), StatusCode::NOT_FOUND, "not_found"),
+        (as_admin(merge(999_998).set_json(json!({"into": identity}))), StatusCode::NOT_FOUND, "not_found"),
+        (as_admin(merge(identity).set_json(json!({"with": 3}))), StatusCode::BAD_REQUEST, "invalid_json"),
+    ];
+    for (req, status, code) in cases {
+        let (s, r) = call(&app, req).await;
+        assert_eq!((s, r["error"]["code"].as_str()), (status, Some(code)), "{r}");
+    }
     let row = store.get_detection(first.id).await.unwrap().unwrap();
     assert_eq!((row.person_id, row.review.as_deref()), (Some(biden), Some("confirmed")), "{row:?}");
 
@@ -138,4 +179,33 @@ async fn one_stranger_on_two_cameras_is_one_identity_and_once_named_is_recognise
     let row = store.get_detection(first.id).await.unwrap().unwrap();
     assert_eq!((row.person_id, row.unknown_id), (None, None), "{row:?}");
     engine.shutdown().await;
+}
+
+/// Two identities an operator says are one stranger: the appearances move, the merged identity goes,
+/// the audit says who; a named identity or one of another embedder is refused.
+#[actix_web::test]
+async fn merging_two_unknown_identities_moves_their_appearances() {
+    use panoptes_engine::storage::unknowns::MergeOutcome;
+    let (store, _) = common::fresh_store().await;
+    let camera = store.create_camera("gate", "rtsp://127.0.0.1/gate", 5.0, false).await.unwrap();
+    let model = panoptes_engine::embed::ModelId { name: "sface".into(), version: "test".into() };
+    let bbox = panoptes_engine::geometry::BBox { x: 0.0, y: 0.0, width: 40.0, height: 40.0 };
+    let mut identities = Vec::new();
+    for _ in 0..3 {
+        let mut d = panoptes_engine::storage::NewDetection::single(camera.id, chrono::Utc::now(), None, 0.1, 0.9, bbox);
+        d.last_seen_at = Some(d.detected_at);
+        let id = store.insert_detection(&d).await.unwrap();
+        identities.push(store.group_appearance(id, None, &model).await.unwrap().expect("grouped"));
+    }
+    let (a, b, named) = (identities[0], identities[1], identities[2]);
+    let person = store.create_person("Named Stranger", &json!({})).await.unwrap();
+    assert!(store.mark_unknown_named(named, person.id, "key:ops", json!({})).await.unwrap());
+
+    assert_eq!(store.merge_unknowns(a, named, "key:ops").await.unwrap(), MergeOutcome::Named(named));
+    assert_eq!(store.merge_unknowns(a, 999_999, "key:ops").await.unwrap(), MergeOutcome::NotFound(999_999));
+    assert_eq!(store.merge_unknowns(a, b, "key:ops").await.unwrap(), MergeOutcome::Merged { appearances: 1 });
+    assert_eq!(store.unknown(a).await.unwrap(), None, "the merged identity is gone");
+    assert_eq!(store.unknown(b).await.unwrap().map(|u| u.appearances), Some(2));
+    let audit = store.list_audit(None, 10).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "merge_unknown" && e.target == format!("unknown:{a}")), "{audit:?}");
 }

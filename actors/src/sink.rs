@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use actix::prelude::*;
+use panoptes_engine::alerts::LiveEvent;
 use panoptes_engine::error_chain::error_chain;
 use panoptes_engine::storage::{NewDetection, StorageError, Store};
 
@@ -73,7 +74,7 @@ pub struct DetectionSink {
     interval: Duration,
     stats: SinkStats,
     /// Live subscribers (API event streams); sending never blocks, a lagging receiver loses events.
-    events: Option<tokio::sync::broadcast::Sender<NewDetection>>,
+    events: Option<tokio::sync::broadcast::Sender<LiveEvent>>,
     ids: VecDeque<i64>,
     reserving: bool,
     next_local: u64,
@@ -99,7 +100,7 @@ impl DetectionSink {
     }
 
     /// Publish every appearance to `events` as it begins (before it is stored).
-    pub fn with_events(mut self, events: tokio::sync::broadcast::Sender<NewDetection>) -> Self {
+    pub fn with_events(mut self, events: tokio::sync::broadcast::Sender<LiveEvent>) -> Self {
         self.events = Some(events);
         self
     }
@@ -135,7 +136,7 @@ impl DetectionSink {
             row.id = self.ids.pop_front();
         }
         if let Some(events) = &self.events {
-            let _ = events.send(row.clone()); // no subscriber is not an error
+            let _ = events.send(LiveEvent::began(row.clone())); // no subscriber is not an error
         }
         self.entries.insert(key, Entry { row, version: 1, written: 0, closed: false });
         self.enqueue(key);

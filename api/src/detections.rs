@@ -18,6 +18,12 @@ pub struct ListQuery {
     pub person_id: Option<i64>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// `true`: recognised appearances only; `false`: unknown ones only.
+    pub recognized: Option<bool>,
+    /// `false`: appearances no review stands on (the console's review queue); `true`: reviewed ones.
+    pub reviewed: Option<bool>,
+    /// One unknown identity's appearances.
+    pub unknown_id: Option<i64>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -96,7 +102,15 @@ pub async fn list(state: web::Data<AppState>, q: web::Query<ListQuery>) -> Resul
         return Err(ApiError::bad_request("invalid_query", "limit must be 1..=1000"));
     }
     let cursor = q.cursor.as_deref().map(decode_cursor).transpose()?;
-    let filter = DetectionFilter { camera_id: q.camera_id, person_id: q.person_id, since: q.since, until: q.until };
+    let filter = DetectionFilter {
+        camera_id: q.camera_id,
+        person_id: q.person_id,
+        since: q.since,
+        until: q.until,
+        recognized: q.recognized,
+        reviewed: q.reviewed,
+        unknown_id: q.unknown_id,
+    };
     let rows = state.store.list_detections(&filter, cursor, limit).await?;
     let next_cursor = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|d| encode_cursor(&DetectionCursor { detected_at: d.detected_at, id: d.id })))

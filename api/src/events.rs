@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use bytes::Bytes;
 use futures::stream::{self, Stream};
-use panoptes_engine::storage::NewDetection;
+use panoptes_engine::alerts::{LiveEvent, Output, Routing};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -24,7 +24,8 @@ pub struct EventQuery {
 }
 
 impl EventQuery {
-    fn wants(&self, e: &NewDetection) -> bool {
+    fn wants(&self, e: &LiveEvent) -> bool {
+        let e = &e.detection;
         self.camera_id.is_none_or(|c| c == e.camera_id)
             && self.person_id.is_none_or(|p| Some(p) == e.person_id)
             && (!self.matches_only.unwrap_or(false) || e.person_id.is_some())
@@ -35,20 +36,33 @@ impl EventQuery {
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
 enum Next {
-    Event(NewDetection),
+    Event(LiveEvent),
     Keepalive,
     Lagged(u64),
     Closed,
 }
 
-/// The event as sent to clients: the stored fields plus the person's name.
-pub(crate) async fn render(state: &AppState, e: &NewDetection) -> serde_json::Value {
-    let name = match e.person_id {
+/// What the alert rules in force decide for `e` at `output`: `None` when it does not reach it.
+pub(crate) fn routed(state: &AppState, e: &LiveEvent, output: Output) -> Option<Routing> {
+    let routing = state.rules.current().route(e);
+    routing.reaches(output).then_some(routing)
+}
+
+/// The event as sent to clients: the stored fields, the person's name, the rules it met (`alerts`)
+/// and its `stage`: `began`, or `grouped` with the unknown identity and the days it was seen on.
+pub(crate) async fn render(state: &AppState, e: &LiveEvent, routing: &Routing) -> serde_json::Value {
+    let name = match e.detection.person_id {
         Some(id) => crate::persons::lookup(state, id).await.ok().map(|p| p.name.clone()),
         None => None,
     };
-    let mut v = serde_json::to_value(e).unwrap_or_default();
+    let mut v = serde_json::to_value(&e.detection).unwrap_or_default();
     v["person_name"] = serde_json::json!(name);
+    v["alerts"] = serde_json::json!(routing.alerts);
+    v["stage"] = serde_json::json!(e.stage());
+    if let Some(g) = &e.grouped {
+        v["unknown_id"] = serde_json::json!(g.unknown_id);
+        v["unknown_days"] = serde_json::json!(g.days);
+    }
     v
 }
 
@@ -69,7 +83,8 @@ pub async fn ws(
             tokio::select! {
                 event = rx.recv() => match event {
                     Ok(e) if filter.wants(&e) => {
-                        if session.text(render(&state, &e).await.to_string()).await.is_err() {
+                        let Some(routing) = routed(&state, &e, Output::Events) else { continue };
+                        if session.text(render(&state, &e, &routing).await.to_string()).await.is_err() {
                             return;
                         }
                     }
@@ -115,7 +130,10 @@ pub async fn sse(state: web::Data<AppState>, q: web::Query<EventQuery>) -> HttpR
             };
             let chunk = match next {
                 Next::Event(e) if !filter.wants(&e) => continue,
-                Next::Event(e) => format!("event: detection\ndata: {}\n\n", render(&state, &e).await),
+                Next::Event(e) => match routed(&state, &e, Output::Events) {
+                    Some(routing) => format!("event: detection\ndata: {}\n\n", render(&state, &e, &routing).await),
+                    None => continue,
+                },
                 Next::Keepalive => ": keep-alive\n\n".to_string(),
                 Next::Lagged(n) => {
                     tracing::warn!(missed = n, "live-events client too slow; disconnecting it");

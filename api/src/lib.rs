@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod alert_rules;
 pub mod analyzer;
 pub mod annotate;
 pub mod api_keys;
@@ -41,11 +42,12 @@ use actix::Addr;
 use panoptes_actors::matcher::MatcherActor;
 use panoptes_actors::scheduler::Scheduler;
 use panoptes_actors::sink::DetectionSink;
+use panoptes_engine::alerts::{AlertsConfig, LiveEvent, SharedRules};
 use panoptes_engine::embed::{Judgement, ModelId};
 use panoptes_engine::enrollment::EnrollmentPolicy;
 use panoptes_engine::gallery::Gallery;
 use panoptes_engine::snapshot::SnapshotStore;
-use panoptes_engine::storage::{NewDetection, Store};
+use panoptes_engine::storage::Store;
 
 pub use config::ApiConfig;
 pub use routes::configure;
@@ -65,7 +67,11 @@ pub struct AppState {
     /// The running streaming engine (absent when the API runs without one: no live status, no
     /// live snapshots, no engine figures).
     pub engine: Option<EngineLink>,
-    pub events: tokio::sync::broadcast::Sender<NewDetection>,
+    pub events: tokio::sync::broadcast::Sender<LiveEvent>,
+    /// The alert rules in force (`panoptes_engine::alerts`): what reaches each output.
+    pub rules: SharedRules,
+    /// `[alerts]`: the site's time zone and the config file's rules.
+    pub alerts_config: AlertsConfig,
     /// Where detection snapshots are read from (absent: the snapshot routes answer 503).
     pub snapshots: Option<Arc<SnapshotStore>>,
     /// `config.media_root`, resolved at start (None: file cameras refused).
@@ -129,6 +135,8 @@ impl AppState {
             top_k: 5,
             engine: None,
             events,
+            rules: SharedRules::default(),
+            alerts_config: AlertsConfig::default(),
             snapshots: None,
             media_root,
             webhooks: webhooks::WebhookCounters::default(),

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
+use panoptes_engine::alerts::Output;
 use panoptes_engine::error_chain::error_chain;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use serde::{Deserialize, Serialize};
@@ -324,13 +325,22 @@ pub fn spawn(state: web::Data<AppState>, config: MqttConfig, node_id: String) ->
                 }
                 Err(RecvError::Closed) => return,
             };
-            let camera = camera_name(&publisher.state, event.camera_id).await;
-            let mut body = crate::events::render(&publisher.state, &event).await;
+            let Some(routing) = crate::events::routed(&publisher.state, &event, Output::Mqtt) else { continue };
+            // `matches_only` stands only while no rule is in force: then the rules decide.
+            let wanted = !routing.alerts.is_empty() || !matches_only || event.detection.person_id.is_some();
+            if !wanted {
+                continue;
+            }
+            let camera = camera_name(&publisher.state, event.detection.camera_id).await;
+            let mut body = crate::events::render(&publisher.state, &event, &routing).await;
             body["camera_name"] = serde_json::json!(camera);
             body["camera_topic"] = serde_json::json!(slug(&camera));
-            if event.person_id.is_some() || !matches_only {
-                publisher.json(format!("{events_prefix}/events"), false, &body);
+            publisher.json(format!("{events_prefix}/events"), false, &body);
+            // The camera's last person seen follows appearances as they begin, not their grouping.
+            if event.grouped.is_some() {
+                continue;
             }
+            let event = &event.detection;
             let seen = serde_json::json!({
                 "person_id": event.person_id,
                 "person_name": body.get("person_name").cloned().unwrap_or_default(),
@@ -338,9 +348,7 @@ pub fn spawn(state: web::Data<AppState>, config: MqttConfig, node_id: String) ->
                 "detection_id": event.id,
                 "detected_at": event.detected_at,
             });
-            if event.person_id.is_some() || !matches_only {
-                publisher.json(format!("{events_prefix}/{}/person", slug(&camera)), true, &seen);
-            }
+            publisher.json(format!("{events_prefix}/{}/person", slug(&camera)), true, &seen);
         }
     });
 

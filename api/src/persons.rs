@@ -103,8 +103,12 @@ pub async fn create(state: web::Data<AppState>, payload: Multipart) -> Result<Ht
         _ => serde_json::json!({}),
     };
     check_metadata(&metadata)?;
+    let groups = match form.texts.get("groups") {
+        Some(g) => valid_groups(g.split(',').map(str::trim).filter(|g| !g.is_empty()))?,
+        None => Vec::new(),
+    };
     let prepared = prepare_all(&state, form.files).await?;
-    let person = state.store.create_person(&name, &metadata).await?;
+    let person = state.store.create_person_in_groups(&name, &metadata, &groups).await?;
     let photos = match store_all(&state, person.id, &prepared).await {
         Ok(p) => p,
         Err(e) => {
@@ -177,6 +181,29 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpR
 pub struct PersonUpdate {
     pub name: Option<String>,
     pub metadata: Option<serde_json::Value>,
+    /// Replaces the person's groups (alert rules pick persons by group).
+    pub groups: Option<Vec<String>>,
+}
+
+/// Groups as stored: trimmed, each 1 to 64 printable characters, each once (without regard to case).
+fn valid_groups<'a>(groups: impl Iterator<Item = &'a str>) -> Result<Vec<String>, ApiError> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, g) in groups.enumerate() {
+        let g = g.trim();
+        if g.is_empty() || g.chars().count() > 64 || g.chars().any(char::is_control) {
+            return Err(ApiError::unprocessable(
+                "invalid_groups",
+                format!("groups[{i}] must be 1 to 64 printable characters"),
+            ));
+        }
+        if !out.iter().any(|o| o.to_lowercase() == g.to_lowercase()) {
+            out.push(g.to_string());
+        }
+    }
+    if out.len() > 100 {
+        return Err(ApiError::unprocessable("invalid_groups", "at most 100 groups"));
+    }
+    Ok(out)
 }
 
 pub async fn update(
@@ -192,12 +219,16 @@ pub async fn update(
     if let Some(m) = &body.metadata {
         check_metadata(m)?;
     }
+    let groups = body.groups.as_ref().map(|g| valid_groups(g.iter().map(String::as_str))).transpose()?;
     let p = state
         .store
-        .update_person(id, name.as_deref(), body.metadata.as_ref())
+        .update_person(id, name.as_deref(), body.metadata.as_ref(), groups.as_deref())
         .await?
         .ok_or(ApiError::NotFound { what: "person", id })?;
     state.caches.persons.invalidate(&id);
+    if groups.is_some() {
+        crate::alert_rules::reload(&state).await;
+    }
     Ok(HttpResponse::Ok().json(p))
 }
 

@@ -5,8 +5,8 @@ use actix_web::http::Method;
 use actix_web::{web, Route};
 
 use crate::{
-    access, admin, api_keys, cameras, console, detections, error, events, health, identify, openapi, persons,
-    prometheus, review, search, unknowns, verify,
+    access, admin, alert_rules, api_keys, cameras, console, detections, error, events, health, identify, openapi,
+    persons, prometheus, review, search, unknowns, verify,
 };
 
 /// (method, path as in the OpenAPI document)
@@ -34,6 +34,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/unknowns"),
     ("GET", "/api/v1/unknowns/{id}"),
     ("POST", "/api/v1/unknowns/{id}/name"),
+    ("POST", "/api/v1/unknowns/{id}/merge"),
     ("GET", "/api/v1/detections"),
     ("GET", "/api/v1/detections/{id}"),
     ("GET", "/api/v1/detections/{id}/snapshot.jpg"),
@@ -41,6 +42,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/detections/{id}/reject"),
     ("DELETE", "/api/v1/detections/{id}/review"),
     ("GET", "/api/v1/audit"),
+    ("GET", "/api/v1/alert-rules"),
+    ("POST", "/api/v1/alert-rules"),
+    ("GET", "/api/v1/alert-rules/{id}"),
+    ("PUT", "/api/v1/alert-rules/{id}"),
+    ("DELETE", "/api/v1/alert-rules/{id}"),
     ("GET", "/api/v1/events"),
     ("GET", "/api/v1/events/ws"),
     ("GET", "/api/v1/admin/stats"),
@@ -75,6 +81,7 @@ fn handler(method: &str, path: &str) -> Option<Route> {
         ("GET", "/api/v1/unknowns") => web::get().to(unknowns::list),
         ("GET", "/api/v1/unknowns/{id}") => web::get().to(unknowns::get),
         ("POST", "/api/v1/unknowns/{id}/name") => web::post().to(unknowns::name),
+        ("POST", "/api/v1/unknowns/{id}/merge") => web::post().to(unknowns::merge),
         ("GET", "/api/v1/detections") => web::get().to(detections::list),
         ("GET", "/api/v1/detections/{id}") => web::get().to(detections::get),
         ("GET", "/api/v1/detections/{id}/snapshot.jpg") => web::get().to(detections::snapshot),
@@ -82,6 +89,11 @@ fn handler(method: &str, path: &str) -> Option<Route> {
         ("POST", "/api/v1/detections/{id}/reject") => web::post().to(review::reject),
         ("DELETE", "/api/v1/detections/{id}/review") => web::delete().to(review::undo),
         ("GET", "/api/v1/audit") => web::get().to(review::audit),
+        ("GET", "/api/v1/alert-rules") => web::get().to(alert_rules::list),
+        ("POST", "/api/v1/alert-rules") => web::post().to(alert_rules::create),
+        ("GET", "/api/v1/alert-rules/{id}") => web::get().to(alert_rules::get),
+        ("PUT", "/api/v1/alert-rules/{id}") => web::put().to(alert_rules::replace),
+        ("DELETE", "/api/v1/alert-rules/{id}") => web::delete().to(alert_rules::delete),
         ("GET", "/api/v1/events") => web::get().to(events::sse),
         ("GET", "/api/v1/events/ws") => web::get().to(events::ws),
         ("GET", "/api/v1/admin/stats") => web::get().to(admin::stats),

@@ -7,7 +7,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use panoptes_engine::review::ReviewError;
-use panoptes_engine::storage::unknowns::UnknownIdentity;
+use panoptes_engine::storage::unknowns::{MergeOutcome, UnknownIdentity};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::requester;
@@ -156,4 +156,52 @@ pub async fn name(
         "enrolled": enrolled,
         "skipped": skipped,
     })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MergeBody {
+    into: i64,
+}
+
+/// `POST /api/v1/unknowns/{id}/merge` with `{"into": N}`: the operator says two unknown identities
+/// are one stranger. Identity `id`'s appearances join `N`, `id` is deleted, and the answer is `N` as
+/// it is now.
+pub async fn merge(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<i64>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let body: MergeBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("invalid JSON body (expected {{\"into\": N}}): {e}"))
+    })?;
+    if body.into == id {
+        return Err(ApiError::unprocessable(
+            "same_identity",
+            format!("unknown identity {id} cannot be merged into itself"),
+        ));
+    }
+    match state.store.merge_unknowns(id, body.into, &requester(&req)).await? {
+        MergeOutcome::Merged { appearances } => {
+            tracing::info!(from = id, into = body.into, appearances, by = %requester(&req), "unknown identities merged");
+        }
+        MergeOutcome::NotFound(missing) => return Err(ApiError::NotFound { what: "unknown identity", id: missing }),
+        MergeOutcome::Named(named) => {
+            return Err(ApiError::Conflict {
+                code: "already_named",
+                message: format!("unknown identity {named} was already named: it is a person's now"),
+            })
+        }
+        MergeOutcome::OtherModel => {
+            return Err(ApiError::Conflict {
+                code: "other_model",
+                message: format!("unknown identities {id} and {} were grouped by different embedders", body.into),
+            })
+        }
+    }
+    let into = body.into;
+    let identity = state.store.unknown(into).await?.ok_or(ApiError::NotFound { what: "unknown identity", id: into })?;
+    Ok(HttpResponse::Ok().json(view(identity)))
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::web;
+use panoptes_engine::alerts::Output;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -96,10 +97,12 @@ pub fn spawn(state: web::Data<AppState>) {
                 }
                 Err(RecvError::Closed) => return,
             };
-            if config.matches_only && event.person_id.is_none() {
+            let Some(routing) = crate::events::routed(&state, &event, Output::Webhooks) else { continue };
+            // `matches_only` stands only while no rule is in force: then the rules decide.
+            if routing.alerts.is_empty() && config.matches_only && event.detection.person_id.is_none() {
                 continue;
             }
-            let body = crate::events::render(&state, &event).await.to_string();
+            let body = crate::events::render(&state, &event, &routing).await.to_string();
             for url in &config.urls {
                 let counters = &state.webhooks;
                 if counters.in_flight.load(Ordering::Relaxed) >= config.max_in_flight {

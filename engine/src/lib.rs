@@ -1,6 +1,7 @@
 //! The pure pipeline parts of Panoptes: video sources and decoding, image input, face detection,
 //! alignment, embedding, the in-memory gallery index and PostgreSQL storage. Nothing here knows about actors or HTTP.
 
+pub mod alerts;
 pub mod align;
 pub mod decode;
 pub mod detect;

@@ -37,7 +37,7 @@ pub enum GroupingError {
 }
 
 /// What one pass did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GroupingPass {
     /// Appearances that joined an existing identity.
     pub joined: usize,
@@ -45,6 +45,8 @@ pub struct GroupingPass {
     pub created: usize,
     /// Another engine held the grouping lock: nothing was done.
     pub skipped: bool,
+    /// (appearance, identity) for each appearance grouped, in order (alert rules on identities).
+    pub grouped: Vec<(i64, i64)>,
 }
 
 /// Where an appearance goes.
@@ -120,6 +122,7 @@ async fn group_batch(
                 Decision::Join(_) => pass.joined += 1,
                 Decision::New => pass.created += 1,
             }
+            pass.grouped.push((face.detection_id, id));
             tracing::debug!(detection_id = face.detection_id, unknown_id = id, ?decision, "unknown appearance grouped");
         }
     }

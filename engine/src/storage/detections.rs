@@ -56,6 +56,12 @@ pub struct DetectionFilter {
     pub person_id: Option<i64>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// `true`: recognised appearances only; `false`: unknown ones only.
+    pub recognized: Option<bool>,
+    /// `true`: appearances an operator's review stands on; `false`: the others (the review queue).
+    pub reviewed: Option<bool>,
+    /// The appearances of one unknown identity.
+    pub unknown_id: Option<i64>,
 }
 
 /// Keyset position: list detections older than this one (newest-first order).
@@ -321,6 +327,15 @@ impl Store {
         }
         if let Some(p) = filter.person_id {
             conditions.push(format!("person_id = {}", param(&mut params, p)));
+        }
+        if let Some(r) = filter.recognized {
+            conditions.push(if r { "person_id IS NOT NULL" } else { "person_id IS NULL" }.into());
+        }
+        if let Some(r) = filter.reviewed {
+            conditions.push(if r { "review IS NOT NULL" } else { "review IS NULL" }.into());
+        }
+        if let Some(u) = filter.unknown_id {
+            conditions.push(format!("unknown_id = {}", param(&mut params, u)));
         }
         if let Some(t) = filter.since {
             conditions.push(format!("detected_at >= {}", param(&mut params, t)));

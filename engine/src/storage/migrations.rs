@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (11, "review_audit", include_str!("migrations/0011_review_audit.sql")),
     (12, "appearance_faces_written", include_str!("migrations/0012_appearance_faces_written.sql")),
     (13, "unknown_identities", include_str!("migrations/0013_unknown_identities.sql")),
+    (14, "alert_rules", include_str!("migrations/0014_alert_rules.sql")),
 ];
 
 /// Arbitrary constant key for `pg_advisory_xact_lock`, unique to Panoptes' migrations.

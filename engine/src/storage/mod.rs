@@ -1,5 +1,6 @@
 //! PostgreSQL storage, the source of truth for persons, embeddings, cameras and detections.
 
+pub mod alert_rules;
 pub mod api_keys;
 pub mod appearance_faces;
 pub mod audit;

@@ -1,5 +1,7 @@
 //! Enrolled persons.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_postgres::Row;
@@ -13,23 +15,35 @@ pub struct Person {
     pub metadata: serde_json::Value,
     pub faces: i64,
     pub created_at: DateTime<Utc>,
+    /// Names alert rules can pick the person by (`crate::alerts`).
+    pub groups: Vec<String>,
 }
 
 const SELECT: &str = "SELECT p.id, p.name, p.metadata, p.created_at,
-        (SELECT count(*) FROM face_embeddings e WHERE e.person_id = p.id) AS faces
+        (SELECT count(*) FROM face_embeddings e WHERE e.person_id = p.id) AS faces, p.groups
     FROM persons p";
 
 fn from_row(r: &Row) -> Person {
-    Person { id: r.get(0), name: r.get(1), metadata: r.get(2), created_at: r.get(3), faces: r.get(4) }
+    Person { id: r.get(0), name: r.get(1), metadata: r.get(2), created_at: r.get(3), faces: r.get(4), groups: r.get(5) }
 }
 
 impl Store {
     pub async fn create_person(&self, name: &str, metadata: &serde_json::Value) -> Result<Person, StorageError> {
+        self.create_person_in_groups(name, metadata, &[]).await
+    }
+
+    pub async fn create_person_in_groups(
+        &self,
+        name: &str,
+        metadata: &serde_json::Value,
+        groups: &[String],
+    ) -> Result<Person, StorageError> {
         let c = self.client().await?;
         let row = c
             .query_one(
-                "INSERT INTO persons (name, metadata) VALUES ($1, $2) RETURNING id, name, metadata, created_at, 0::bigint",
-                &[&name, metadata],
+                "INSERT INTO persons (name, metadata, groups) VALUES ($1, $2, $3)
+                 RETURNING id, name, metadata, created_at, 0::bigint, groups",
+                &[&name, metadata, &groups],
             )
             .await
             .map_err(|source| StorageError::Query { context: "create person", source })?;
@@ -84,19 +98,21 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Changes name and/or metadata; `None` when there is no such person.
+    /// Changes name, metadata and/or groups; `None` when there is no such person.
     pub async fn update_person(
         &self,
         id: i64,
         name: Option<&str>,
         metadata: Option<&serde_json::Value>,
+        groups: Option<&[String]>,
     ) -> Result<Option<Person>, StorageError> {
         let c = self.client().await?;
         let n = c
             .execute(
-                "UPDATE persons SET name = coalesce($2, name), metadata = coalesce($3, metadata), updated_at = now()
+                "UPDATE persons SET name = coalesce($2, name), metadata = coalesce($3, metadata),
+                     groups = coalesce($4, groups), updated_at = now()
                  WHERE id = $1",
-                &[&id, &name, &metadata],
+                &[&id, &name, &metadata, &groups],
             )
             .await
             .map_err(|source| StorageError::Query { context: "update person", source })?;
@@ -105,6 +121,16 @@ impl Store {
             return Ok(None);
         }
         self.person(id).await
+    }
+
+    /// Every person's groups, for the persons that have some (alert rules that name groups).
+    pub async fn person_groups(&self) -> Result<HashMap<i64, Vec<String>>, StorageError> {
+        let c = self.client().await?;
+        let rows = c
+            .query("SELECT id, groups FROM persons WHERE cardinality(groups) > 0", &[])
+            .await
+            .map_err(|source| StorageError::Query { context: "read persons' groups", source })?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// Keeps the compressed copy of an enrolled photo (`source_sha256`: the upload's digest).

@@ -43,6 +43,19 @@ pub struct UnknownIdentity {
     pub named_at: Option<DateTime<Utc>>,
 }
 
+/// What a merge of two unknown identities did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MergeOutcome {
+    Merged {
+        appearances: u64,
+    },
+    NotFound(i64),
+    /// This identity has been named already: it is a person's now.
+    Named(i64),
+    /// The two were grouped under different embedders.
+    OtherModel,
+}
+
 const IDENTITY_SELECT: &str = "SELECT u.id, u.created_at, count(d.id), min(d.detected_at),
          max(coalesce(d.last_seen_at, d.detected_at)),
          coalesce(array_agg(DISTINCT d.camera_id) FILTER (WHERE d.camera_id IS NOT NULL), '{}'),
@@ -248,6 +261,55 @@ impl Store {
         audit::record(&tx, actor, "name_unknown", &format!("unknown:{id}"), details).await?;
         tx.commit().await.map_err(q("commit naming"))?;
         Ok(true)
+    }
+
+    /// When identity `id`'s appearances began (alert rules count the days it was seen on).
+    pub async fn unknown_sightings(&self, id: i64) -> Result<Vec<DateTime<Utc>>, StorageError> {
+        let c = self.client().await?;
+        let rows = c
+            .query("SELECT detected_at FROM detections WHERE unknown_id = $1", &[&id])
+            .await
+            .map_err(q("read when an unknown identity was seen"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Merges identity `from` into `into` (an operator's judgement that they are one stranger): its
+    /// appearances move, it is deleted, and the audit trail says who did it.
+    pub async fn merge_unknowns(&self, from: i64, into: i64, actor: &str) -> Result<MergeOutcome, StorageError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(q("begin merging"))?;
+        let rows = tx
+            .query(
+                "SELECT id, model_name, model_version, named_person_id FROM unknown_identities
+                 WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                &[&vec![from, into]],
+            )
+            .await
+            .map_err(q("lock unknown identities to merge"))?;
+        let find = |id: i64| rows.iter().find(|r| r.get::<_, i64>(0) == id);
+        let (Some(a), Some(b)) = (find(from), find(into)) else {
+            let missing = if find(from).is_none() { from } else { into };
+            return Ok(MergeOutcome::NotFound(missing));
+        };
+        for r in [a, b] {
+            if r.get::<_, Option<i64>>(3).is_some() {
+                return Ok(MergeOutcome::Named(r.get(0)));
+            }
+        }
+        if (a.get::<_, String>(1), a.get::<_, String>(2)) != (b.get::<_, String>(1), b.get::<_, String>(2)) {
+            return Ok(MergeOutcome::OtherModel);
+        }
+        let moved = tx
+            .execute("UPDATE detections SET unknown_id = $2 WHERE unknown_id = $1", &[&from, &into])
+            .await
+            .map_err(q("move an unknown identity's appearances"))?;
+        tx.execute("DELETE FROM unknown_identities WHERE id = $1", &[&from])
+            .await
+            .map_err(q("delete a merged unknown identity"))?;
+        let details = serde_json::json!({ "into": into, "appearances": moved });
+        audit::record(&tx, actor, "merge_unknown", &format!("unknown:{from}"), details).await?;
+        tx.commit().await.map_err(q("commit merging"))?;
+        Ok(MergeOutcome::Merged { appearances: moved })
     }
 
     /// Deletes identities none of whose appearances is left (retention took them); answers how many.
