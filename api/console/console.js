@@ -5,7 +5,7 @@
 "use strict";
 
 const API = "/api/v1";
-const state = { key: sessionStorage.getItem("panoptes-key") || "", signedIn: false, open: false, admin: false, persons: new Map(), cameras: new Map(), timers: [], urls: [] };
+const state = { key: sessionStorage.getItem("panoptes-key") || "", signedIn: false, open: false, admin: false, persons: new Map(), cameras: new Map(), timers: [], urls: [], keys: [] };
 const $ = (sel, root = document) => root.querySelector(sel);
 
 // ---- HTTP --------------------------------------------------------------------------------------
@@ -77,6 +77,13 @@ const REASONS = {
   no_stored_face: "This appearance keeps no face to search with (it expired or was never embedded).",
   forbidden: "This key may only read.",
   database_unavailable: "The database is unavailable; try again shortly.",
+  already_reviewed: "Someone has reviewed this appearance already: undo that first.",
+  changed_meanwhile: "The engine judged this appearance again meanwhile: look again.",
+  not_reviewed: "There is no review to undo.",
+  not_matched: "This appearance is not matched to anyone: there is nothing to reject.",
+  already_named: "This unknown face has been named already.",
+  no_enrollable_face: "None of its faces is good enough to enrol (too small, unclear, or no longer kept).",
+  rule_name_taken: "A rule with that name exists already.",
 };
 const explain = (e) => (REASONS[e.code] ? REASONS[e.code] + " (" + e.message + ")" : e.message);
 
@@ -84,12 +91,18 @@ const explain = (e) => (REASONS[e.code] ? REASONS[e.code] + " (" + e.message + "
 const FIELD_OF = {
   invalid_name: "name", name_taken: "name", invalid_camera_url: "url", unsupported_camera_url: "url",
   path_outside_media_root: "url", file_not_found: "url", file_cameras_disabled: "url", invalid_analysis_fps: "analysis_fps",
-  invalid_stall_timeout: "stall_timeout_secs", invalid_motion_mask: "url",
+  invalid_stall_timeout: "stall_timeout_secs", invalid_motion_mask: "url", rule_name_taken: "name",
 };
 
+function clearFormError(form) {
+  form.querySelectorAll(".field-error, .form-error").forEach((el) => (el.textContent = ""));
+  form.querySelectorAll("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
+}
+
 function showFormError(form, e) {
-  form.querySelectorAll(".field-error").forEach((el) => (el.textContent = ""));
-  const field = FIELD_OF[e.code];
+  clearFormError(form);
+  // A refused rule names its field first ("windows[0]: start must be…").
+  const field = FIELD_OF[e.code] || (e.code === "invalid_rule" ? (/^[a-z_]+/.exec(e.message) || [])[0] : null);
   const slot = field && form.querySelector(`[data-error-for="${field}"]`);
   const target = slot || form.querySelector(".form-error");
   target.textContent = explain(e);
@@ -108,12 +121,19 @@ function field(label, name, attrs = {}) {
 
 const write = (el) => (state.admin ? el : null); // write controls exist for admin keys only
 const fill = (el, ...kids) => el.replaceChildren(...kids.filter((k) => k != null));
+const kbd = (k) => h("kbd", {}, k);
+const csv = (text) => text.split(",").map((s) => s.trim()).filter(Boolean);
+const plural = (n, one) => `${n} ${one}${n === 1 ? "" : "s"}`;
+// An API address as picture() takes it (without the /api/v1 prefix).
+const apiPath = (url) => (url ? url.replace(/^\/api\/v1/, "") : null);
 
 // ---- views -------------------------------------------------------------------------------------
 
 function clearView() {
   state.timers.forEach(clearInterval);
   state.timers = [];
+  state.keys.forEach((fn) => document.removeEventListener("keydown", fn));
+  state.keys = [];
   state.urls.forEach((u) => URL.revokeObjectURL(u));
   state.urls = [];
   const view = $("#view");
@@ -122,6 +142,23 @@ function clearView() {
 }
 
 function every(ms, fn) { fn(); state.timers.push(setInterval(fn, ms)); }
+
+// A page's keyboard shortcuts: removed with the page (clearView); keys typed into a field are not
+// shortcuts, nor are those with Ctrl, Alt or Meta.
+function onKey(fn) {
+  const listener = (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey || (e.target.closest && e.target.closest("input, select, textarea, [contenteditable]"))) return;
+    fn(e);
+  };
+  document.addEventListener("keydown", listener);
+  state.keys.push(listener);
+}
+
+async function loadCameras() {
+  const r = await call("GET", "/cameras");
+  state.cameras = new Map(r.items.map((c) => [c.id, c.name]));
+  return r.items;
+}
 
 async function loadPersons() {
   const r = await call("GET", "/persons?limit=1000");
@@ -306,7 +343,7 @@ async function people(view) {
     const q = search.value ? "&search=" + encodeURIComponent(search.value) : "";
     const r = await call("GET", "/persons?limit=200" + q);
     rows.replaceChildren(...r.items.map((p) => h("tr", { "data-person": p.name },
-      h("td", {}, p.name), h("td", {}, p.faces + " face(s)"), h("td", {}, when(p.created_at)),
+      h("td", {}, h("a", { href: "#/person/" + p.id, "aria-label": "Timeline of " + p.name }, p.name)), h("td", {}, p.faces + " face(s)"), h("td", {}, when(p.created_at)),
       h("td", { class: "row-actions" },
         write(h("button", { type: "button", class: "secondary write", onclick: () => editor.replaceChildren(enrollForm(p, refresh)) }, "Add faces")),
         write(h("button", { type: "button", class: "danger write", "aria-label": "Erase " + p.name, onclick: () => erase(p, "biometrics") }, "Erase")),
@@ -370,11 +407,421 @@ async function appearance(view, id) {
     h("p", {}, `${cameraName(d.camera_id)} · ${when(d.detected_at)}` + (d.last_seen_at ? " to " + when(d.last_seen_at) : " (ongoing)")),
     h("p", {}, `Best score ${pct(d.best_score ?? d.score)} · ${d.frames} frame(s)`),
     d.snapshot_path ? [face, h("div", {}, frame)] : h("p", { class: "muted" }, "No snapshot was written."),
+    d.person_id != null ? h("p", {}, h("a", { href: "#/person/" + d.person_id }, "Timeline of " + personName(d.person_id))) : null,
+    d.unknown_id != null ? h("p", {}, "Grouped as ", h("a", { id: "appearance-unknown", href: "#/unknown/" + d.unknown_id }, "unknown face #" + d.unknown_id)) : null,
     h("p", {}, h("a", { id: "find-elsewhere", href: "#/search/" + id }, "Find this face elsewhere"))));
   if (d.snapshot_path) {
     picture(`/detections/${id}/snapshot.jpg?kind=face`).then((u) => u && (face.src = u));
     picture(`/detections/${id}/snapshot.jpg?kind=frame`).then((u) => u && (frame.src = u));
   }
+}
+
+// ---- review queue: recognitions nobody has reviewed, one key or click each ---------------------
+
+async function review(view) {
+  const list = h("ol", { id: "review-list", class: "cards", "aria-label": "Recognitions to review" });
+  const more = h("button", { type: "button", class: "secondary", hidden: true }, "More");
+  view.append(h("section", { id: "review" }, h("h2", {}, "Review queue"),
+    h("p", {}, "Recent recognitions nobody has reviewed, newest first. Confirming enrols the face for the person; rejecting tells the engine it was someone else."),
+    h("p", { id: "review-keys", class: "legend muted" }, "Keys: ", kbd("j"), " or ", kbd("↓"), " next · ", kbd("k"), " or ", kbd("↑"), " previous · ",
+      state.admin ? [kbd("c"), " confirm · ", kbd("r"), " reject · ", kbd("u"), " undo · "] : null, kbd("o"), " open the appearance"),
+    list, more));
+  const cards = [];
+  let sel = -1;
+  let acted = []; // the cards acted on, the latest last: what "u" undoes when the selected card has nothing to undo
+
+  const select = (i) => {
+    if (i < 0 || i >= cards.length) return;
+    if (cards[sel]) { cards[sel].el.classList.remove("selected"); cards[sel].el.removeAttribute("aria-current"); }
+    sel = i;
+    const el = cards[i].el;
+    el.classList.add("selected"); el.setAttribute("aria-current", "true");
+    el.scrollIntoView({ block: "nearest" });
+  };
+  const paint = (c) => {
+    c.el.classList.toggle("confirmed", c.review === "confirmed");
+    c.el.classList.toggle("rejected", c.review === "rejected");
+    c.el.dataset.review = c.review || "";
+    if (c.confirm) { c.confirm.hidden = c.reject.hidden = !!c.review; c.undo.hidden = !c.review; }
+  };
+  const act = async (c, kind) => {
+    if (!state.admin || c.busy) return;
+    const i = cards.indexOf(c);
+    select(i);
+    c.busy = true; c.err.textContent = "";
+    try {
+      if (kind === "undo") {
+        await call("DELETE", `/detections/${c.d.id}/review`);
+        c.review = null; c.out.textContent = "Undone: unreviewed again.";
+        acted = acted.filter((x) => x !== c);
+      } else {
+        const r = await call("POST", `/detections/${c.d.id}/${kind}`);
+        c.review = r.review;
+        c.out.textContent = (r.review === "confirmed" ? "Confirmed as " : "Rejected: not ") + personName(r.person_id) + (r.warning ? ` (${r.warning})` : "");
+        acted = acted.filter((x) => x !== c).concat(c);
+        if (sel === i) select(i + 1); // on to the next one
+      }
+      paint(c);
+    } catch (e) { c.err.textContent = explain(e); }
+    c.busy = false;
+  };
+  const card = (d) => {
+    const who = personName(d.person_id);
+    const img = h("img", { alt: "Face of " + who });
+    if (d.snapshot_path) picture(`/detections/${d.id}/snapshot.jpg?kind=face`).then((u) => u && (img.src = u));
+    const c = { d, review: d.review, out: h("p", { class: "ok outcome", role: "status" }), err: h("p", { class: "error card-error", role: "alert" }) };
+    if (state.admin) {
+      c.confirm = h("button", { type: "button", class: "write confirm", "aria-label": "Confirm: this is " + who, onclick: () => act(c, "confirm") }, "Confirm");
+      c.reject = h("button", { type: "button", class: "danger write reject", "aria-label": "Reject: this is not " + who, onclick: () => act(c, "reject") }, "Reject");
+      c.undo = h("button", { type: "button", class: "secondary write undo", onclick: () => act(c, "undo") }, "Undo");
+    }
+    c.el = h("li", { class: "tile review-card", "data-detection": d.id, onclick: () => select(cards.indexOf(c)) },
+      h("div", { class: "pic" }, d.snapshot_path ? img : "no face kept"),
+      h("div", { class: "meta" },
+        h("strong", {}, d.person_id != null ? h("a", { href: "#/person/" + d.person_id }, who) : who), ` score ${pct(d.best_score ?? d.score)}`,
+        h("div", { class: "muted" }, `${cameraName(d.camera_id)} · ${when(d.detected_at)}` + (d.last_seen_at ? "" : " (ongoing)")),
+        c.out, c.err,
+        h("div", { class: "row-actions" }, c.confirm, c.reject, c.undo,
+          h("a", { href: "#/appearance/" + d.id, "aria-label": "Open the appearance of " + who }, "Open"))));
+    paint(c);
+    return c;
+  };
+  const page = async (cursor) => {
+    const r = await call("GET", "/detections?recognized=true&reviewed=false&limit=50" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+    for (const d of r.items) { const c = card(d); cards.push(c); list.append(c.el); }
+    if (!cards.length) list.replaceWith(h("p", { id: "review-empty" }, "Nothing to review: every recent recognition has been reviewed."));
+    if (sel < 0) select(0);
+    more.hidden = !r.next_cursor; more.dataset.cursor = r.next_cursor || "";
+  };
+  more.addEventListener("click", () => page(more.dataset.cursor).catch((e) => more.after(h("p", { class: "error", role: "alert" }, explain(e)))));
+  onKey((e) => {
+    const c = cards[sel];
+    if (!c) return;
+    const k = e.key;
+    if (k === "j" || k === "ArrowDown") select(sel + 1);
+    else if (k === "k" || k === "ArrowUp") select(sel - 1);
+    else if (k === "o") location.hash = "#/appearance/" + c.d.id;
+    else if (k === "c" && state.admin && !c.review) act(c, "confirm");
+    else if (k === "r" && state.admin && !c.review) act(c, "reject");
+    else if (k === "u" && state.admin) {
+      const target = c.review ? c : acted[acted.length - 1];
+      if (target) act(target, "undo");
+    } else return;
+    e.preventDefault();
+  });
+  await Promise.all([loadPersons().catch(() => {}), loadCameras().catch(() => {})]);
+  await page();
+}
+
+// ---- unknown faces: identities of faces that match nobody, to name or merge --------------------
+
+// An unknown identity's card: best face, appearances, when and where; for admins, the forms that name
+// it (a new person), merge it into a person, or merge it with another unknown identity.
+function unknownCard(u, persons, onMerged) {
+  const img = h("img", { alt: "Best face of unknown #" + u.id });
+  if (u.best_face_url) picture(apiPath(u.best_face_url)).then((x) => x && (img.src = x));
+  const done = h("p", { class: "ok", role: "status" });
+  const named = u.named_person_id != null;
+  const forms = [];
+  const send = (form, path, body, after) => async (ev) => {
+    ev.preventDefault();
+    try { after(await call("POST", path, body())); } catch (e) { showFormError(form, e); }
+  };
+  if (state.admin && !named) {
+    const nameForm = h("form", { class: "name-form", "aria-label": "Name unknown #" + u.id },
+      field("Name (a new person)", "name", { required: true }), h("p", { class: "error form-error", role: "alert" }), h("button", { type: "submit" }, "Name"));
+    const personForm = h("form", { class: "merge-person-form", "aria-label": "Merge unknown #" + u.id + " into a person" },
+      h("label", { for: "mp-" + u.id }, "Merge into person"),
+      h("select", { id: "mp-" + u.id, name: "person_id", required: true }, h("option", { value: "" }, "choose…"), persons.map((p) => h("option", { value: p.id }, p.name))),
+      h("p", { class: "error form-error", role: "alert" }), h("button", { type: "submit", class: "secondary" }, "Merge into person"));
+    const unknownForm = h("form", { class: "merge-unknown-form", "aria-label": "Merge unknown #" + u.id + " with another unknown face" },
+      h("label", { for: "mu-" + u.id }, "Same as unknown #"), h("input", { id: "mu-" + u.id, name: "into", type: "number", min: "1", step: "1", required: true }),
+      h("p", { class: "error form-error", role: "alert" }), h("button", { type: "submit", class: "secondary" }, "Merge"));
+    const namedAs = async (r) => {
+      await loadPersons().catch(() => {});
+      forms.forEach((f) => f.remove());
+      done.replaceChildren(`Named `, h("a", { href: "#/person/" + r.person_id }, personName(r.person_id)), `: ${r.enrolled.length} face(s) enrolled` +
+        (r.skipped && r.skipped.length ? `, ${r.skipped.length} left out (not good enough).` : "."));
+    };
+    nameForm.addEventListener("submit", send(nameForm, `/unknowns/${u.id}/name`, () => ({ name: nameForm.elements.name.value.trim() }), namedAs));
+    personForm.addEventListener("submit", send(personForm, `/unknowns/${u.id}/name`, () => ({ person_id: Number(personForm.elements.person_id.value) }), namedAs));
+    unknownForm.addEventListener("submit", send(unknownForm, `/unknowns/${u.id}/merge`, () => ({ into: Number(unknownForm.elements.into.value) }), (r) => onMerged(u, r)));
+    forms.push(nameForm, personForm, unknownForm);
+  }
+  const first = u.first_seen_at ?? u.first_seen, last = u.last_seen_at ?? u.last_seen;
+  return h("article", { class: "tile unknown-card", "data-unknown": u.id },
+    h("a", { href: "#/unknown/" + u.id, "aria-label": "Unknown #" + u.id + ": its appearances" }, h("div", { class: "pic" }, u.best_face_url ? img : "no face kept")),
+    h("div", { class: "meta" },
+      h("strong", {}, h("a", { href: "#/unknown/" + u.id }, "Unknown #" + u.id)), " · " + plural(u.appearances ?? 0, "appearance"),
+      h("div", { class: "muted" }, `First seen ${when(first)} · last seen ${when(last)}`),
+      h("div", { class: "muted" }, "On " + ((u.cameras || []).length ? u.cameras.map(cameraName).join(", ") : "no camera left")),
+      named ? h("p", {}, "Named: ", h("a", { href: "#/person/" + u.named_person_id }, personName(u.named_person_id))) : null,
+      done, forms));
+}
+
+async function unknowns(view) {
+  const [persons] = await Promise.all([loadPersons().catch(() => []), loadCameras().catch(() => {})]);
+  const grid = h("div", { id: "unknowns-list", class: "wall" });
+  const status = h("p", { id: "unknowns-status", class: "ok", role: "status" });
+  const more = h("button", { type: "button", class: "secondary", hidden: true }, "More");
+  view.append(h("section", { id: "unknowns" }, h("h2", {}, "Unknown faces"),
+    h("p", {}, "Faces that match nobody, grouped into identities across cameras and days, the newest first." +
+      (state.admin ? " Name one to enrol its faces as a new person, merge it into a person, or merge two that are the same face." : "")),
+    status, grid, more));
+  const page = async (before) => {
+    const r = await call("GET", "/unknowns?limit=50" + (before ? "&before=" + encodeURIComponent(before) : ""));
+    if (!before && !r.items.length) grid.replaceChildren(h("p", { id: "unknowns-empty" }, "No unknown faces: every face seen so far matched someone, or none has been grouped yet."));
+    grid.append(...r.items.map((u) => unknownCard(u, persons, merged)));
+    more.hidden = r.next_before == null; more.dataset.before = r.next_before ?? "";
+  };
+  const merged = (u, r) => {
+    status.replaceChildren(`Unknown #${u.id} merged into `, h("a", { href: "#/unknown/" + r.id }, "unknown #" + r.id), ".");
+    grid.replaceChildren();
+    page().catch((e) => grid.replaceChildren(h("p", { class: "error", role: "alert" }, explain(e))));
+  };
+  more.addEventListener("click", () => page(more.dataset.before).catch((e) => more.after(h("p", { class: "error", role: "alert" }, explain(e)))));
+  await page();
+}
+
+async function unknownPage(view, id) {
+  const [u, persons] = await Promise.all([call("GET", "/unknowns/" + id), loadPersons().catch(() => []), loadCameras().catch(() => {})]);
+  const rows = h("tbody");
+  const more = h("button", { type: "button", class: "secondary", hidden: true }, "More");
+  const q = (cursor) => `unknown_id=${id}&limit=50` + (cursor ? "&cursor=" + encodeURIComponent(cursor) : "");
+  more.addEventListener("click", () => appearanceList(q(more.dataset.cursor), rows, more));
+  view.append(h("section", { id: "unknown" }, h("h2", {}, "Unknown face #" + u.id),
+    h("div", { class: "wall" }, unknownCard(u, persons, (_, r) => { location.hash = "#/unknown/" + r.id; }))),
+    h("section", {}, h("h2", {}, "Its appearances"), h("table", { id: "unknown-appearances" }, rows), more));
+  await appearanceList(q(), rows, more);
+}
+
+// ---- a person's timeline: their appearances by day, across cameras ----------------------------
+
+async function personPage(view, id) {
+  const [p] = await Promise.all([call("GET", "/persons/" + id), loadCameras().catch(() => {})]);
+  state.persons.set(p.id, p.name);
+  const groupsShown = h("span", { id: "person-groups-shown" }, (p.groups || []).join(", ") || "none");
+  const summary = h("tbody");
+  const days = h("div", { id: "timeline-days" });
+  const more = h("button", { type: "button", class: "secondary", hidden: true }, "More");
+  let form = null;
+  if (state.admin) {
+    form = h("form", { id: "person-groups", "aria-label": "Groups of " + p.name },
+      field("Groups (separated by commas)", "groups", { value: (p.groups || []).join(", "), placeholder: "staff, vip" }),
+      h("p", { class: "error form-error", role: "alert" }), h("p", { class: "ok form-ok", role: "status" }),
+      h("button", { type: "submit" }, "Save groups"));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      $(".form-ok", form).textContent = "";
+      try {
+        const r = await call("PATCH", "/persons/" + id, { groups: csv(form.elements.groups.value) });
+        const groups = r.groups || csv(form.elements.groups.value);
+        groupsShown.textContent = groups.join(", ") || "none";
+        form.elements.groups.value = groups.join(", ");
+        clearFormError(form);
+        $(".form-ok", form).textContent = "Groups saved.";
+      } catch (e) { showFormError(form, e); }
+    });
+  }
+  view.append(h("section", { id: "person" }, h("h2", {}, p.name),
+    h("p", {}, `${plural(p.faces ?? 0, "enrolled face")} · enrolled ${when(p.created_at)}`),
+    h("p", {}, "Groups: ", groupsShown), form),
+    h("section", {}, h("h2", {}, "By camera"), h("table", { id: "timeline-cameras" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Camera"), h("th", {}, "Appearances"), h("th", {}, "Last seen"))), summary)),
+    h("section", { id: "timeline" }, h("h2", {}, "Timeline"), days, more));
+
+  const items = [];
+  const thumbs = new Map(); // detection id → its thumbnail, fetched once
+  const thumb = (d) => {
+    if (!thumbs.has(d.id)) {
+      const img = h("img", { class: "thumb", alt: "Face of " + p.name + " on " + cameraName(d.camera_id) });
+      if (d.snapshot_path) picture(`/detections/${d.id}/snapshot.jpg?kind=face`).then((u) => u && (img.src = u));
+      thumbs.set(d.id, img);
+    }
+    return thumbs.get(d.id);
+  };
+  const time = (iso) => new Date(iso).toLocaleTimeString();
+  const at = (iso) => Date.parse(iso);
+  const render = () => {
+    const byDay = new Map();
+    const byCamera = new Map();
+    for (const d of [...items].sort((a, b) => at(b.detected_at) - at(a.detected_at))) {
+      const day = new Date(d.detected_at).toLocaleDateString(undefined, { weekday: "long", year: "numeric", month: "long", day: "numeric" });
+      if (!byDay.has(day)) byDay.set(day, []);
+      byDay.get(day).push(d);
+      const c = byCamera.get(d.camera_id) || { n: 0, last: null };
+      const seen = d.last_seen_at || d.detected_at;
+      c.n += 1; if (!c.last || at(seen) > at(c.last)) c.last = seen;
+      byCamera.set(d.camera_id, c);
+    }
+    if (!items.length) { days.replaceChildren(h("p", { id: "timeline-empty" }, `No appearance of ${p.name} is stored.`)); summary.replaceChildren(); return; }
+    days.replaceChildren(...[...byDay].map(([day, ds]) => h("div", { class: "timeline-day" }, h("h3", {}, day),
+      h("ol", {}, ds.map((d) => h("li", { class: "timeline-entry", "data-detection": d.id, "data-camera": cameraName(d.camera_id) },
+        thumb(d),
+        h("div", {}, h("strong", {}, time(d.detected_at) + " – " + (d.last_seen_at ? time(d.last_seen_at) : "ongoing")),
+          h("div", {}, `${cameraName(d.camera_id)} · score ${pct(d.best_score ?? d.score)}` + (d.review ? ` · ${d.review}` : "")),
+          h("a", { href: "#/appearance/" + d.id, "aria-label": `Open the appearance at ${time(d.detected_at)} on ${cameraName(d.camera_id)}` }, "Open"))))))));
+    summary.replaceChildren(...[...byCamera].sort((a, b) => at(b[1].last) - at(a[1].last)).map(([cam, c]) => h("tr", { "data-camera": cameraName(cam) },
+      h("td", {}, cam != null ? h("a", { href: "#/camera/" + cam }, cameraName(cam)) : cameraName(cam)),
+      h("td", {}, String(c.n)), h("td", {}, when(c.last)))));
+  };
+  const page = async (cursor) => {
+    const r = await call("GET", `/detections?person_id=${id}&limit=100` + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+    items.push(...r.items);
+    more.hidden = !r.next_cursor; more.dataset.cursor = r.next_cursor || "";
+    render();
+  };
+  more.addEventListener("click", () => page(more.dataset.cursor).catch((e) => more.after(h("p", { class: "error", role: "alert" }, explain(e)))));
+  await page();
+}
+
+// ---- alert rules: who, where and when makes an alert, and where it goes -----------------------
+
+const DAYS = [["mon", "Mon"], ["tue", "Tue"], ["wed", "Wed"], ["thu", "Thu"], ["fri", "Fri"], ["sat", "Sat"], ["sun", "Sun"]];
+const OUTPUTS = [["events", "Live events (the event stream and these alerts)"], ["webhooks", "Webhooks"], ["mqtt", "MQTT"]];
+const dayName = (d) => (DAYS.find(([v]) => v === d) || [d, d])[1];
+
+function describeWho(r) {
+  if (r.who === "anyone") return "anyone";
+  if (r.who === "unknown") {
+    return "unknown faces" + ((r.unknown_ids || []).length ? " #" + r.unknown_ids.join(", #") : "") + (r.min_days > 1 ? `, seen on ${r.min_days} days or more` : "");
+  }
+  const who = [...(r.person_ids || []).map(personName), ...(r.groups || []).map((g) => "group " + g)];
+  return "known: " + (who.length ? who.join(", ") : "anyone recognised") + (r.min_score != null ? `, score ≥ ${r.min_score}` : "");
+}
+
+function describeWindows(ws) {
+  if (!ws || !ws.length) return "always";
+  return ws.map((w) => ((w.days || []).length && w.days.length < 7 ? w.days.map(dayName).join(" ") : "every day") +
+    ` ${w.start}–${w.end}` + (w.end < w.start ? " (overnight)" : "")).join("; ");
+}
+
+function windowRow(w = {}) {
+  const n = Math.random().toString(36).slice(2, 7);
+  const row = h("fieldset", { class: "window-row" }, h("legend", {}, "Window"),
+    h("div", { class: "days" }, DAYS.map(([v, label]) => h("label", { class: "inline" },
+      h("input", { type: "checkbox", class: "win-day", value: v, checked: (w.days || []).includes(v) }), " " + label))),
+    h("label", { for: "ws-" + n }, "From"), h("input", { id: "ws-" + n, class: "win-start", type: "time", step: "60", required: true, value: w.start || "00:00" }),
+    h("label", { for: "we-" + n }, "To (its last minute)"), h("input", { id: "we-" + n, class: "win-end", type: "time", step: "60", required: true, value: w.end || "23:59" }),
+    h("p", {}, h("button", { type: "button", class: "secondary remove-window", onclick: () => { const list = row.parentNode; row.remove(); numberWindows(list); } }, "Remove this window")));
+  return row;
+}
+
+function numberWindows(list) {
+  list.querySelectorAll(".window-row > legend").forEach((l, i) => (l.textContent = "Window " + (i + 1)));
+}
+
+function ruleForm(persons, cams, rule, done) {
+  const multi = (id, name, options, chosen) => h("select", { id, name, multiple: true, size: String(Math.min(6, Math.max(3, options.length))), "aria-describedby": id + "-e" },
+    options.map(([v, label]) => h("option", { value: v, selected: chosen.includes(v) }, label)));
+  const slot = (name, id) => h("span", { class: "field-error", id: id ? id + "-e" : null, "data-error-for": name, role: "alert" });
+  const r = rule || {};
+  const windows = h("div", { class: "window-list" }, (r.windows || []).map((w) => windowRow(w)));
+  const whoSelect = h("select", { id: "rule-who", name: "who" },
+    [["known", "Known: recognised persons"], ["unknown", "Unknown faces"], ["anyone", "Anyone"]].map(([v, label]) => h("option", { value: v, selected: (r.who || "known") === v }, label)));
+  const known = h("fieldset", { class: "who-known" }, h("legend", {}, "Which known persons (none chosen: any)"),
+    h("label", { for: "rule-persons" }, "Persons"), multi("rule-persons", "person_ids", persons.map((p) => [String(p.id), p.name]), (r.person_ids || []).map(String)), slot("person_ids", "rule-persons"),
+    field("Or in one of these groups (separated by commas)", "groups", { value: (r.groups || []).join(", ") }),
+    field("Minimum score (empty: the engine's match threshold)", "min_score", { type: "number", min: "-1", max: "1", step: "0.01", value: r.min_score ?? "" }));
+  const unknown = h("fieldset", { class: "who-unknown" }, h("legend", {}, "Which unknown faces"),
+    field("Unknown face numbers (separated by commas; empty: any)", "unknown_ids", { value: (r.unknown_ids || []).join(", ") }),
+    field("Seen on at least this many different days", "min_days", { type: "number", min: "1", max: "366", step: "1", value: r.min_days ?? 1 }));
+  const form = h("form", { id: "rule-form", "aria-label": rule ? "Edit rule " + rule.name : "Add a rule" },
+    h("h2", {}, rule ? "Edit rule " + rule.name : "Add a rule"),
+    field("Name", "name", { required: true, value: r.name || "" }),
+    h("label", {}, h("input", { type: "checkbox", name: "enabled", checked: r.enabled ?? true }), " Enabled"),
+    h("label", { for: "rule-who" }, "Who"), whoSelect,
+    known, unknown,
+    h("label", { for: "rule-cameras" }, "Cameras (none chosen: every camera)"),
+    multi("rule-cameras", "camera_ids", cams.map((c) => [String(c.id), c.name]), (r.camera_ids || []).map(String)), slot("camera_ids", "rule-cameras"),
+    h("fieldset", { id: "rule-windows" }, h("legend", {}, "When (site time; no window: always)"),
+      h("p", { class: "muted" }, "No day ticked: every day. A window whose end comes before its start runs overnight."),
+      windows, slot("windows"),
+      h("button", { type: "button", class: "secondary", id: "add-window", onclick: () => { windows.append(windowRow()); numberWindows(windows); } }, "Add a window")),
+    h("fieldset", { id: "rule-outputs" }, h("legend", {}, "Send to"),
+      OUTPUTS.map(([v, label]) => h("label", { class: "inline" }, h("input", { type: "checkbox", name: "outputs", value: v, checked: (r.outputs || OUTPUTS.map((o) => o[0])).includes(v) }), " " + label)),
+      slot("outputs")),
+    h("p", { class: "error form-error", role: "alert" }),
+    h("div", { class: "row-actions" }, h("button", { type: "submit" }, "Save"),
+      h("button", { type: "button", class: "secondary", onclick: () => done(null) }, "Cancel")));
+  numberWindows(windows);
+  const showWho = () => { known.hidden = whoSelect.value !== "known"; unknown.hidden = whoSelect.value !== "unknown"; };
+  whoSelect.addEventListener("change", showWho);
+  showWho();
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const el = form.elements;
+    const chosen = (sel) => [...sel.selectedOptions].map((o) => Number(o.value));
+    const spec = {
+      name: el.name.value.trim(), enabled: el.enabled.checked, who: whoSelect.value,
+      camera_ids: chosen(el.camera_ids),
+      windows: [...windows.querySelectorAll(".window-row")].map((row) => ({
+        days: [...row.querySelectorAll(".win-day:checked")].map((c) => c.value),
+        start: $(".win-start", row).value.slice(0, 5), end: $(".win-end", row).value.slice(0, 5),
+      })),
+      outputs: [...form.querySelectorAll("input[name=outputs]:checked")].map((c) => c.value),
+    };
+    if (spec.who === "known") {
+      Object.assign(spec, { person_ids: chosen(el.person_ids), groups: csv(el.groups.value), min_score: el.min_score.value === "" ? null : Number(el.min_score.value) });
+    } else if (spec.who === "unknown") {
+      spec.unknown_ids = csv(el.unknown_ids.value).map(Number);
+      spec.min_days = Number(el.min_days.value || 1);
+      if (!spec.unknown_ids.every((n) => Number.isInteger(n) && n > 0)) {
+        showFormError(form, { code: "invalid_rule", message: "unknown_ids: whole numbers separated by commas, such as 12, 40" });
+        return;
+      }
+    }
+    try {
+      const saved = await call(rule ? "PUT" : "POST", rule ? "/alert-rules/" + rule.id : "/alert-rules", spec);
+      done(saved);
+    } catch (e) { showFormError(form, e); }
+  });
+  return form;
+}
+
+async function rules(view) {
+  const [persons, cams] = await Promise.all([loadPersons().catch(() => []), loadCameras().catch(() => [])]);
+  const rows = h("tbody");
+  const zone = h("p", { id: "rules-timezone", class: "muted" });
+  const status = h("p", { id: "rules-status", class: "ok", role: "status" });
+  const failed = h("p", { class: "error", role: "alert" });
+  const editor = h("div");
+  view.append(h("section", { id: "rules" }, h("h2", {}, "Alert rules"),
+    h("p", {}, "Which appearances raise an alert (who, on which cameras, when) and where it goes."), zone, status, failed,
+    h("table", { id: "rules-table" }, h("thead", {}, h("tr", {}, ["Name", "State", "Who", "Cameras", "When", "Sent to", "Source", ""].map((t) => h("th", {}, t)))), rows)),
+  editor);
+  const edit = (rule) => {
+    fill(editor, write(ruleForm(persons, cams, rule, (saved) => {
+      if (saved) status.textContent = `Rule ${saved.name} saved.`;
+      edit(null);
+      refresh();
+    })));
+    if (rule) { editor.scrollIntoView({ block: "start" }); $("#rule-form input[name=name]").focus(); }
+  };
+  const refresh = async () => {
+    const r = await call("GET", "/alert-rules");
+    zone.textContent = "Times are the site's time" + (r.timezone ? ": " + r.timezone + "." : ".");
+    if (!r.items.length) { rows.replaceChildren(h("tr", {}, h("td", { colspan: "8", id: "rules-empty" }, "No alert rules yet."))); return; }
+    rows.replaceChildren(...r.items.map((rule) => h("tr", { "data-rule": rule.name },
+      h("td", {}, rule.name),
+      h("td", { class: "rule-state" }, rule.enabled ? "enabled" : "disabled"),
+      h("td", {}, describeWho(rule)),
+      h("td", {}, (rule.camera_ids || []).length ? rule.camera_ids.map(cameraName).join(", ") : "every camera"),
+      h("td", {}, describeWindows(rule.windows)),
+      h("td", {}, (rule.outputs || []).join(", ")),
+      h("td", {}, rule.source === "config" ? "config file (read-only)" : "API", rule.updated_by ? h("div", { class: "muted" }, `by ${rule.updated_by}, ${when(rule.updated_at)}`) : null),
+      h("td", { class: "row-actions" }, rule.source === "api" && rule.id != null ? [
+        write(h("button", { type: "button", class: "secondary write", "aria-label": "Edit rule " + rule.name, onclick: () => edit(rule) }, "Edit")),
+        write(h("button", { type: "button", class: "danger write", "aria-label": "Delete rule " + rule.name, onclick: async () => {
+          if (!confirm(`Delete the rule ${rule.name}?`)) return;
+          failed.textContent = status.textContent = "";
+          try { await call("DELETE", "/alert-rules/" + rule.id); status.textContent = `Rule ${rule.name} deleted.`; } catch (e) { failed.textContent = explain(e); }
+          refresh();
+        } }, "Delete")),
+      ] : null))));
+  };
+  edit(null);
+  await refresh();
 }
 
 function identify(view) {
@@ -529,18 +976,25 @@ async function listen() {
   if (!abort.signal.aborted) setTimeout(listen, 3000);
 }
 
+// An event: who, where, when; the alert rules it matched; for an unknown face grouped into an
+// identity once its appearance ended ("grouped"), that identity and on how many days it was seen.
 function showAlert(e) {
   const hit = e.person_id != null;
+  const rules = Array.isArray(e.alerts) ? e.alerts.map((a) => a.name) : [];
   const name = e.person_name || (hit ? "person " + e.person_id : "unknown face");
-  const li = h("li", { class: hit ? "hit" : "" }, h("strong", {}, name), " on " + cameraName(e.camera_id),
+  const grouped = e.stage === "grouped" && e.unknown_id != null;
+  const li = h("li", { class: [hit ? "hit" : "", rules.length ? "alerted" : ""].join(" ").trim() }, h("strong", {}, name), " on " + cameraName(e.camera_id),
     h("div", { class: "muted" }, when(e.detected_at) + " · score " + pct(e.score)),
+    grouped ? h("div", {}, h("a", { href: "#/unknown/" + e.unknown_id }, "unknown #" + e.unknown_id),
+      e.unknown_days != null ? ` seen on ${e.unknown_days} day(s)` : "") : null,
+    rules.length ? h("div", { class: "rule-names" }, (rules.length > 1 ? "Rules: " : "Rule: ") + rules.join(", ")) : null,
     e.id ? h("a", { href: "#/appearance/" + e.id }, "Open") : null);
   $("#alert-list").prepend(li);
   while ($("#alert-list").children.length > 100) $("#alert-list").lastChild.remove();
-  if (!hit) return;
+  if (!hit && !rules.length) return;
   if ($("#alert-sound").checked) beep();
   if ($("#alert-notify").checked && "Notification" in window && Notification.permission === "granted") {
-    new Notification("Panoptes: " + name, { body: cameraName(e.camera_id) });
+    new Notification("Panoptes: " + (rules.length ? rules.join(", ") : name), { body: name + " on " + cameraName(e.camera_id) });
   }
 }
 
@@ -596,7 +1050,10 @@ function signOut(why) {
   $("#key").value = ""; $("#key").focus();
 }
 
-const ROUTES = { wall, cameras, people, appearances, identify, search, admin, camera: cameraPage, appearance };
+const ROUTES = {
+  wall, cameras, people, appearances, review, unknowns, rules, identify, search, admin,
+  camera: cameraPage, appearance, person: personPage, unknown: unknownPage,
+};
 
 async function route() {
   if (!state.signedIn) return;

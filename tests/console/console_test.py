@@ -2,7 +2,10 @@
 with the demo camera showing Obama: before sign-in only the sign-in form shows; sign in; the live tile shows the demo camera; a webcam capture
 (Chromium's fake camera) and a non-photo refused in words; enroll Obama through the form; an alert appears in the live panel; open the appearance and its snapshot; add then
 delete a camera; a bad photo shows its reason; search by a photo, then by an appearance's own face,
-and a non-photo refused; a viewer key sees no write buttons. Screenshots go to
+and a non-photo refused; the review queue confirms a recognition from the keyboard and undoes it; an
+alert rule is made (its name then comes with the live alerts), disabled and deleted; Obama's timeline
+shows the demo camera and takes his groups; the unknown faces page opens; a viewer key sees no write
+buttons (no Confirm in the review queue, no rule form). Screenshots go to
 the artifacts folder. Run by tests/console.rs.
 
 usage: console_test.py BASE_URL ADMIN_KEY VIEWER_KEY PHOTOS_DIR ARTIFACTS_DIR
@@ -14,9 +17,10 @@ import time
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 base, admin_key, viewer_key, photos, artifacts = sys.argv[1:]
 os.makedirs(artifacts, exist_ok=True)
@@ -59,6 +63,11 @@ def sign_in(key):
 
 def go(section):
     driver.find_element(By.CSS_SELECTOR, f'nav a[href="#/{section}"]').click()
+
+
+def press(keys):
+    """Types keys as an operator would, into the page (not into a field)."""
+    ActionChains(driver).send_keys(keys).perform()
 
 
 try:
@@ -208,6 +217,98 @@ try:
     shot("phone")
     driver.set_window_size(1280, 900)
 
+    # The review queue: Obama's recognised appearances, newest first, the first one selected. "c"
+    # confirms the selected one (the selection moves on) and "u" undoes it. An appearance still going
+    # on may be judged again meanwhile, or its face be unfit to enrol: then the next one ("j").
+    go("review")
+    find("#review-list .review-card.selected")
+    text_in("#review-keys", "confirm")
+    confirmed = None
+    for attempt in range(4):
+        detection = find("#review-list .review-card.selected").get_attribute("data-detection")
+        card = f'#review-list .review-card[data-detection="{detection}"]'
+        press("c")
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, card).get_attribute("data-review") == "confirmed"
+                   or d.find_element(By.CSS_SELECTOR, card + " .card-error").text)
+        if driver.find_element(By.CSS_SELECTOR, card).get_attribute("data-review") == "confirmed":
+            confirmed = card
+            break
+        print("review queue: appearance", detection, "refused:", driver.find_element(By.CSS_SELECTOR, card + " .card-error").text)
+        press("j")
+    assert confirmed, "no appearance in the review queue could be confirmed"
+    text_in(confirmed + " .outcome", "Confirmed as Barack Obama")
+    # The selection moved on to the next card (unless it was the last).
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, confirmed).get_attribute("aria-current") is None
+               or d.find_elements(By.CSS_SELECTOR, "#review-list .review-card")[-1].get_attribute("data-detection") == detection)
+    shot("review-queue")
+    press("u")
+    text_in(confirmed + " .outcome", "Undone")
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, confirmed).get_attribute("data-review") == "")
+    assert driver.find_element(By.CSS_SELECTOR, confirmed + " button.confirm").is_displayed(), "no Confirm after the undo"
+
+    # The rules editor: a rule for Obama on the demo camera, all day every day (no day ticked); his
+    # live alerts then name it. Edited to disabled, then deleted.
+    go("rules")
+    text_in("#rules-timezone", "site's time")
+    form = find("#rule-form")
+    form.find_element(By.NAME, "name").send_keys("Obama at the demo camera")
+    Select(find("#rule-who")).select_by_value("known")
+    Select(find("#rule-persons")).select_by_visible_text("Barack Obama")
+    Select(find("#rule-cameras")).select_by_visible_text("demo")
+    find("#add-window").click()
+    row = find("#rule-windows .window-row")
+    driver.execute_script("arguments[0].value = '00:00'; arguments[1].value = '23:59';",
+                          row.find_element(By.CSS_SELECTOR, ".win-start"), row.find_element(By.CSS_SELECTOR, ".win-end"))
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    rule = 'tr[data-rule="Obama at the demo camera"]'
+    text_in(rule, "enabled")
+    text_in(rule, "Barack Obama")
+    text_in(rule, "demo")
+    text_in(rule, "every day 00:00–23:59")
+    text_in("#alert-list", "Obama at the demo camera")
+    find(f'{rule} button[aria-label="Edit rule Obama at the demo camera"]').click()
+    text_in("#rule-form h2", "Edit rule Obama at the demo camera")
+    chosen = [o.text for o in Select(find("#rule-persons")).all_selected_options]
+    assert chosen == ["Barack Obama"], f"the rule's persons in its form: {chosen}"
+    enabled = find("#rule-form input[name=enabled]")
+    assert enabled.is_selected(), "the rule shows disabled in its form"
+    enabled.click()
+    find("#rule-form button[type=submit]").click()
+    text_in(rule + " .rule-state", "disabled")
+    driver.execute_script("document.querySelector('#rules-table').scrollIntoView()")
+    shot("rules")
+    find(f'{rule} button[aria-label="Delete rule Obama at the demo camera"]').click()
+    driver.switch_to.alert.accept()
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, rule))
+
+    # A person's timeline, from the People table: Obama's appearances by day, on the demo camera;
+    # his groups are set there.
+    go("people")
+    find('tr[data-person="Barack Obama"] a[href^="#/person/"]').click()
+    text_in("#person h2", "Barack Obama")
+    find('#timeline .timeline-entry[data-camera="demo"]')
+    text_in('#timeline-cameras tr[data-camera="demo"]', "demo")
+    groups = find("#person-groups input[name=groups]")
+    groups.clear()
+    groups.send_keys("staff, vip")
+    find("#person-groups button[type=submit]").click()
+    text_in("#person-groups .form-ok", "saved")
+    text_in("#person-groups-shown", "staff, vip")
+    shot("timeline")
+
+    # Unknown faces: identities to name, or, when the engine has grouped none, a word saying so.
+    go("unknowns")
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#unknowns-list .unknown-card, #unknowns-empty"))
+    shot("unknowns")
+    cards = driver.find_elements(By.CSS_SELECTOR, "#unknowns-list .unknown-card")
+    if cards:
+        assert "appearance" in cards[0].text, cards[0].text
+        cards[0].find_element(By.CSS_SELECTOR, ".meta strong a").click()
+        text_in("#unknown h2", "Unknown face #")
+        find("#unknown-appearances")
+    else:
+        text_in("#unknowns-empty", "No unknown faces")
+
     # Sign out; a viewer key sees everything and no write control.
     find("#signout").click()
     sign_in(viewer_key)
@@ -219,6 +320,19 @@ try:
         writes = driver.find_elements(By.CSS_SELECTOR, "#view .write, #view form.camera-form, #view #enroll")
         assert not writes, f"a viewer sees {len(writes)} write controls on {section}"
         assert "null" not in driver.find_element(By.ID, "view").text.split(), f"'null' shown on {section}"
+    # The review queue without Confirm or Reject (nor their keys), the rules without their form.
+    go("review")
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#review-list .review-card, #review-empty"))
+    press("c")
+    time.sleep(1)
+    confirms = driver.find_elements(By.XPATH, "//div[@id='view']//button[normalize-space()='Confirm' or normalize-space()='Reject']")
+    assert not confirms, f"a viewer sees {len(confirms)} Confirm or Reject buttons in the review queue"
+    assert not driver.find_elements(By.CSS_SELECTOR, '#review-list .review-card[data-review="confirmed"]'), "a viewer's key confirmed"
+    go("rules")
+    find("#rules-table tbody tr")
+    time.sleep(1)
+    saves = driver.find_elements(By.XPATH, "//div[@id='view']//button[normalize-space()='Save']")
+    assert not saves and not driver.find_elements(By.ID, "rule-form"), "a viewer sees the rule form"
     admin_links = [a for a in driver.find_elements(By.CSS_SELECTOR, "nav a.admin-only") if a.is_displayed()]
     assert not admin_links, "a viewer sees the Admin section"
     shot("viewer")

@@ -1,5 +1,5 @@
-//! The audit trail: who changed the engine's judgement (confirmed, rejected or undid), or searched
-//! by face, and when.
+//! The audit trail: who changed the engine's judgement (confirmed, rejected or undid, named or
+//! merged unknown identities), searched by face, or changed alert rules, and when.
 //! Entries are written in the transaction of the change they record, so one never stands without the
 //! other.
 
@@ -15,7 +15,8 @@ pub struct AuditEntry {
     pub at: DateTime<Utc>,
     /// Who: an API key's name (`key:<name>`), or the client's address on an open API.
     pub actor: String,
-    /// What: `confirm`, `reject`, `undo_confirm`, `undo_reject`, `search`.
+    /// What: `confirm`, `reject`, `undo_confirm`, `undo_reject`, `search`, `name_unknown`,
+    /// `merge_unknown`, `create_alert_rule`, `update_alert_rule`, `delete_alert_rule`.
     pub action: String,
     /// On what: `detection:<id>`.
     pub target: String,
