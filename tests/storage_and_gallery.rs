@@ -31,6 +31,7 @@ async fn migrations_are_versioned_and_idempotent() {
     assert_eq!(
         tables,
         [
+            "alert_rules",
             "api_keys",
             "appearance_faces",
             "audit_log",
