@@ -81,6 +81,21 @@ fi
 # selenium drives Debian's chromium for the console's tests (tests/console.rs); hadolint,
 # kubernetes-validate and the Compose Specification's JSON schema (shipped inside the
 # docker-compose 1.29.2 wheel, taken out of it, not installed) check deploy/ (deploy/check.sh).
+# The walk-through at 1080p (a camera's main stream, 4 Mbit/s, 2 s GOP) and its 640×360 rendition
+# (its substream): `engine/benches/decode.rs` measures what reading each costs (issue 25).
+if [ ! -s .local/demo/walkthrough-1080p.h264 ]; then
+  ffmpeg -v error -y -r 10 -i .local/demo/walkthrough.h264 -vf "scale=1920:1080:flags=lanczos" \
+    -c:v libx264 -profile:v main -bf 2 -g 20 -b:v 4000k -maxrate 4000k -bufsize 4000k -pix_fmt yuv420p \
+    .local/demo/walkthrough-1080p.tmp.h264
+  mv .local/demo/walkthrough-1080p.tmp.h264 .local/demo/walkthrough-1080p.h264
+fi
+if [ ! -s .local/demo/walkthrough-360p.h264 ]; then
+  ffmpeg -v error -y -r 10 -i .local/demo/walkthrough-1080p.h264 -vf "scale=640:360:flags=area" \
+    -c:v libx264 -profile:v main -bf 2 -g 20 -b:v 500k -maxrate 500k -bufsize 500k -pix_fmt yuv420p \
+    .local/demo/walkthrough-360p.tmp.h264
+  mv .local/demo/walkthrough-360p.tmp.h264 .local/demo/walkthrough-360p.h264
+fi
+
 TEST_VENV=.local/venv-test
 if [ ! -f "$TEST_VENV/.ready-4" ]; then
   python3 -m venv "$TEST_VENV"

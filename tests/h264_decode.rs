@@ -83,6 +83,48 @@ fn only_wanted_pictures_are_copied_out() {
     }
 }
 
+/// A main stream read for its keyframes only (issue 25): B-frames and a 2 s GOP at 10 fps, 6 s. Each
+/// keyframe's picture leaves with it, whole and the same as in a full decode; the other units are not
+/// read; leaving the mode resumes at the next keyframe.
+#[test]
+fn keyframes_only_gives_each_keyframe_picture_at_once_and_reads_nothing_else() {
+    let path =
+        common::h264_clip(&common::photo("t1.jpg"), 6, &["-profile:v", "main", "-bf", "2", "-g", "20"], "keyonly");
+    let data = std::fs::read(&path).unwrap();
+    let aus = access_units(&data);
+    let keys: Vec<u64> = aus.iter().enumerate().filter(|(_, a)| a.is_keyframe).map(|(i, _)| i as u64).collect();
+    assert_eq!(keys, [0, 20, 40], "the clip's GOP");
+    let (full, _) = decode_all(DecoderBackend::Libav, &data);
+    for backend in BACKENDS {
+        let mut dec = decoder(backend);
+        dec.set_keyframes_only(true);
+        let mut pictures = Vec::new();
+        for (tag, au) in aus[..30].iter().enumerate() {
+            let out = dec.decode(&au.data, au.is_keyframe, tag as u64, &mut |_, _| true).unwrap();
+            assert_eq!(out.len(), usize::from(au.is_keyframe), "{backend:?} unit {tag}: {out:?}");
+            pictures.extend(out.into_iter().map(|p| (tag as u64, p)));
+        }
+        for (tag, p) in &pictures {
+            assert_eq!(p.tag, *tag, "{backend:?}: a keyframe's picture carries its unit's tag");
+            assert!(!p.damaged, "{backend:?}");
+            let reference = &full.iter().find(|(t, _)| t == tag).expect("in the full decode").1;
+            assert_eq!(p.frame.as_ref().unwrap().luma(), reference.luma(), "{backend:?} keyframe {tag}");
+        }
+        let stats = dec.stats();
+        assert_eq!((stats.frames, stats.skipped_non_key, stats.corrupt), (2, 28, 0), "{backend:?} {stats:?}");
+        // Back to every frame mid-GOP: nothing until the next keyframe (unit 40), then every picture.
+        dec.set_keyframes_only(false);
+        let mut after = Vec::new();
+        for (tag, au) in aus.iter().enumerate().skip(30) {
+            after.extend(dec.decode(&au.data, au.is_keyframe, tag as u64, &mut |_, _| true).unwrap());
+        }
+        after.extend(dec.flush(&mut |_, _| true).unwrap());
+        assert_eq!(dec.stats().skipped_before_keyframe, 10, "{backend:?} {:?}", dec.stats());
+        assert_eq!(after.len(), 20, "{backend:?}");
+        assert!(after.iter().all(|p| !p.damaged && p.frame.is_some()), "{backend:?}");
+    }
+}
+
 #[test]
 fn joining_mid_gop_skips_to_the_next_keyframe() {
     let path = common::h264_clip(&common::photo("obama.jpg"), 2, &["-profile:v", "baseline", "-g", "10"], "midgop");

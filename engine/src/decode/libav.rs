@@ -112,6 +112,10 @@ impl VideoDecoder for LibavDecoder {
                 return Err(self.corrupt(unit, e));
             }
         }
+        if self.gate.keyframes_only() {
+            // Nothing follows to push the keyframe's picture out of the reorder buffer: drain it now.
+            pictures.extend(self.flush(want)?);
+        }
         Ok(pictures)
     }
 
@@ -120,6 +124,10 @@ impl VideoDecoder for LibavDecoder {
         let pictures = self.drain(want)?;
         self.decoder.flush();
         Ok(pictures)
+    }
+
+    fn set_keyframes_only(&mut self, on: bool) {
+        self.gate.set_keyframes_only(on);
     }
 
     fn resync(&mut self) {

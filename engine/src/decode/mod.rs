@@ -83,6 +83,8 @@ pub struct DecodeStats {
     pub access_units: u64,
     pub frames: u64,
     pub skipped_before_keyframe: u64,
+    /// Access units not fed because the decoder was asked for keyframes only.
+    pub skipped_non_key: u64,
     pub corrupt: u64,
 }
 
@@ -121,6 +123,12 @@ pub trait VideoDecoder: Send {
     /// until the next keyframe.
     fn resync(&mut self);
 
+    /// Keyframes only: every other access unit is skipped unread, and each keyframe's picture leaves
+    /// the decoder with it (not after the pictures that would have followed, as with B-frames). About
+    /// one picture per GOP, for a stream only looked at now and then (a camera's main stream, where
+    /// the faces are found on its substream).
+    fn set_keyframes_only(&mut self, on: bool);
+
     fn stats(&self) -> DecodeStats;
 }
 
@@ -139,14 +147,32 @@ pub fn open(backend: DecoderBackend, codec: Codec) -> Result<Box<dyn VideoDecode
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct KeyframeGate {
     open: bool,
+    keyframes_only: bool,
 }
 
 impl KeyframeGate {
+    pub(crate) fn keyframes_only(&self) -> bool {
+        self.keyframes_only
+    }
+
+    /// Leaving keyframes-only waits for the next keyframe: the pictures between were never decoded,
+    /// so the ones after them could not be.
+    pub(crate) fn set_keyframes_only(&mut self, on: bool) {
+        if self.keyframes_only && !on {
+            self.open = false;
+        }
+        self.keyframes_only = on;
+    }
+
     /// Whether this access unit may be fed to the decoder.
     pub(crate) fn admit(&mut self, is_keyframe: bool, stats: &mut DecodeStats) -> bool {
         stats.access_units += 1;
         if !self.open && !is_keyframe {
             stats.skipped_before_keyframe += 1;
+            return false;
+        }
+        if self.keyframes_only && !is_keyframe {
+            stats.skipped_non_key += 1;
             return false;
         }
         self.open = true;

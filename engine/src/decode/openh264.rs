@@ -46,6 +46,14 @@ impl VideoDecoder for OpenH264Decoder {
                 let frame = if want(tag, luma(&yuv)) { Some(copy(&yuv)?) } else { None };
                 Ok(vec![DecodedPicture { tag, frame, damaged: false }])
             }
+            // Held for reordering: with keyframes only nothing follows to push it out.
+            Ok(None) if self.gate.keyframes_only() => {
+                let mut pictures = self.flush(want)?;
+                for p in &mut pictures {
+                    p.tag = tag;
+                }
+                Ok(pictures)
+            }
             Ok(None) => Ok(Vec::new()),
             Err(e) => {
                 self.stats.corrupt += 1;
@@ -65,6 +73,10 @@ impl VideoDecoder for OpenH264Decoder {
                 Ok(DecodedPicture { tag: u64::MAX, frame, damaged: false })
             })
             .collect()
+    }
+
+    fn set_keyframes_only(&mut self, on: bool) {
+        self.gate.set_keyframes_only(on);
     }
 
     fn resync(&mut self) {
