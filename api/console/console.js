@@ -402,7 +402,7 @@ async function appearance(view, id) {
   const d = await call("GET", "/detections/" + id);
   await loadPersons().catch(() => {});
   const face = h("img", { class: "thumb", id: "face-snapshot", alt: "Face of " + personName(d.person_id) });
-  const frame = h("img", { id: "frame-snapshot", alt: "Frame in which " + personName(d.person_id) + " was seen", style: "max-width:100%" });
+  const frame = h("img", { id: "frame-snapshot", alt: "Frame in which " + personName(d.person_id) + " was seen", class: "frame-snapshot" });
   view.append(h("section", {}, h("h2", {}, personName(d.person_id)),
     h("p", {}, `${cameraName(d.camera_id)} · ${when(d.detected_at)}` + (d.last_seen_at ? " to " + when(d.last_seen_at) : " (ongoing)")),
     h("p", {}, `Best score ${pct(d.best_score ?? d.score)} · ${d.frames} frame(s)`),
