@@ -961,6 +961,36 @@ async fn webhooks_deliver_events_and_retry_a_failing_receiver() {
     let got = bodies.lock().unwrap().clone();
     assert_eq!(got.len(), 2, "one failed attempt and one retry: {got:?}");
     assert_eq!((&got[1]["person_name"], &got[1]["camera_id"]), (&json!("Ada"), &json!(7)));
+
+    // With an alert rule in force the rules decide, `matches_only` no longer: an unknown face at the
+    // back door goes out (with the rule's name), Ada at camera 7 no more.
+    let rule: panoptes_engine::alerts::RuleSpec = serde_json::from_value(
+        json!({"name": "Stranger at the back door", "who": "unknown", "camera_ids": [8], "outputs": ["webhooks"]}),
+    )
+    .unwrap();
+    let rule = panoptes_engine::alerts::AlertRule {
+        id: Some(1),
+        source: panoptes_engine::alerts::RuleSource::Api,
+        spec: rule,
+        updated_at: None,
+        updated_by: None,
+    };
+    state.rules.replace(panoptes_engine::alerts::RuleBook::new(jiff::tz::TimeZone::UTC, "UTC".into(), vec![rule]));
+    let at = |camera, person_id| {
+        let bbox = panoptes_engine::geometry::BBox { x: 1.0, y: 2.0, width: 30.0, height: 30.0 };
+        panoptes_engine::storage::NewDetection::single(camera, chrono::Utc::now(), person_id, 0.8, 0.9, bbox)
+    };
+    state.events.send(at(7, Some(person.id)).into()).unwrap();
+    state.events.send(at(8, None).into()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while state.webhooks.stats().delivered < 2 {
+        assert!(std::time::Instant::now() < deadline, "not delivered: {:?}", state.webhooks.stats());
+        actix::clock::sleep(Duration::from_millis(100)).await;
+    }
+    let got = bodies.lock().unwrap().clone();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!((&got[2]["camera_id"], &got[2]["person_id"]), (&json!(8), &Value::Null), "{got:?}");
+    assert_eq!(got[2]["alerts"], json!([{"id": 1, "name": "Stranger at the back door"}]));
 }
 
 #[actix_web::test]
