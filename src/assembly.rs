@@ -426,9 +426,8 @@ fn spawn_rules_reload(store: Store, config: AlertsConfig, rules: SharedRules) ->
         let mut every = tokio::time::interval(Duration::from_secs(2));
         loop {
             every.tick().await;
-            match config.load(&store).await {
-                Ok(book) => rules.replace(book),
-                Err(e) => tracing::debug!(error = %e, "could not read the alert rules; the ones in force stay"),
+            if let Err(e) = rules.refresh(&config, &store).await {
+                tracing::debug!(error = %e, "could not read the alert rules; the ones in force stay");
             }
         }
     })

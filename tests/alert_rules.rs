@@ -7,7 +7,6 @@ mod common;
 
 use std::time::Duration;
 
-use actix_web::body::MessageBody;
 use actix_web::http::StatusCode;
 use actix_web::test;
 use common::operator_api::*;
@@ -121,19 +120,7 @@ async fn rules_decide_what_reaches_the_live_events_and_every_appearance_is_still
     let in_hall = appearance(&store, hall, "Obama in the hall", |d| d.person_id == Some(obama)).await;
     let (s, r) = call(&app, enable(door)).await;
     assert_eq!(s, StatusCode::OK, "{r}");
-    let mut text = String::new();
-    let event = tokio::time::timeout(Duration::from_secs(120), async {
-        loop {
-            let chunk = futures::future::poll_fn(|cx| body.as_mut().poll_next(cx)).await;
-            let Some(Ok(bytes)) = chunk else { panic!("event stream ended: {text}") };
-            text.push_str(&String::from_utf8_lossy(&bytes));
-            if let Some(line) = text.lines().find(|l| l.starts_with("data: ")) {
-                return serde_json::from_str::<Value>(&line["data: ".len()..]).unwrap();
-            }
-        }
-    })
-    .await
-    .expect("no live event within 120 s");
+    let event = common::first_sse_event(&mut body, Duration::from_secs(120)).await;
     assert_eq!((event["camera_id"].as_i64(), event["person_id"].as_i64()), (Some(door), Some(obama)), "{event}");
     assert_eq!(event["alerts"], json!([{"id": rule_id, "name": "Obama at the door"}]), "{event}");
     assert_eq!(event["stage"], "began", "{event}");

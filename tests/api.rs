@@ -786,19 +786,7 @@ async fn live_event_clients_sse_and_websocket_receive_a_detection_from_a_file_ca
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{cam}");
-    let mut text = String::new();
-    let event = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let chunk = futures::future::poll_fn(|cx| body.as_mut().poll_next(cx)).await;
-            let Some(Ok(bytes)) = chunk else { panic!("event stream ended: {text}") };
-            text.push_str(&String::from_utf8_lossy(&bytes));
-            if let Some(line) = text.lines().find(|l| l.starts_with("data: ")) {
-                return serde_json::from_str::<Value>(&line["data: ".len()..]).unwrap();
-            }
-        }
-    })
-    .await
-    .expect("no detection event within 60 s");
+    let event = common::first_sse_event(&mut body, Duration::from_secs(60)).await;
     assert_eq!(event["camera_id"], cam["id"]);
     assert_eq!(event["person_name"], "Barack Obama");
     assert!(event["score"].as_f64().unwrap() >= 0.55);

@@ -23,9 +23,8 @@ impl From<RuleWriteError> for ApiError {
 /// Reads the rules again from the database and the config file; a failure keeps the rules in
 /// force (the periodic reload tries again).
 pub async fn reload(state: &AppState) {
-    match state.alerts_config.load(&state.store).await {
-        Ok(book) => state.rules.replace(book),
-        Err(e) => tracing::warn!(error = %panoptes_engine::error_chain::error_chain(&e), "alert rules not reloaded"),
+    if let Err(e) = state.rules.refresh(&state.alerts_config, &state.store).await {
+        tracing::warn!(error = %panoptes_engine::error_chain::error_chain(&e), "alert rules not reloaded");
     }
 }
 
@@ -87,9 +86,10 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let spec = body.into_inner();
     check(&state, &spec).await?;
-    let rule = state.store.create_alert_rule(&spec, &requester(&req)).await?;
+    let actor = requester(&req);
+    let rule = state.store.create_alert_rule(&spec, &actor).await?;
     reload(&state).await;
-    tracing::info!(rule_id = rule.id, name = %spec.name, by = %requester(&req), "alert rule created");
+    tracing::info!(rule_id = rule.id, name = %spec.name, by = %actor, "alert rule created");
     Ok(HttpResponse::Created().json(rule))
 }
 
@@ -101,13 +101,14 @@ pub async fn replace(
 ) -> Result<HttpResponse, ApiError> {
     let (id, spec) = (id.into_inner(), body.into_inner());
     check(&state, &spec).await?;
+    let actor = requester(&req);
     let rule = state
         .store
-        .replace_alert_rule(id, &spec, &requester(&req))
+        .replace_alert_rule(id, &spec, &actor)
         .await?
         .ok_or(ApiError::NotFound { what: "alert rule", id })?;
     reload(&state).await;
-    tracing::info!(rule_id = id, name = %spec.name, by = %requester(&req), "alert rule changed");
+    tracing::info!(rule_id = id, name = %spec.name, by = %actor, "alert rule changed");
     Ok(HttpResponse::Ok().json(rule))
 }
 
@@ -117,10 +118,11 @@ pub async fn delete(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    if !state.store.delete_alert_rule(id, &requester(&req)).await? {
+    let actor = requester(&req);
+    if !state.store.delete_alert_rule(id, &actor).await? {
         return Err(ApiError::NotFound { what: "alert rule", id });
     }
     reload(&state).await;
-    tracing::info!(rule_id = id, by = %requester(&req), "alert rule deleted");
+    tracing::info!(rule_id = id, by = %actor, "alert rule deleted");
     Ok(HttpResponse::NoContent().finish())
 }

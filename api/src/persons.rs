@@ -190,7 +190,7 @@ fn valid_groups<'a>(groups: impl Iterator<Item = &'a str>) -> Result<Vec<String>
     let mut out: Vec<String> = Vec::new();
     for (i, g) in groups.enumerate() {
         let g = g.trim();
-        if g.is_empty() || g.chars().count() > 64 || g.chars().any(char::is_control) {
+        if !panoptes_engine::alerts::is_group_name(g) {
             return Err(ApiError::unprocessable(
                 "invalid_groups",
                 format!("groups[{i}] must be 1 to 64 printable characters"),

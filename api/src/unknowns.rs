@@ -183,9 +183,10 @@ pub async fn merge(
             format!("unknown identity {id} cannot be merged into itself"),
         ));
     }
-    match state.store.merge_unknowns(id, body.into, &requester(&req)).await? {
+    let actor = requester(&req);
+    match state.store.merge_unknowns(id, body.into, &actor).await? {
         MergeOutcome::Merged { appearances } => {
-            tracing::info!(from = id, into = body.into, appearances, by = %requester(&req), "unknown identities merged");
+            tracing::info!(from = id, into = body.into, appearances, by = %actor, "unknown identities merged");
         }
         MergeOutcome::NotFound(missing) => return Err(ApiError::NotFound { what: "unknown identity", id: missing }),
         MergeOutcome::Named(named) => {

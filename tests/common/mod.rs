@@ -311,6 +311,27 @@ pub async fn eventually<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
     }
 }
 
+/// The first `data:` line of a Server-Sent Events body, as JSON, waiting up to `limit`.
+pub async fn first_sse_event<B>(body: &mut std::pin::Pin<Box<B>>, limit: std::time::Duration) -> serde_json::Value
+where
+    B: actix_web::body::MessageBody,
+    B::Error: std::fmt::Debug,
+{
+    let mut text = String::new();
+    tokio::time::timeout(limit, async {
+        loop {
+            let chunk = futures::future::poll_fn(|cx| body.as_mut().poll_next(cx)).await;
+            let Some(Ok(bytes)) = chunk else { panic!("event stream ended: {text}") };
+            text.push_str(&String::from_utf8_lossy(&bytes));
+            if let Some(line) = text.lines().find(|l| l.starts_with("data: ")) {
+                return serde_json::from_str(&line["data: ".len()..]).expect("an event's data is JSON");
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no live event within {limit:?}"))
+}
+
 /// Settings for an engine of the tests on database `db`: the repository's models, one inference
 /// worker, no demo camera, snapshots and media in a temporary directory of their own, `node` as its
 /// lease identity. Callers adjust the rest before [`start_engine`].

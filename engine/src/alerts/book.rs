@@ -12,6 +12,8 @@ use serde::Serialize;
 
 use super::live_event::LiveEvent;
 use super::rule::{AlertRule, Output, Who};
+use super::site::AlertsConfig;
+use crate::storage::{StorageError, Store};
 
 /// A rule an event met, as the event names it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -49,14 +51,6 @@ impl RuleBook {
     pub fn with_groups(mut self, groups: HashMap<i64, Vec<String>>) -> RuleBook {
         self.groups = groups.into_iter().map(|(p, g)| (p, g.into_iter().map(|g| g.to_lowercase()).collect())).collect();
         self
-    }
-
-    pub fn rules(&self) -> &[AlertRule] {
-        &self.rules
-    }
-
-    pub fn timezone(&self) -> &TimeZone {
-        &self.timezone
     }
 
     /// The site's time zone as the API shows it (an IANA name where there is one).
@@ -132,7 +126,7 @@ impl RuleBook {
                     || self
                         .groups
                         .get(&person)
-                        .is_some_and(|theirs| spec.groups.iter().any(|g| theirs.iter().any(|t| t == &g.to_lowercase())))
+                        .is_some_and(|theirs| spec.groups.iter().any(|g| theirs.contains(&g.to_lowercase())))
             }
             Who::Unknown => {
                 if d.person_id.is_some() {
@@ -165,6 +159,13 @@ impl SharedRules {
 
     pub fn replace(&self, book: RuleBook) {
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(book);
+    }
+
+    /// Reads the rules again (`AlertsConfig::load`) and puts them in force; when they cannot be
+    /// read, the ones in force stay.
+    pub async fn refresh(&self, config: &AlertsConfig, store: &Store) -> Result<(), StorageError> {
+        self.replace(config.load(store).await?);
+        Ok(())
     }
 }
 

@@ -10,6 +10,6 @@ pub mod window;
 
 pub use book::{Routing, RuleBook, RuleRef, SharedRules};
 pub use live_event::{Grouped, LiveEvent};
-pub use rule::{AlertRule, Output, RuleError, RuleSource, RuleSpec, Who};
+pub use rule::{is_group_name, AlertRule, Output, RuleError, RuleSource, RuleSpec, Who};
 pub use site::{AlertsConfig, AlertsConfigError};
 pub use window::{Day, Window};

@@ -114,6 +114,12 @@ fn refuse(field: impl Into<String>, problem: impl Into<String>) -> RuleError {
 }
 
 pub const MAX_NAME_CHARS: usize = 100;
+
+/// A name persons are grouped by, as a person's groups and a rule's hold it: not blank, at most 64
+/// characters, none a control character.
+pub fn is_group_name(name: &str) -> bool {
+    !name.trim().is_empty() && name.chars().count() <= 64 && !name.chars().any(char::is_control)
+}
 /// Bounds on a rule's lists: a rule is read for every appearance.
 pub const MAX_LIST: usize = 1000;
 
@@ -140,7 +146,7 @@ impl RuleSpec {
             }
         }
         for (i, g) in self.groups.iter().enumerate() {
-            if g.trim().is_empty() || g.chars().count() > 64 || g.chars().any(char::is_control) {
+            if !is_group_name(g) {
                 return Err(refuse(format!("groups[{i}]"), "must be 1 to 64 printable characters"));
             }
         }
