@@ -22,6 +22,8 @@ struct Decoded {
     pictures: usize,
     codecs: Vec<Codec>,
     errors: Vec<String>,
+    /// Each unit's capture time (its position in the clip, counted on across loops).
+    captures: Vec<Option<i64>>,
 }
 
 /// Stands in for the decoder actor: decodes every unit with libavcodec and counts the pictures.
@@ -39,6 +41,7 @@ impl Handler<EncodedFrame> for Decoding {
     fn handle(&mut self, f: EncodedFrame, _: &mut Self::Context) {
         let mut seen = self.seen.lock().unwrap();
         seen.units += 1;
+        seen.captures.push(f.unit.capture.map(|c| c.0));
         if !seen.codecs.contains(&f.unit.codec) {
             seen.codecs.push(f.unit.codec);
         }
@@ -99,6 +102,13 @@ async fn containers_and_raw_files_in_h264_and_h265_play_at_their_own_rate_and_de
         let seen = seen.lock().unwrap();
         assert_eq!(seen.codecs, [*codec], "{name}");
         assert!(seen.errors.is_empty(), "{name}: {:?}", seen.errors);
+        // Capture times are the position in the clip and keep increasing across loops (6 s of a 3 s
+        // clip), one frame interval apart in decoding order (B-frames are stamped by decoding time).
+        let captures: Vec<i64> = seen.captures.iter().map(|c| c.expect("a file unit has a capture time")).collect();
+        assert!(captures.windows(2).all(|w| w[1] > w[0]), "{name}: capture times go back");
+        let span = (captures[captures.len() - 1] - captures[0]) as f64 / 1e6;
+        let expected = (captures.len() - 1) as f64 / fps;
+        assert!((span - expected).abs() < 0.3, "{name}: {span:.2} s of capture time over {} units", captures.len());
         // Every unit decodes to a picture (a few are still inside the decoder: B-frame reordering).
         assert!(
             seen.pictures + 4 >= seen.units && seen.units > 0,

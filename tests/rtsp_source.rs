@@ -140,3 +140,34 @@ async fn rtp_timestamps_jumping_backwards_neither_break_the_stream_nor_its_pictu
     assert_eq!(pictures, 70);
     assert_eq!(server.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// Capture times come from the stream's RTCP sender reports: none before the first report, then one
+/// per frame that advances with the frames (0.1 s at 10 fps) and stays within network delay of the
+/// arrival time (the server's clock is this machine's).
+#[tokio::test]
+async fn capture_times_follow_the_rtcp_sender_reports() {
+    let clip = common::h264_clip(&common::photo("obama2.jpg"), 4, &["-profile:v", "baseline", "-g", "10"], "rtcp");
+    let server = common::RtspServer::start(&clip, 10);
+    let mut src = RtspSource::connect(&server.url(), RtspTransport::Tcp, STEP).await.expect("connect");
+    let mut stamped = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while stamped.len() < 30 {
+            let au = src.next_access_unit().await.expect("stream").expect("stream ended early");
+            let arrived = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+            if let Some(c) = au.capture {
+                stamped.push((c.secs(), arrived));
+            }
+        }
+    })
+    .await
+    .expect("30 frames with capture times within 30 s (GStreamer sends a sender report every few seconds)");
+    for w in stamped.windows(2) {
+        let step = w[1].0 - w[0].0;
+        assert!((step - 0.1).abs() < 0.02, "capture times step by {step:.3} s at 10 fps: {stamped:?}");
+    }
+    let lags: Vec<f64> = stamped.iter().map(|(c, a)| a - c).collect();
+    let (min, max) = lags.iter().fold((f64::MAX, f64::MIN), |(lo, hi), l| (lo.min(*l), hi.max(*l)));
+    eprintln!("arrival − capture: {min:.3} … {max:.3} s");
+    assert!(min > -0.5 && max < 2.0, "capture times far from arrival: {min:.3} … {max:.3} s");
+    assert!(max - min < 0.5, "capture − arrival drifts: {min:.3} … {max:.3} s");
+}

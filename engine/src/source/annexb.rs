@@ -3,6 +3,7 @@
 //! decoder, and grouping an H.264 stream into access units (one picture each, with any parameter
 //! sets and SEI that precede it).
 
+use super::clock::CaptureTime;
 use crate::decode::Codec;
 
 /// NAL unit types this module cares about (ITU-T H.264 table 7-1).
@@ -63,18 +64,26 @@ pub struct AccessUnit {
     /// [`super::h265::ReferenceTracker`]): losing it damages every picture up to the next keyframe.
     /// A non-reference picture can be lost, or left undecoded, alone.
     pub is_reference: bool,
+    /// When its picture was captured, on the clock the camera's streams share; `None` where the
+    /// source does not know yet (RTSP before the first RTCP sender report).
+    pub capture: Option<CaptureTime>,
 }
 
 impl AccessUnit {
     /// An H.264 access unit of Annex-B data; whether it is a reference is read from its slices.
     pub fn new(data: Vec<u8>, is_keyframe: bool) -> AccessUnit {
         let is_reference = is_reference(&data);
-        AccessUnit { data, codec: Codec::H264, is_keyframe, is_reference }
+        AccessUnit { data, codec: Codec::H264, is_keyframe, is_reference, capture: None }
     }
 
     /// An access unit of `codec`, whose reference status the caller has judged.
     pub fn of(codec: Codec, data: Vec<u8>, is_keyframe: bool, is_reference: bool) -> AccessUnit {
-        AccessUnit { data, codec, is_keyframe, is_reference }
+        AccessUnit { data, codec, is_keyframe, is_reference, capture: None }
+    }
+
+    pub fn captured_at(mut self, capture: Option<CaptureTime>) -> AccessUnit {
+        self.capture = capture;
+        self
     }
 }
 
@@ -96,7 +105,8 @@ pub fn access_units(data: &[u8]) -> Vec<AccessUnit> {
 /// The access units of `data`, each with the offset of its first NAL unit's payload in `data`.
 fn group(data: &[u8]) -> Vec<(usize, AccessUnit)> {
     let mut out = Vec::new();
-    let empty = || AccessUnit { data: Vec::new(), codec: Codec::H264, is_keyframe: false, is_reference: false };
+    let empty =
+        || AccessUnit { data: Vec::new(), codec: Codec::H264, is_keyframe: false, is_reference: false, capture: None };
     let mut current = (0, empty());
     let mut has_slice = false;
     for nal in nal_units(data) {

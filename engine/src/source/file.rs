@@ -14,6 +14,7 @@ use ffmpeg_next as ffmpeg;
 use tokio::time::Instant;
 
 use super::annexb::AccessUnit;
+use super::clock::CaptureTime;
 use super::length_prefixed::LengthPrefixed;
 use super::{h265, SourceError};
 use crate::decode::Codec;
@@ -177,6 +178,9 @@ struct Pacing {
     /// The first unit's time in this pass, and the latest unit's offset from it.
     first_at: Option<f64>,
     offset: Duration,
+    /// The length of the passes played before this one: the clip position of a unit is
+    /// `played + offset`, its capture time (two renditions of one clip line up by it).
+    played: Duration,
 }
 
 impl Pacing {
@@ -186,6 +190,7 @@ impl Pacing {
             origin: Instant::now(),
             first_at: None,
             offset: Duration::ZERO,
+            played: Duration::ZERO,
         }
     }
 
@@ -214,6 +219,7 @@ impl Pacing {
     /// A new pass begins one frame interval after the last unit of this one.
     fn next_pass(&mut self) {
         self.origin += self.offset + self.period;
+        self.played += self.offset + self.period;
         self.first_at = None;
         self.offset = Duration::ZERO;
     }
@@ -268,7 +274,8 @@ impl FileSource {
         } else {
             tokio::time::sleep_until(due).await;
         }
-        Ok(Some(timed.unit))
+        let position = self.pacing.played + self.pacing.offset;
+        Ok(Some(timed.unit.captured_at(Some(CaptureTime(position.as_micros() as i64)))))
     }
 
     /// Reads through the whole file once, as fast as it goes, without decoding: what it holds and

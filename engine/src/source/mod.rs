@@ -3,6 +3,7 @@
 pub mod annexb;
 pub mod backoff;
 pub mod camera_url;
+pub mod clock;
 pub mod file;
 pub mod h265;
 pub mod length_prefixed;

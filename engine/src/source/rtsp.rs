@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::annexb::AccessUnit;
 use super::camera_url::CameraUrl;
+use super::clock::RtcpClock;
 use super::{h265, SourceError};
 use crate::decode::Codec;
 
@@ -51,6 +52,8 @@ pub struct RtspSource {
     codec: Codec,
     demuxed: Demuxed,
     h265_references: h265::ReferenceTracker,
+    /// Capture times from the stream's RTCP sender reports.
+    clock: RtcpClock,
 }
 
 impl RtspSource {
@@ -100,7 +103,13 @@ impl RtspSource {
             .map_err(timed("play"))?
             .map_err(err("play"))?;
         let demuxed = playing.demuxed().map_err(err("demux"))?;
-        Ok(Self { camera, codec, demuxed, h265_references: h265::ReferenceTracker::default() })
+        Ok(Self {
+            camera,
+            codec,
+            demuxed,
+            h265_references: h265::ReferenceTracker::default(),
+            clock: RtcpClock::default(),
+        })
     }
 
     /// The codec of the stream being played.
@@ -127,16 +136,26 @@ impl RtspSource {
                 }
                 Some(Ok(CodecItem::VideoFrame(f))) => {
                     let is_keyframe = f.is_random_access_point();
+                    let stamp = f.timestamp();
+                    let capture = self.clock.capture(stamp.timestamp(), stamp.clock_rate().get());
                     let data = f.into_data();
-                    return Ok(Some(match self.codec {
+                    let unit = match self.codec {
                         Codec::H264 => AccessUnit::new(data, is_keyframe),
                         Codec::H265 => {
                             let is_reference = self.h265_references.is_reference(&data);
                             AccessUnit::of(Codec::H265, data, is_keyframe, is_reference)
                         }
-                    }));
+                    };
+                    return Ok(Some(unit.captured_at(capture)));
                 }
-                Some(Ok(_)) => continue, // audio, RTCP, metadata
+                Some(Ok(CodecItem::Rtcp(rtcp))) => {
+                    // A sender report, placed by retina on the frames' extended RTP timeline.
+                    let report = rtcp.pkts().find_map(|p| p.as_sender_report().ok().flatten());
+                    if let (Some(rtp), Some(report)) = (rtcp.rtp_timestamp(), report) {
+                        self.clock.sender_report(rtp.timestamp(), report.ntp_timestamp().0);
+                    }
+                }
+                Some(Ok(_)) => continue, // audio, metadata
             }
         }
     }
