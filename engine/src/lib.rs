@@ -27,5 +27,6 @@ pub mod similarity;
 pub mod snapshot;
 pub mod source;
 pub mod storage;
+pub mod stream_pair;
 pub mod track;
 pub mod unknowns;
