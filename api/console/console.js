@@ -59,6 +59,10 @@ const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
 const pct = (s) => (typeof s === "number" ? s.toFixed(2) : "—");
 const cameraName = (id) => (id == null ? "a deleted camera" : (state.cameras.get(id) || "camera " + id));
 const personName = (id) => (id == null ? "unknown face" : (state.persons.get(id) || "person " + id));
+// A camera with a substream (detect_url): which of its two streams it runs on, when not both as meant.
+const STREAM_MODES = { paired: "paired", detect_only: "main stream down — substream only", main_only: "substream down — main stream only", mismatch: "streams mismatch" };
+const streamMode = (s) => (s && s.stream_mode && s.stream_mode !== "single"
+  ? [" · ", h("span", { class: "stream-mode stream-" + s.stream_mode }, STREAM_MODES[s.stream_mode] || s.stream_mode)] : null);
 
 // Refusal reasons in words, for the codes the API gives photos and forms (docs/api.md).
 const REASONS = {
@@ -92,6 +96,7 @@ const FIELD_OF = {
   invalid_name: "name", name_taken: "name", invalid_camera_url: "url", unsupported_camera_url: "url",
   path_outside_media_root: "url", file_not_found: "url", file_cameras_disabled: "url", invalid_analysis_fps: "analysis_fps",
   invalid_stall_timeout: "stall_timeout_secs", invalid_motion_mask: "url", rule_name_taken: "name",
+  invalid_detect_url: "detect_url", streams_mismatch: "detect_url",
 };
 
 function clearFormError(form) {
@@ -188,9 +193,10 @@ function wall(view) {
       t.meta.replaceChildren(...[
         h("strong", {}, c.name), " ",
         h("span", { class: "state-" + st }, st),
+        streamMode(s),
         h("div", { class: "muted" }, s ? `${s.fps.toFixed(1)} fps · ${s.reconnects} reconnects` : ""),
         s && s.last_error ? h("div", { class: "error" }, s.last_error) : null,
-      ].filter(Boolean));
+      ].flat().filter(Boolean));
       if (s) {
         picture(`/cameras/${c.id}/snapshot.jpg`).then((url) => {
           if (!url) return;
@@ -229,8 +235,10 @@ async function cameraPage(view, id) {
   more.addEventListener("click", () => appearanceList(q(more.dataset.cursor), rows, more));
   const pic = h("div", { class: "pic" }, "no picture yet");
   view.append(h("section", {}, h("h2", {}, c.name), pic,
-    h("p", {}, c.status ? `State ${c.status.state}, ${c.status.fps.toFixed(1)} fps, ${c.status.reconnects} reconnects` : "Not running on this engine."),
-    c.status && c.status.last_error ? h("p", { class: "error" }, c.status.last_error) : null));
+    h("p", {}, c.status ? `State ${c.status.state}, ${c.status.fps.toFixed(1)} fps, ${c.status.reconnects} reconnects` : "Not running on this engine.",
+      streamMode(c.status)),
+    c.status && c.status.last_error ? h("p", { class: "error" }, c.status.last_error) : null,
+    mainStream(c.status)));
   view.append(h("section", {}, h("h2", {}, "Recent appearances"), h("table", {}, rows), more));
   every(1000, async () => {
     const url = await picture(`/cameras/${id}/snapshot.jpg`);
@@ -240,11 +248,23 @@ async function cameraPage(view, id) {
   await appearanceList(q(), rows, more);
 }
 
+// The main stream of a camera with a substream: read at its keyframes, faces cropped from them.
+const TIME_SOURCES = { rtcp: "timed by RTCP sender reports", pts: "timed by the files' presentation times", arrival: "timed by arrival (no RTCP sender report yet)" };
+function mainStream(s) {
+  const m = s && s.main_stream;
+  if (!m) return null;
+  return h("div", { class: "main-stream" },
+    h("p", {}, `Main stream: state ${m.state}, ${m.fps.toFixed(1)} fps, ${m.keyframes_decoded} keyframes decoded, ${m.main_embeddings} faces embedded from it, ${m.reconnects} reconnects` +
+      (s.time_source ? ` (${TIME_SOURCES[s.time_source] || s.time_source})` : "")),
+    m.last_error ? h("p", { class: "error" }, m.last_error) : null);
+}
+
 function cameraForm(existing, done) {
   const form = h("form", { class: "camera-form", "aria-label": existing ? "Edit camera " + existing.name : "Add a camera" },
     h("h2", {}, existing ? "Edit " + existing.name : "Add a camera"),
     field("Name", "name", { required: true, value: existing ? existing.name : "" }),
     field("URL (rtsp://… or a video file under the media folder)", "url", { required: true, value: existing ? existing.url : "" }),
+    field("Detect stream URL (optional: a low-resolution substream of the same view)", "detect_url", { value: existing ? existing.detect_url || "" : "" }),
     field("Analysed frames per second", "analysis_fps", { type: "number", step: "0.5", value: existing ? existing.analysis_fps : 5 }),
     h("label", {}, h("input", { type: "checkbox", name: "enabled", checked: existing ? existing.enabled : true }), " Enabled"),
     h("p", { class: "error form-error", role: "alert" }),
@@ -256,6 +276,9 @@ function cameraForm(existing, done) {
     const body = { name: f.get("name"), analysis_fps: Number(f.get("analysis_fps")), enabled: f.get("enabled") === "on" };
     // An edited URL holds no password (the API hides it): send it only when changed.
     if (!existing || f.get("url") !== existing.url) body.url = f.get("url");
+    // Likewise the substream; emptied on edit, "" removes it.
+    const detect = f.get("detect_url");
+    if (existing ? detect !== (existing.detect_url || "") : detect) body.detect_url = detect;
     try {
       await call(existing ? "PATCH" : "POST", existing ? "/cameras/" + existing.id : "/cameras", body);
       done();
@@ -273,8 +296,8 @@ async function cameras(view) {
     const cams = (await call("GET", "/cameras")).items;
     table.replaceChildren(...cams.map((c) => h("tr", { "data-camera": c.name },
       h("td", {}, h("a", { href: "#/camera/" + c.id }, c.name)),
-      h("td", {}, c.url),
-      h("td", {}, c.status ? c.status.state : c.enabled ? "not running here" : "disabled"),
+      h("td", {}, c.url, c.detect_url ? h("div", { class: "muted" }, "substream " + c.detect_url) : null),
+      h("td", {}, c.status ? c.status.state : c.enabled ? "not running here" : "disabled", streamMode(c.status)),
       h("td", { class: "row-actions" },
         write(h("button", { type: "button", class: "secondary write", onclick: () => editor.replaceChildren(cameraForm(c, reload)) }, "Edit")),
         write(h("button", { type: "button", class: "secondary write", onclick: async () => { await call("PATCH", "/cameras/" + c.id, { enabled: !c.enabled }); reload(); } }, c.enabled ? "Disable" : "Enable")),

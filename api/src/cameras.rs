@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
+use panoptes_actors::main_stream::{StreamMode, TimeSource};
 use panoptes_actors::scheduler::CameraReport;
 use panoptes_engine::source::camera_url::{redact, CameraUrl};
 use panoptes_engine::source::rtsp::RtspTransport;
@@ -24,6 +25,9 @@ pub struct NewCamera {
     pub enabled: Option<bool>,
     pub transport: Option<RtspTransport>,
     pub options: Option<CameraOptions>,
+    /// A substream of the same view (lower resolution) to detect and track on; `url` is then read at
+    /// its keyframes for recognition and snapshots.
+    pub detect_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -35,6 +39,8 @@ pub struct CameraUpdate {
     pub enabled: Option<bool>,
     pub transport: Option<RtspTransport>,
     pub options: Option<CameraOptions>,
+    /// `""` removes the substream.
+    pub detect_url: Option<String>,
 }
 
 /// What the API shows of a camera: the URL without credentials, and live status when it runs here.
@@ -47,6 +53,8 @@ pub struct CameraView {
     pub enabled: bool,
     pub transport: RtspTransport,
     pub options: CameraOptions,
+    /// Without credentials.
+    pub detect_url: Option<String>,
     pub status: Option<LiveStatus>,
 }
 
@@ -70,6 +78,24 @@ pub struct LiveStatus {
     pub reconnects: u64,
     pub last_error: Option<String>,
     pub worker: usize,
+    /// How the camera's streams are used (`single` without a substream).
+    pub stream_mode: StreamMode,
+    /// Cameras with a substream: what relates the two streams' pictures in time.
+    pub time_source: Option<TimeSource>,
+    /// Cameras with a substream: the main stream (the fields above are the substream's).
+    pub main_stream: Option<MainStreamStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MainStreamStatus {
+    pub state: panoptes_actors::camera::CameraState,
+    pub fps: f32,
+    pub frames_received: u64,
+    pub keyframes_decoded: u64,
+    pub reconnects: u64,
+    /// Faces embedded from its pictures.
+    pub main_embeddings: u64,
+    pub last_error: Option<String>,
 }
 
 fn view(c: Camera, report: Option<&CameraReport>) -> CameraView {
@@ -89,8 +115,24 @@ fn view(c: Camera, report: Option<&CameraReport>) -> CameraView {
             frames_dropped: s.frames_dropped + d.dropped_for_inference,
             frames_corrupt: d.corrupt,
             reconnects: s.reconnects,
-            last_error: s.last_error.clone(),
+            last_error: match d.stream_mode {
+                StreamMode::Mismatch => Some(
+                    "the main stream's aspect ratio differs from the substream's: it is ignored (see the log)".into(),
+                ),
+                _ => s.last_error.clone(),
+            },
             worker: r.worker,
+            stream_mode: d.stream_mode,
+            time_source: d.time_source,
+            main_stream: r.main_status.as_ref().map(|m| MainStreamStatus {
+                state: m.state,
+                fps: m.fps,
+                frames_received: m.frames_received,
+                keyframes_decoded: d.main_keyframes_decoded,
+                reconnects: m.reconnects,
+                main_embeddings: d.main_embeddings,
+                last_error: m.last_error.clone(),
+            }),
         })
     });
     CameraView {
@@ -101,6 +143,7 @@ fn view(c: Camera, report: Option<&CameraReport>) -> CameraView {
         enabled: c.enabled,
         transport: c.transport,
         options: c.options,
+        detect_url: c.detect_url.as_deref().map(redact),
         status,
     }
 }
@@ -182,6 +225,57 @@ fn check_url(state: &AppState, url: &str) -> Result<String, ApiError> {
     }
 }
 
+/// A substream URL: valid as a camera URL, and of the main stream's kind (both RTSP, or both files).
+fn check_detect_url(state: &AppState, main: &str, detect: &str) -> Result<String, ApiError> {
+    let checked = check_url(state, detect).map_err(|e| match e {
+        ApiError::Unprocessable { message, .. } => {
+            ApiError::unprocessable("invalid_detect_url", format!("detect_url: {message}"))
+        }
+        other => other,
+    })?;
+    let is_rtsp = |u: &str| {
+        let lower = u.to_ascii_lowercase();
+        lower.starts_with("rtsp://") || lower.starts_with("rtsps://")
+    };
+    if is_rtsp(main) != is_rtsp(&checked) {
+        return Err(ApiError::unprocessable(
+            "invalid_detect_url",
+            "detect_url and url must both be RTSP streams of one camera, or both files",
+        ));
+    }
+    if checked == main {
+        return Err(ApiError::unprocessable("invalid_detect_url", "detect_url is the main stream itself"));
+    }
+    Ok(checked)
+}
+
+/// How long adding a camera with a substream waits for each stream's first keyframe.
+const STREAM_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
+
+/// Whether the two streams show one view, from their first pictures: another aspect ratio, or
+/// another scene (a crop), is refused. A stream that cannot be read now is not held against the
+/// camera (cameras are often added before they are installed): the camera's status reports it.
+async fn check_stream_pair(main: &str, detect: &str, transport: RtspTransport) -> Result<(), ApiError> {
+    use panoptes_engine::stream_pair::first_picture::first_picture;
+    // Raw files play at the engine's file rate; only their first keyframe matters here.
+    let (m, d) = tokio::join!(
+        first_picture(main, transport, 10.0, STREAM_PROBE_TIMEOUT),
+        first_picture(detect, transport, 10.0, STREAM_PROBE_TIMEOUT)
+    );
+    let (m, d) = match (m, d) {
+        (Ok(m), Ok(d)) => (m, d),
+        (m, d) => {
+            for e in [m.err(), d.err()].into_iter().flatten() {
+                tracing::warn!(error = %e, "cannot check the camera's two streams now; the camera's status will report it");
+            }
+            return Ok(());
+        }
+    };
+    panoptes_engine::stream_pair::check_pair((&m).into(), (&d).into())
+        .map(|_| ())
+        .map_err(|e| ApiError::unprocessable("streams_mismatch", e.to_string()))
+}
+
 fn conflict_or(e: panoptes_engine::storage::StorageError, name: &str) -> ApiError {
     if e.is_unique_violation() {
         ApiError::Conflict { code: "name_taken", message: format!("a camera named {name:?} already exists") }
@@ -198,13 +292,22 @@ pub async fn create(state: web::Data<AppState>, body: web::Json<NewCamera>) -> R
     let url = check_url(&state, &b.url)?;
     let options = b.options.unwrap_or_default();
     check_options(&options)?;
+    let transport = b.transport.unwrap_or_default();
+    let detect_url = match b.detect_url.as_deref() {
+        Some(d) => Some(check_detect_url(&state, &url, d)?),
+        None => None,
+    };
+    if let Some(d) = &detect_url {
+        check_stream_pair(&url, d, transport).await?;
+    }
     let new = NewCameraRow {
         name: &name,
         url: &url,
         analysis_fps: fps,
         enabled: b.enabled.unwrap_or(true),
-        transport: b.transport.unwrap_or_default(),
+        transport,
         options: &options,
+        detect_url: detect_url.as_deref(),
     };
     let cam = state.store.insert_camera(&new).await.map_err(|e| conflict_or(e, &name))?;
     state.caches.invalidate_cameras();
@@ -284,6 +387,23 @@ pub async fn update(
     if let Some(o) = &b.options {
         check_options(o)?;
     }
+    let detect_url = match (&url, &b.detect_url, &b.transport) {
+        (None, None, None) => None,
+        _ => {
+            // The pair as it will be: a new main stream, substream or transport is checked again.
+            let current = state.store.camera(id).await?.ok_or(ApiError::NotFound { what: "camera", id })?;
+            let main = url.clone().unwrap_or(current.url);
+            let detect = match b.detect_url.as_deref() {
+                Some("") => Some(None),
+                Some(d) => Some(Some(check_detect_url(&state, &main, d)?)),
+                None => None,
+            };
+            if let Some(d) = detect.clone().unwrap_or(current.detect_url) {
+                check_stream_pair(&main, &d, b.transport.unwrap_or(current.transport)).await?;
+            }
+            detect
+        }
+    };
     let patch = CameraPatch {
         name: name.clone(),
         url,
@@ -291,6 +411,7 @@ pub async fn update(
         enabled: b.enabled,
         transport: b.transport,
         options: b.options,
+        detect_url,
     };
     let cam = state
         .store

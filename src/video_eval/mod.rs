@@ -256,6 +256,7 @@ async fn run_clip(
             enabled: true,
             transport: RtspTransport::Tcp,
             options: &options,
+            detect_url: None,
         })
         .await?;
     let engine = Engine::start(ctx).await?;

@@ -53,6 +53,10 @@ pub struct Camera {
     /// How RTP reaches us from an RTSP camera.
     pub transport: RtspTransport,
     pub options: CameraOptions,
+    /// The substream that detection and tracking run on (same view, lower resolution); `url` is then
+    /// the main stream, read at its keyframes for recognition and snapshots. As configured; callers
+    /// redact credentials before showing it.
+    pub detect_url: Option<String>,
 }
 
 impl Camera {
@@ -60,6 +64,7 @@ impl Camera {
     /// other settings of the same one): only then must a running pipeline reconnect.
     pub fn stream_differs(&self, other: &Camera) -> bool {
         self.url != other.url
+            || self.detect_url != other.detect_url
             || self.transport != other.transport
             || self.options.stall_timeout() != other.options.stall_timeout()
             || self.options.looping() != other.options.looping()
@@ -75,6 +80,7 @@ pub struct NewCamera<'a> {
     pub enabled: bool,
     pub transport: RtspTransport,
     pub options: &'a CameraOptions,
+    pub detect_url: Option<&'a str>,
 }
 
 /// Fields to change on a camera (`None` keeps the stored value).
@@ -86,9 +92,11 @@ pub struct CameraPatch {
     pub enabled: Option<bool>,
     pub transport: Option<RtspTransport>,
     pub options: Option<CameraOptions>,
+    /// `Some(None)` removes the substream.
+    pub detect_url: Option<Option<String>>,
 }
 
-const COLUMNS: &str = "id, name, url, analysis_fps, enabled, transport, options";
+const COLUMNS: &str = "id, name, url, analysis_fps, enabled, transport, options, detect_url";
 
 fn from_row(r: &tokio_postgres::Row) -> Camera {
     let transport: &str = r.get(5);
@@ -101,6 +109,7 @@ fn from_row(r: &tokio_postgres::Row) -> Camera {
         // The column's CHECK admits only the known names.
         transport: transport.parse().unwrap_or_default(),
         options: options_of(r),
+        detect_url: r.get(7),
     }
 }
 
@@ -142,7 +151,8 @@ impl Store {
                 &format!(
                     "UPDATE cameras SET name = coalesce($2, name), url = coalesce($3, url),
                          analysis_fps = coalesce($4, analysis_fps), enabled = coalesce($5, enabled),
-                         transport = coalesce($6, transport), options = coalesce($7, options), updated_at = now()
+                         transport = coalesce($6, transport), options = coalesce($7, options),
+                         detect_url = CASE WHEN $8 THEN $9 ELSE detect_url END, updated_at = now()
                      WHERE id = $1 RETURNING {COLUMNS}"
                 ),
                 &[
@@ -153,6 +163,8 @@ impl Store {
                     &patch.enabled,
                     &patch.transport.map(|t| t.as_str()),
                     &patch.options.as_ref().map(|o| serde_json::to_value(o).unwrap_or_default()),
+                    &patch.detect_url.is_some(),
+                    &patch.detect_url.clone().flatten(),
                 ],
             )
             .await
@@ -185,6 +197,7 @@ impl Store {
             enabled,
             transport: RtspTransport::Tcp,
             options: &options,
+            detect_url: None,
         })
         .await
     }
@@ -194,8 +207,8 @@ impl Store {
         let r = c
             .query_one(
                 &format!(
-                    "INSERT INTO cameras (name, url, analysis_fps, enabled, transport, options)
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+                    "INSERT INTO cameras (name, url, analysis_fps, enabled, transport, options, detect_url)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
                 ),
                 &[
                     &cam.name,
@@ -204,6 +217,7 @@ impl Store {
                     &cam.enabled,
                     &cam.transport.as_str(),
                     &serde_json::to_value(cam.options).unwrap_or_default(),
+                    &cam.detect_url,
                 ],
             )
             .await

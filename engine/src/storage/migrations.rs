@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (12, "appearance_faces_written", include_str!("migrations/0012_appearance_faces_written.sql")),
     (13, "unknown_identities", include_str!("migrations/0013_unknown_identities.sql")),
     (14, "alert_rules", include_str!("migrations/0014_alert_rules.sql")),
+    (15, "camera_detect_url", include_str!("migrations/0015_camera_detect_url.sql")),
 ];
 
 /// Arbitrary constant key for `pg_advisory_xact_lock`, unique to Panoptes' migrations.
