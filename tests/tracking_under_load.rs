@@ -99,6 +99,7 @@ async fn a_worker_that_falls_behind_does_not_split_an_appearance() {
             captured_at: w0 + step * k,
             regions: Vec::new(),
             connection: 1,
+            capture: None,
         });
         worker.send(FrameReady { camera_id: 9, feed: feed.clone() }).await.unwrap();
         common::eventually(

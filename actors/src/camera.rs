@@ -8,6 +8,7 @@
 //! task: one camera down never affects another.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,7 @@ use panoptes_engine::source::SourceError;
 use serde::Serialize;
 use tracing::{info, warn, Instrument};
 
-use crate::messages::EncodedFrame;
+use crate::messages::{EncodedFrame, StreamRole};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -82,6 +83,11 @@ pub struct CameraConfig {
     pub file_fps: f32,
     /// File cameras: start again at the end of the file (otherwise the camera finishes).
     pub looping: bool,
+    /// Which of the camera's streams this actor reads.
+    pub stream: StreamRole,
+    /// A main stream hands on only its keyframes (all that is decoded of it) unless this is set: by
+    /// the decoder, when the substream is down and the main stream is analysed in its place.
+    pub forward_all: Arc<AtomicBool>,
 }
 
 impl CameraConfig {
@@ -96,6 +102,8 @@ impl CameraConfig {
             backoff_max: Duration::from_secs(30),
             file_fps: 10.0,
             looping: true,
+            stream: StreamRole::Single,
+            forward_all: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -135,7 +143,12 @@ impl Actor for CameraActor {
     type Context = Context<Self>;
 
     fn started(&mut self, _ctx: &mut Self::Context) {
-        let span = tracing::info_span!("camera", camera_id = self.config.id, url = %redact(&self.config.url));
+        let span = tracing::info_span!(
+            "camera",
+            camera_id = self.config.id,
+            stream = self.config.stream.as_str(),
+            url = %redact(&self.config.url)
+        );
         let run = run_camera(self.config.clone(), self.consumer.clone(), self.status.clone()).instrument(span);
         self.task = Some(actix::spawn(run));
     }
@@ -293,6 +306,18 @@ async fn stream(
         } else {
             None
         };
+        // Counted as received (the stream is alive) even when not handed on.
+        let hand_on =
+            config.stream != StreamRole::Main || unit.is_keyframe || config.forward_all.load(Ordering::Relaxed);
+        if !hand_on {
+            update(status, |s| {
+                s.frames_received += 1;
+                if let Some(f) = fps {
+                    s.fps = f;
+                }
+            });
+            continue;
+        }
         let is_reference = unit.is_reference;
         let frame = EncodedFrame {
             camera_id: config.id,
@@ -301,6 +326,7 @@ async fn stream(
             captured_at: chrono::Utc::now(),
             references_lost,
             connection,
+            stream: config.stream,
         };
         let sent = consumer.try_send(frame);
         if sent.is_err() && is_reference {

@@ -17,11 +17,13 @@ use chrono::{DateTime, Utc};
 use panoptes_engine::decode::{self, Codec, DecoderBackend, VideoDecoder};
 use panoptes_engine::frame::{LumaView, YuvFrame};
 use panoptes_engine::motion::{MaskRegion, MotionConfig, MotionGate, Region, Verdict};
+use panoptes_engine::source::clock::CaptureTime;
 use tracing::{error, warn};
 
 use crate::instruments;
 use crate::latest::LatestSlot;
-use crate::messages::EncodedFrame;
+use crate::main_stream::{MainPicture, MainPictures, StreamMode, TimeSource};
+use crate::messages::{EncodedFrame, StreamRole};
 
 /// A sampled picture waiting for analysis.
 pub struct SampledFrame {
@@ -34,8 +36,12 @@ pub struct SampledFrame {
     pub captured_at: DateTime<Utc>,
     /// Where something moved in it (from the motion gate): the detector looks closer there.
     pub regions: Vec<Region>,
-    /// The camera connection it came over ([`crate::messages::EncodedFrame::connection`]).
+    /// The camera connection it came over ([`crate::messages::EncodedFrame::connection`]), changed
+    /// too when the camera switches the stream it analyses (its pictures' coordinates change).
     pub connection: u64,
+    /// When it was captured, on the clock the camera's streams share (a paired camera's main
+    /// pictures are placed by it); `None` for a camera with one stream.
+    pub capture: Option<CaptureTime>,
 }
 
 /// What a camera's decoder shares with the worker that analyses it.
@@ -50,6 +56,8 @@ pub struct CameraFeed {
     /// go to analysis even when the motion gate finds nothing moved (a stranger or a watchlist face
     /// standing still must not wait for the next refresh to be recognised).
     deciding: std::sync::atomic::AtomicBool,
+    /// A paired camera's main-stream pictures and mode.
+    pub main: MainPictures,
 }
 
 impl CameraFeed {
@@ -106,6 +114,18 @@ pub struct DecoderStats {
     pub skipped_after_loss: u64,
     /// Samples replaced before inference took them.
     pub dropped_for_inference: u64,
+    /// How the camera's streams are used now.
+    pub stream_mode: StreamMode,
+    /// Paired cameras: what relates the two streams' pictures in time.
+    pub time_source: Option<TimeSource>,
+    /// Main-stream keyframes decoded (paired cameras).
+    pub main_keyframes_decoded: u64,
+    /// Main-stream keyframes not decoded because no face of the camera needed them.
+    pub main_keyframes_idle: u64,
+    /// Faces embedded from main-stream pictures.
+    pub main_embeddings: u64,
+    /// Switches between the modes (a stream failed or came back).
+    pub mode_switches: u64,
 }
 
 #[derive(Message)]
@@ -131,7 +151,23 @@ pub struct DecoderOptions {
     pub mask: Vec<MaskRegion>,
     /// Decode every access unit and sample nothing (a benchmark's decoding floor).
     pub decode_only: bool,
+    /// The camera has a substream: its units arrive as [`StreamRole::Detect`], the main stream's as
+    /// [`StreamRole::Main`].
+    pub paired: Option<PairedStreams>,
 }
+
+/// How a paired camera's streams reach its decoder.
+#[derive(Clone, Debug)]
+pub struct PairedStreams {
+    /// Shared with the main stream's camera actor, which hands on only keyframes unless it is set (the
+    /// decoder sets it while the substream is down and the main stream is analysed instead).
+    pub forward_all: Arc<std::sync::atomic::AtomicBool>,
+    /// What the streams' capture times come from once both carry them (RTCP, or file positions).
+    pub clock: TimeSource,
+}
+
+/// A stream silent this long counts as down (the pair falls back to the other).
+const STREAM_SILENT: Duration = Duration::from_secs(3);
 
 /// Arrival times of the access units whose pictures have not left the decoder yet (B-frames).
 const PENDING_TIMES: usize = 64;
@@ -156,8 +192,18 @@ pub struct DecoderActor {
     /// Waiting for a keyframe after a loss.
     resyncing: bool,
     next_tag: u64,
-    times: VecDeque<(u64, Instant, DateTime<Utc>)>,
+    times: VecDeque<(u64, Instant, DateTime<Utc>, Option<CaptureTime>)>,
     stats: DecoderStats,
+    /// The main stream of a paired camera.
+    main: MainStream,
+    /// Bumped whenever the analysed stream changes (folded into [`SampledFrame::connection`]).
+    epoch: u64,
+    /// When the substream last delivered a unit.
+    last_detect: Option<Instant>,
+    /// Size of the last analysed picture of the substream (for the main stream's check).
+    detect_size: Option<(u32, u32)>,
+    /// Whether the substream's newest unit carried a capture time.
+    detect_clocked: bool,
     #[cfg(feature = "fault-injection")]
     panic_armed: bool,
 }
@@ -175,15 +221,18 @@ impl DecoderActor {
     ) -> Self {
         let fps = if analysis_fps.is_finite() && analysis_fps > 0.0 { analysis_fps } else { 5.0 };
         let gate = MotionGate::new(options.motion.clone(), options.mask.clone());
+        let feed = Arc::new(CameraFeed::default());
+        let stream_mode = if options.paired.is_some() { StreamMode::Paired } else { StreamMode::Single };
+        feed.main.set_mode(stream_mode);
         Self {
             camera_id,
-            stats: DecoderStats { backend: Some(options.backend), ..DecoderStats::default() },
+            stats: DecoderStats { backend: Some(options.backend), stream_mode, ..DecoderStats::default() },
             options,
             decoder: None,
             codec: None,
             interval: Duration::from_secs_f32(1.0 / fps),
             next_due: None,
-            feed: Arc::new(CameraFeed::default()),
+            feed,
             gate,
             consumer,
             owe_wake: false,
@@ -192,6 +241,11 @@ impl DecoderActor {
             resyncing: false,
             next_tag: 0,
             times: VecDeque::new(),
+            main: MainStream::default(),
+            epoch: 0,
+            last_detect: None,
+            detect_size: None,
+            detect_clocked: false,
             #[cfg(feature = "fault-injection")]
             panic_armed: false,
         }
@@ -210,7 +264,15 @@ impl DecoderActor {
     }
 
     /// Sends a sample the motion gate let through on to analysis.
-    fn send_on(&mut self, frame: YuvFrame, received_at: Instant, captured_at: DateTime<Utc>, regions: Vec<Region>) {
+    fn send_on(
+        &mut self,
+        frame: YuvFrame,
+        (received_at, captured_at, capture): (Instant, DateTime<Utc>, Option<CaptureTime>),
+        regions: Vec<Region>,
+    ) {
+        if self.stats.stream_mode != StreamMode::MainOnly {
+            self.detect_size = Some(frame.dimensions());
+        }
         let sampled = SampledFrame {
             camera_id: self.camera_id,
             frame: Arc::new(frame),
@@ -218,6 +280,7 @@ impl DecoderActor {
             captured_at,
             regions,
             connection: self.connection,
+            capture: if self.stats.stream_mode == StreamMode::Single { None } else { capture },
         };
         let was_empty = self.feed.slot.put(sampled);
         if was_empty || self.owe_wake {
@@ -266,6 +329,10 @@ impl Actor for DecoderActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(64);
+        if self.options.paired.is_some() {
+            self.last_detect = Some(Instant::now());
+            ctx.run_interval(Duration::from_millis(500), |actor, _| actor.watch_streams());
+        }
     }
 }
 
@@ -273,7 +340,205 @@ impl Handler<EncodedFrame> for DecoderActor {
     type Result = ();
 
     fn handle(&mut self, frame: EncodedFrame, _: &mut Self::Context) {
-        self.connection = frame.connection;
+        match (frame.stream, self.stats.stream_mode) {
+            (StreamRole::Main, StreamMode::MainOnly) => {
+                self.main.heard(&frame);
+                self.analyse_unit(frame);
+            }
+            (StreamRole::Main, _) => self.main_unit(frame),
+            (StreamRole::Detect, mode) => {
+                self.last_detect = Some(Instant::now());
+                self.detect_clocked = frame.unit.capture.is_some();
+                if mode == StreamMode::MainOnly {
+                    // The substream is back: analyse it again from its first keyframe.
+                    if !frame.unit.is_keyframe {
+                        return;
+                    }
+                    let back = if self.main.recently_heard() { StreamMode::Paired } else { StreamMode::DetectOnly };
+                    self.switch_mode(back, "the substream is back");
+                }
+                self.analyse_unit(frame);
+            }
+            (StreamRole::Single, _) => self.analyse_unit(frame),
+        }
+    }
+}
+
+/// A paired camera's main stream, as its decoder sees it.
+struct MainStream {
+    decoder: Option<Box<dyn VideoDecoder>>,
+    codec: Option<Codec>,
+    last_unit: Instant,
+    connection: u64,
+    /// Whether its newest unit carried a capture time.
+    clocked: bool,
+    /// Its view was compared with the substream's (on its first keyframe decoded).
+    checked: bool,
+    next_seq: u64,
+}
+
+impl Default for MainStream {
+    fn default() -> Self {
+        MainStream {
+            decoder: None,
+            codec: None,
+            last_unit: Instant::now(),
+            connection: 0,
+            clocked: false,
+            checked: false,
+            next_seq: 1,
+        }
+    }
+}
+
+impl MainStream {
+    fn heard(&mut self, frame: &EncodedFrame) {
+        self.last_unit = Instant::now();
+        self.clocked = frame.unit.capture.is_some();
+    }
+
+    fn recently_heard(&self) -> bool {
+        self.last_unit.elapsed() < STREAM_SILENT
+    }
+}
+
+impl DecoderActor {
+    /// The capture time a paired camera's pictures are related by: the streams' own once both carry
+    /// one, arrival time until then.
+    fn capture_of(&self, own: Option<CaptureTime>, arrived: DateTime<Utc>) -> Option<CaptureTime> {
+        if self.stats.stream_mode == StreamMode::Single {
+            return None;
+        }
+        match (own, self.detect_clocked && self.main.clocked) {
+            (Some(c), true) => Some(c),
+            _ => Some(CaptureTime(arrived.timestamp_micros())),
+        }
+    }
+
+    fn switch_mode(&mut self, mode: StreamMode, why: &str) {
+        if self.stats.stream_mode == mode {
+            return;
+        }
+        tracing::info!(
+            camera_id = self.camera_id,
+            mode = mode.as_str(),
+            why,
+            "the camera's streams are used differently"
+        );
+        let analysed_changes = (self.stats.stream_mode == StreamMode::MainOnly) != (mode == StreamMode::MainOnly);
+        self.stats.stream_mode = mode;
+        self.stats.mode_switches += 1;
+        self.feed.main.set_mode(mode);
+        self.feed.main.clear();
+        if let Some(p) = &self.options.paired {
+            p.forward_all.store(mode == StreamMode::MainOnly, Ordering::Relaxed);
+        }
+        if analysed_changes {
+            // Another stream is analysed: a fresh decoder from its next keyframe, and tracks end (the
+            // pictures' coordinates change).
+            self.decoder = None;
+            self.resyncing = true;
+            self.next_due = None;
+            self.times.clear();
+            self.epoch += 1;
+        }
+    }
+
+    /// Every half second: which streams are alive, and what the camera runs on.
+    fn watch_streams(&mut self) {
+        let detect_alive = self.last_detect.is_some_and(|t| t.elapsed() < STREAM_SILENT);
+        let main_alive = self.main.recently_heard();
+        match self.stats.stream_mode {
+            StreamMode::Paired if !detect_alive && main_alive => {
+                self.switch_mode(StreamMode::MainOnly, "the substream is down: decoding the main stream instead")
+            }
+            StreamMode::Paired if !main_alive => {
+                self.switch_mode(StreamMode::DetectOnly, "the main stream is down: running on the substream alone")
+            }
+            StreamMode::DetectOnly if main_alive => self.switch_mode(StreamMode::Paired, "the main stream is back"),
+            StreamMode::DetectOnly if !detect_alive && main_alive => {
+                self.switch_mode(StreamMode::MainOnly, "the substream is down: decoding the main stream instead")
+            }
+            _ => {}
+        }
+    }
+
+    /// A main-stream unit of a paired camera: its keyframes are decoded when a face may need them
+    /// (and the first, to check the view), and kept for the worker.
+    fn main_unit(&mut self, frame: EncodedFrame) {
+        self.main.heard(&frame);
+        if frame.connection != self.main.connection {
+            self.main.connection = frame.connection;
+            self.feed.main.clear();
+        }
+        if self.stats.stream_mode == StreamMode::Mismatch || !frame.unit.is_keyframe {
+            return;
+        }
+        if self.main.checked && !self.feed.main.wanted() && !self.options.decode_only {
+            self.stats.main_keyframes_idle += 1;
+            return;
+        }
+        if self.main.decoder.is_none() || self.main.codec != Some(frame.unit.codec) {
+            let backend = match (self.options.backend, frame.unit.codec) {
+                (DecoderBackend::Openh264, Codec::H265) => DecoderBackend::Libav,
+                (backend, _) => backend,
+            };
+            match decode::open(backend, frame.unit.codec) {
+                Ok(mut d) => {
+                    d.set_keyframes_only(true);
+                    self.main.decoder = Some(d);
+                    self.main.codec = Some(frame.unit.codec);
+                }
+                Err(e) => {
+                    error!(camera_id = self.camera_id, error = %e, "cannot create the main stream's decoder");
+                    return;
+                }
+            }
+        }
+        let Some(decoder) = self.main.decoder.as_mut() else { return };
+        let seq = self.main.next_seq;
+        let started = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| decoder.decode(&frame.unit.data, true, seq, &mut |_, _| true)));
+        instruments::decode_duration(started.elapsed());
+        let picture = match result {
+            Ok(Ok(pictures)) => pictures.into_iter().find(|p| !p.damaged).and_then(|p| p.frame),
+            Ok(Err(e)) => {
+                warn!(camera_id = self.camera_id, error = %e, "a corrupt main-stream keyframe");
+                None
+            }
+            Err(_) => {
+                instruments::actor_restarted("decoder");
+                self.main.decoder = None;
+                error!(camera_id = self.camera_id, "the main stream's decoder panicked; restarting it");
+                None
+            }
+        };
+        let Some(picture) = picture else { return };
+        self.main.next_seq += 1;
+        self.stats.main_keyframes_decoded += 1;
+        if !self.main.checked {
+            let Some(detect) = self.detect_size else { return };
+            let main = picture.dimensions();
+            let aspect = |(w, h): (u32, u32)| w as f32 / h.max(1) as f32;
+            if (aspect(main) - aspect(detect)).abs() / aspect(detect) > 0.02 {
+                error!(
+                    camera_id = self.camera_id,
+                    main = format!("{}×{}", main.0, main.1),
+                    detect = format!("{}×{}", detect.0, detect.1),
+                    "the main stream and the substream have different aspect ratios: the main stream is ignored"
+                );
+                self.switch_mode(StreamMode::Mismatch, "the streams' aspect ratios differ");
+                return;
+            }
+            self.main.checked = true;
+        }
+        let Some(capture) = self.capture_of(frame.unit.capture, frame.captured_at) else { return };
+        self.feed.main.put(MainPicture { seq, capture, frame: Arc::new(picture) });
+    }
+
+    /// Decodes and samples one unit of the analysed stream.
+    fn analyse_unit(&mut self, frame: EncodedFrame) {
+        self.connection = frame.connection.wrapping_add(self.epoch << 32);
         if !self.open_decoder(frame.unit.codec) {
             return;
         }
@@ -309,7 +574,8 @@ impl Handler<EncodedFrame> for DecoderActor {
         if self.times.len() == PENDING_TIMES {
             self.times.pop_front();
         }
-        self.times.push_back((tag, frame.received_at, frame.captured_at));
+        let capture = self.capture_of(frame.unit.capture, frame.captured_at);
+        self.times.push_back((tag, frame.received_at, frame.captured_at, capture));
         let (next_due, interval, gate, feed, stats) =
             (&mut self.next_due, self.interval, &mut self.gate, &self.feed, &mut self.stats);
         let times = &self.times;
@@ -331,7 +597,7 @@ impl Handler<EncodedFrame> for DecoderActor {
                     return false;
                 }
                 stats.sampled += 1;
-                let (at, wall) = arrival(times, tag).unwrap_or((frame.received_at, frame.captured_at));
+                let (at, wall, _) = arrival(times, tag).unwrap_or((frame.received_at, frame.captured_at, capture));
                 let verdict = gate.judge(luma, at);
                 if verdict == Verdict::Moved {
                     let config = gate.config();
@@ -360,10 +626,9 @@ impl Handler<EncodedFrame> for DecoderActor {
                     }
                     self.stats.decoded += 1;
                     let Some(picture) = p.frame else { continue };
-                    let (received_at, captured_at) =
-                        arrival(&self.times, p.tag).unwrap_or((frame.received_at, frame.captured_at));
+                    let times = arrival(&self.times, p.tag).unwrap_or((frame.received_at, frame.captured_at, capture));
                     let regions = moved.iter_mut().find(|(t, _)| *t == p.tag).map(|(_, r)| std::mem::take(r));
-                    self.send_on(picture, received_at, captured_at, regions.unwrap_or_default());
+                    self.send_on(picture, times, regions.unwrap_or_default());
                 }
             }
             Ok(Err(e)) => {
@@ -380,15 +645,17 @@ impl Handler<EncodedFrame> for DecoderActor {
             }
         }
         // Times of pictures that will never come out (skipped by the decoder) age out.
-        while self.times.front().is_some_and(|(t, _, _)| tag.saturating_sub(*t) >= PENDING_TIMES as u64 / 2) {
+        while self.times.front().is_some_and(|(t, _, _, _)| tag.saturating_sub(*t) >= PENDING_TIMES as u64 / 2) {
             self.times.pop_front();
         }
     }
 }
 
-/// When the access unit tagged `tag` arrived (monotonic and wall clock).
-fn arrival(times: &VecDeque<(u64, Instant, DateTime<Utc>)>, tag: u64) -> Option<(Instant, DateTime<Utc>)> {
-    times.iter().find(|(t, _, _)| *t == tag).map(|(_, r, c)| (*r, *c))
+type UnitTimes = (Instant, DateTime<Utc>, Option<CaptureTime>);
+
+/// When the access unit tagged `tag` arrived (monotonic and wall clock), and was captured.
+fn arrival(times: &VecDeque<(u64, Instant, DateTime<Utc>, Option<CaptureTime>)>, tag: u64) -> Option<UnitTimes> {
+    times.iter().find(|(t, _, _, _)| *t == tag).map(|(_, r, c, k)| (*r, *c, *k))
 }
 
 impl Handler<SetAnalysisFps> for DecoderActor {
@@ -416,7 +683,13 @@ impl Handler<GetDecoderStats> for DecoderActor {
     type Result = MessageResult<GetDecoderStats>;
 
     fn handle(&mut self, _: GetDecoderStats, _: &mut Self::Context) -> Self::Result {
+        let time_source = self.options.paired.as_ref().map(|p| match self.detect_clocked && self.main.clocked {
+            true => p.clock,
+            false => TimeSource::Arrival,
+        });
         MessageResult(DecoderStats {
+            time_source,
+            main_embeddings: self.feed.main.embedded(),
             dropped_for_inference: self.feed.slot.dropped(),
             gated: self.feed.gated(),
             analysis_fps: 1.0 / self.interval.as_secs_f32(),

@@ -18,9 +18,10 @@ use panoptes_engine::frame::YuvFrame;
 use panoptes_engine::gallery::Gallery;
 use panoptes_engine::pipeline::{FaceEmbedding, FacePipeline};
 use panoptes_engine::runtime::{ModelError, Provider};
+use panoptes_engine::stream_pair::{main_face, position_at, StreamScale};
 use panoptes_engine::track::identity::{Comparison, Identity, IdentityChange};
 use panoptes_engine::track::quality::face_quality;
-use panoptes_engine::track::{FaceTracker, TrackConfig, TrackEmbedding};
+use panoptes_engine::track::{BestFace, FaceTracker, TrackConfig, TrackEmbedding};
 use serde::Serialize;
 use tracing::warn;
 
@@ -29,6 +30,7 @@ use crate::instruments::{self, FaceOutcome};
 use crate::latency_record::LatencyRecord;
 use crate::latest_frames::{AnalysedFrame, FaceMark, LatestFrames};
 use crate::load::{LoadFigures, LoadWindow};
+use crate::main_stream::{MainPicture, StreamMode};
 use crate::messages::{Identified, TrackEvent};
 
 /// The window over which latency and utilisation are measured for load decisions.
@@ -51,6 +53,10 @@ pub struct WorkerStats {
     pub embeddings: u64,
     /// Faces the tracker asked for that were turned too far to embed (`align.max_yaw_degrees`).
     pub faces_too_turned: u64,
+    /// Faces embedded from a main-stream picture (cameras with a substream).
+    pub main_embeddings: u64,
+    /// Faces placed in a main-stream picture and not found there (hidden at that moment).
+    pub main_faces_not_found: u64,
     pub tracks_started: u64,
     pub tracks_active: u64,
     pub errors: u64,
@@ -121,9 +127,19 @@ const STALLED_AFTER: Duration = Duration::from_secs(10);
 struct EmbedJob {
     frame: usize,
     track_id: u64,
+    /// In the analysed frame's pixels, or (main jobs) placed in the main picture's.
     face: Face,
     quality: f32,
+    /// Embed from this main-stream picture instead of the analysed frame.
+    main: Option<MainPicture>,
 }
+
+/// A main-stream picture older than this, relative to the analysed frame, is not used (a GOP of up
+/// to 2 s, and some slack).
+const MAIN_MAX_AGE_SECS: f64 = 2.5;
+/// A main picture may be captured this much after the newest analysed frame (the main stream
+/// arrives ahead of its substream): the track's newest position is used.
+const MAIN_MAX_AHEAD_SECS: f64 = 0.5;
 
 pub struct InferenceWorker {
     pipeline: FacePipeline,
@@ -318,16 +334,37 @@ impl InferenceWorker {
             let qualities: Vec<_> = faces.iter().map(|f| face_quality(f, &frame.frame)).collect();
             let update = cam.tracker.update(faces, &qualities, frame.received_at, frame.captured_at, &frame.frame);
             self.stats.tracks_started += update.started.len() as u64;
+            let paired = frame.capture.is_some() && cam.feed.main.mode() == StreamMode::Paired;
+            cam.tracker.set_paired(paired);
+            // The main-stream picture faces of this frame may be cropped from.
+            let main = match (paired, frame.capture) {
+                (true, Some(capture)) => {
+                    cam.tracker.note_positions(capture, &update.assigned, faces);
+                    cam.feed.main.newest_near(capture, MAIN_MAX_AGE_SECS, MAIN_MAX_AHEAD_SECS)
+                }
+                _ => None,
+            };
             for (d, track) in update.assigned.iter().enumerate() {
-                if let Some(track_id) = track {
-                    if cam.tracker.wants_embedding(*track_id, &qualities[d]) {
+                let Some(track_id) = *track else { continue };
+                if let Some(picture) = main.as_ref().filter(|m| cam.tracker.wants_main_embedding(track_id, m.seq)) {
+                    let placed = cam
+                        .tracker
+                        .track(track_id)
+                        .and_then(|t| position_at(t.history(), picture.capture, MAIN_MAX_AHEAD_SECS));
+                    if let Some(then) = placed {
+                        let scale = StreamScale::between(picture.frame.dimensions(), frame.frame.dimensions());
                         jobs.push(EmbedJob {
                             frame: i,
-                            track_id: *track_id,
-                            face: faces[d],
+                            track_id,
+                            face: main_face(&faces[d], then, scale),
                             quality: qualities[d].score,
+                            main: Some(picture.clone()),
                         });
+                        continue;
                     }
+                }
+                if cam.tracker.wants_embedding(track_id, &qualities[d]) {
+                    jobs.push(EmbedJob { frame: i, track_id, face: faces[d], quality: qualities[d].score, main: None });
                 }
             }
             ended.extend(update.ended.into_iter().map(|t| (frame.camera_id, t)));
@@ -342,22 +379,37 @@ impl InferenceWorker {
         instruments::inference_batch(self.index, self.pipeline.provider().as_str(), &waits, done - started);
         self.stats.batches += 1;
         self.stats.frames += frames.len() as u64;
-        self.stats.embeddings += embedded.iter().filter(|e| matches!(e, FaceEmbedding::Embedded { .. })).count() as u64;
+        self.stats.embeddings +=
+            embedded.iter().filter(|(e, _)| matches!(e, FaceEmbedding::Embedded { .. })).count() as u64;
 
         // Identities from the embeddings.
         let gallery = self.gallery.clone();
         let gallery = gallery.read().unwrap_or_else(|p| p.into_inner());
         let (model, judgement) = (self.pipeline.model().clone(), gallery.judgement());
         let mut identified = Vec::new();
-        for (job, embedded) in jobs.iter().zip(embedded) {
+        for (job, (embedded, seen)) in jobs.iter().zip(embedded) {
             let frame = &frames[job.frame];
             let vector = match embedded {
                 FaceEmbedding::Embedded { vector, .. } => vector,
                 FaceEmbedding::TooTurned { .. } => {
                     self.stats.faces_too_turned += 1;
+                    if let (Some(m), Some(cam)) = (&job.main, self.cameras.get_mut(&frame.camera_id)) {
+                        cam.tracker.main_picture_tried(job.track_id, m.seq);
+                    }
                     continue;
                 }
-                FaceEmbedding::NotAligned => continue,
+                FaceEmbedding::NotFound | FaceEmbedding::NotAligned => {
+                    if let (Some(m), Some(cam)) = (&job.main, self.cameras.get_mut(&frame.camera_id)) {
+                        self.stats.main_faces_not_found += 1;
+                        cam.tracker.main_picture_tried(job.track_id, m.seq);
+                    }
+                    continue;
+                }
+            };
+            // A main-stream face is judged, kept and shown as found in its picture.
+            let (picture, quality) = match &job.main {
+                Some(m) => (m.frame.clone(), face_quality(&seen, &m.frame).score),
+                None => (frame.frame.clone(), job.quality),
             };
             let found = match gallery.search(&model, &vector, COMPARED_PERSONS) {
                 Ok(found) => found,
@@ -368,8 +420,24 @@ impl InferenceWorker {
             };
             let comparison = Comparison::from_search(&found, COMPARED_PERSONS);
             let Some(cam) = self.cameras.get_mut(&frame.camera_id) else { continue };
-            let change = cam.tracker.add_embedding(job.track_id, job.quality, comparison, &judgement);
-            let kept = TrackEmbedding { model: model.clone(), quality: job.quality, vector: vector.into() };
+            let change = match &job.main {
+                Some(m) => {
+                    self.stats.main_embeddings += 1;
+                    cam.feed.main.count_embedded();
+                    let change = cam.tracker.add_main_embedding(job.track_id, m.seq, quality, comparison, &judgement);
+                    let best = BestFace {
+                        quality,
+                        face: seen,
+                        frame: m.frame.clone(),
+                        captured_at: frame.captured_at,
+                        from_main: true,
+                    };
+                    cam.tracker.offer_main_face(job.track_id, best);
+                    change
+                }
+                None => cam.tracker.add_embedding(job.track_id, quality, comparison, &judgement),
+            };
+            let kept = TrackEmbedding { model: model.clone(), quality, vector: vector.into() };
             cam.tracker.offer_embedding(job.track_id, kept);
             let Some(track) = cam.tracker.track(job.track_id) else { continue };
             let outcome = if track.identity.person().is_some() { FaceOutcome::Matched } else { FaceOutcome::Unknown };
@@ -381,10 +449,11 @@ impl InferenceWorker {
                 identity: change.to(),
                 evidence: track.evidence(),
                 first_seen: track.first_seen,
-                face: job.face,
-                frame: frame.frame.clone(),
+                face: seen,
+                frame: picture,
                 captured_at: frame.captured_at,
-                quality: job.quality,
+                quality,
+                from_main: job.main.is_some(),
                 embedding: track.best_embedding.clone(),
             });
             if let IdentityChange::Changed { from, to } = change {
@@ -433,6 +502,8 @@ impl InferenceWorker {
         for frame in &frames {
             if let Some(cam) = self.cameras.get(&frame.camera_id) {
                 cam.feed.set_deciding(cam.tracker.deciding());
+                // Main-stream keyframes are decoded only while a face may need them.
+                cam.feed.main.set_wanted(!cam.tracker.tracks().is_empty());
             }
         }
         self.stats.tracks_active = self.cameras.values().map(|c| c.tracker.tracks().len() as u64).sum();
@@ -484,17 +555,32 @@ impl InferenceWorker {
         }
     }
 
-    /// Embeddings for the jobs (all faces of one frame in one call).
-    fn embed(&mut self, frames: &[SampledFrame], jobs: &[EmbedJob]) -> Vec<FaceEmbedding> {
-        let mut out: Vec<FaceEmbedding> = vec![FaceEmbedding::NotAligned; jobs.len()];
-        for (i, frame) in frames.iter().enumerate() {
-            let idx: Vec<usize> = (0..jobs.len()).filter(|&j| jobs[j].frame == i).collect();
-            if idx.is_empty() {
-                continue;
+    /// Embeddings for the jobs (all faces of one picture in one call), each with the face as found
+    /// (main jobs: re-detected in the main picture).
+    fn embed(&mut self, frames: &[SampledFrame], jobs: &[EmbedJob]) -> Vec<(FaceEmbedding, Face)> {
+        let mut out: Vec<(FaceEmbedding, Face)> = jobs.iter().map(|j| (FaceEmbedding::NotAligned, j.face)).collect();
+        // One group per analysed frame, and one per main picture.
+        let mut groups: Vec<(usize, Option<u64>)> = Vec::new();
+        for j in jobs {
+            let key = (j.frame, j.main.as_ref().map(|m| m.seq));
+            if !groups.contains(&key) {
+                groups.push(key);
             }
+        }
+        for (frame_index, seq) in groups {
+            let idx: Vec<usize> = (0..jobs.len())
+                .filter(|&j| jobs[j].frame == frame_index && jobs[j].main.as_ref().map(|m| m.seq) == seq)
+                .collect();
+            let Some(&first) = idx.first() else { continue };
             let faces: Vec<Face> = idx.iter().map(|&j| jobs[j].face).collect();
+            let frame = &frames[frame_index];
             let pipeline = &mut self.pipeline;
-            let result = catch_unwind(AssertUnwindSafe(|| pipeline.embed_faces(&frame.frame, &faces)));
+            let result = catch_unwind(AssertUnwindSafe(|| match &jobs[first].main {
+                Some(m) => pipeline.embed_placed_faces(&m.frame, &faces),
+                None => pipeline
+                    .embed_faces(&frame.frame, &faces)
+                    .map(|e| e.into_iter().zip(faces.iter().copied()).collect()),
+            }));
             if let Some(embeddings) = self.checked(result, std::slice::from_ref(frame)) {
                 for (j, e) in idx.into_iter().zip(embeddings) {
                     out[j] = e;

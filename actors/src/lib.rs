@@ -15,6 +15,7 @@ pub mod latency_record;
 pub mod latest;
 pub mod latest_frames;
 pub mod load;
+pub mod main_stream;
 pub mod matcher;
 pub mod messages;
 pub mod scheduler;

@@ -20,7 +20,7 @@ use panoptes_engine::geometry::BBox;
 use panoptes_engine::snapshot::SnapshotStore;
 use panoptes_engine::storage::{AppearanceEvidence, NewDetection};
 use panoptes_engine::track::identity::{Evidence, Identity};
-use panoptes_engine::track::EndedTrack;
+use panoptes_engine::track::{BestFace, EndedTrack};
 use serde::Serialize;
 
 use crate::instruments;
@@ -74,6 +74,8 @@ struct Appearance {
     ended_frames: u32,
     /// Quality of the face its snapshot shows.
     snapshot_quality: f32,
+    /// Its snapshot is a main-stream crop (a paired camera): only another such crop replaces it.
+    snapshot_from_main: bool,
     /// A snapshot is being written for it: a newer one waits for it, so the stems never race.
     writing: bool,
     /// Its start went to the sink (after its first snapshot). Until then nothing else is sent: the
@@ -185,6 +187,7 @@ impl MatcherActor {
                 tracks: 1,
                 ended_frames: 0,
                 snapshot_quality: id.quality,
+                snapshot_from_main: id.from_main,
                 writing: false,
                 started: false,
             },
@@ -204,8 +207,8 @@ impl MatcherActor {
         let better = track
             .best
             .as_ref()
-            .filter(|b| self.appearances.get(&key).is_some_and(|a| b.quality > a.snapshot_quality && !a.writing));
-        let better = better.map(|b| (b.frame.clone(), b.face.bbox, b.captured_at, b.quality));
+            .filter(|b| self.appearances.get(&key).is_some_and(|a| !a.writing && better_snapshot(b, a)));
+        let better = better.map(|b| (b.frame.clone(), b.face.bbox, b.captured_at, b.quality, b.from_main));
         let Some(a) = self.appearances.get_mut(&key) else { return };
         a.ended_frames += track.frames;
         a.row.frames = a.ended_frames.max(1) as i32;
@@ -226,9 +229,10 @@ impl MatcherActor {
         }
         self.leave(key, track.last_seen);
         match better {
-            Some((frame, bbox, at, quality)) => {
+            Some((frame, bbox, at, quality, from_main)) => {
                 if let Some(a) = self.appearances.get_mut(&key) {
                     a.snapshot_quality = quality;
+                    a.snapshot_from_main = from_main;
                     a.row.bbox = bbox;
                 }
                 self.snapshot(key, frame, bbox, at, false, ctx);
@@ -416,6 +420,17 @@ impl Handler<GetMatcherStats> for MatcherActor {
     }
 }
 
+/// Whether a track's best face should replace an appearance's snapshot: a main-stream crop beats
+/// any substream face (its pixels are what recognition and the operator need); faces from the same
+/// stream compare by quality.
+fn better_snapshot(best: &BestFace<Arc<YuvFrame>>, a: &Appearance) -> bool {
+    match (best.from_main, a.snapshot_from_main) {
+        (true, false) => true,
+        (false, true) => false,
+        _ => best.quality > a.snapshot_quality,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -498,6 +513,7 @@ mod tests {
             frame: frame(),
             captured_at: first_seen,
             quality: 0.5,
+            from_main: false,
             evidence: evidence(),
             embedding: None,
         })

@@ -25,6 +25,31 @@ pub struct EncodedFrame {
     /// Which of the camera's connections it came over (counted from 1). A new one means the stream
     /// broke in between: what is seen after is not continuous with what was seen before.
     pub connection: u64,
+    /// Which of the camera's streams it came from.
+    pub stream: StreamRole,
+}
+
+/// A camera's stream: its only one, or one of a main stream and substream pair.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamRole {
+    /// A camera with one stream: it is decoded and analysed.
+    #[default]
+    Single,
+    /// The substream (`detect_url`): decoded and analysed.
+    Detect,
+    /// The main stream of a camera with a substream: read at its keyframes for faces.
+    Main,
+}
+
+impl StreamRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamRole::Single => "single",
+            StreamRole::Detect => "detect",
+            StreamRole::Main => "main",
+        }
+    }
 }
 
 impl EncodedFrame {
@@ -37,6 +62,7 @@ impl EncodedFrame {
             captured_at: chrono::Utc::now(),
             references_lost: 0,
             connection: 1,
+            stream: StreamRole::Single,
         }
     }
 }
@@ -66,6 +92,8 @@ pub struct Identified {
     pub captured_at: chrono::DateTime<chrono::Utc>,
     /// Its quality (a better face of the same appearance replaces the snapshot at its end).
     pub quality: f32,
+    /// Cropped from the camera's main stream (`face` and `frame` are the main stream's).
+    pub from_main: bool,
     /// The track's best embedded face so far (the appearance keeps it).
     pub embedding: Option<TrackEmbedding>,
 }

@@ -24,9 +24,13 @@ use serde::Serialize;
 
 use crate::camera::{CameraActor, CameraConfig, CameraStatus, GetStatus, StopCamera};
 use crate::control::{deliver, DeliveryError};
-use crate::decoder::{DecoderActor, DecoderOptions, DecoderStats, GetDecoderStats, SetAnalysisFps, SetMotionMask};
+use crate::decoder::{
+    DecoderActor, DecoderOptions, DecoderStats, GetDecoderStats, PairedStreams, SetAnalysisFps, SetMotionMask,
+};
 use crate::inference::{GetWorkerStats, InferenceWorker, WorkerStats};
 use crate::instruments;
+use crate::main_stream::TimeSource;
+use crate::messages::StreamRole;
 use crate::shedding::{decide, CameraRate, RateChange};
 
 #[derive(Clone, Debug)]
@@ -93,7 +97,10 @@ pub fn default_node_id() -> String {
 
 struct Pipeline {
     config: Camera,
+    /// The analysed stream's camera actor (the substream's, when the camera has one).
     camera: Addr<CameraActor>,
+    /// The main stream's, when the camera detects on a substream.
+    main_camera: Option<Addr<CameraActor>>,
     decoder: Addr<DecoderActor>,
     worker: usize,
     /// Which decoder thread.
@@ -193,16 +200,34 @@ impl Scheduler {
                     r.config.analysis_fps,
                     r.fps,
                     r.camera.clone(),
+                    r.main_camera.clone(),
                     r.decoder.clone(),
                 )
             })
             .collect();
         // Every camera asked at once: one after another, a node with hundreds of cameras spent its
         // status refresh waiting on each actor's turn in turn.
-        let asked = cams.into_iter().map(|(id, name, worker, target_fps, analysis_fps, camera, decoder)| async move {
-            let (status, decoder) = futures::join!(camera.send(GetStatus), decoder.send(GetDecoderStats));
-            CameraReport { id, name, worker, target_fps, analysis_fps, status: status.ok(), decoder: decoder.ok() }
-        });
+        let asked =
+            cams.into_iter().map(|(id, name, worker, target_fps, analysis_fps, camera, main, decoder)| async move {
+                let main_status = async {
+                    match main {
+                        Some(m) => m.send(GetStatus).await.ok(),
+                        None => None,
+                    }
+                };
+                let (status, main_status, decoder) =
+                    futures::join!(camera.send(GetStatus), main_status, decoder.send(GetDecoderStats));
+                CameraReport {
+                    id,
+                    name,
+                    worker,
+                    target_fps,
+                    analysis_fps,
+                    status: status.ok(),
+                    main_status,
+                    decoder: decoder.ok(),
+                }
+            });
         async move {
             let mut out = futures::future::join_all(asked).await;
             out.sort_by_key(|c| c.id);
@@ -310,6 +335,7 @@ impl Scheduler {
             if let Some(r) = self.running.remove(&id) {
                 tracing::info!(camera_id = id, "stopping camera pipeline");
                 self.stopping_cameras.push((id, r.camera));
+                self.stopping_cameras.extend(r.main_camera.map(|m| (id, m)));
             }
         }
         for (id, cam) in &wanted {
@@ -339,20 +365,39 @@ impl Scheduler {
             let id = cam.id;
             tracing::info!(camera_id = id, url = %redact(&cam.url), worker, "starting camera pipeline");
             let decoder_thread = self.pick_decoder_thread();
-            let options = DecoderOptions { mask: cam.options.motion_mask.clone(), ..self.config.decoder.clone() };
+            let forward_all = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let paired = cam.detect_url.as_ref().map(|_| PairedStreams {
+                forward_all: forward_all.clone(),
+                clock: if cam.url.contains("://") { TimeSource::Rtcp } else { TimeSource::Pts },
+            });
+            let options =
+                DecoderOptions { mask: cam.options.motion_mask.clone(), paired, ..self.config.decoder.clone() };
             let (fps, consumer) = (cam.analysis_fps, self.workers[worker].addr.clone().recipient());
             let decoder = DecoderActor::start_in_arbiter(&self.threads.decoders[decoder_thread], move |_| {
                 DecoderActor::with_options(id, fps, consumer, options)
             });
-            let mut camera_config = CameraConfig::new(id, cam.url.clone());
-            camera_config.transport = cam.transport;
-            camera_config.file_fps = self.config.file_fps;
-            camera_config.stall_timeout = cam.options.stall_timeout();
-            camera_config.looping = cam.options.looping();
-            let frames = decoder.clone().recipient();
-            let camera =
-                CameraActor::start_in_arbiter(&self.threads.io, move |_| CameraActor::new(camera_config, frames));
-            self.running.insert(id, Pipeline { config: cam, camera, decoder, worker, decoder_thread, fps });
+            let stream = |url: &str, role: StreamRole| {
+                let mut c = CameraConfig::new(id, url);
+                c.transport = cam.transport;
+                c.file_fps = self.config.file_fps;
+                c.stall_timeout = cam.options.stall_timeout();
+                c.looping = cam.options.looping();
+                c.stream = role;
+                c.forward_all = forward_all.clone();
+                c
+            };
+            let start = |config: CameraConfig| {
+                let frames = decoder.clone().recipient();
+                CameraActor::start_in_arbiter(&self.threads.io, move |_| CameraActor::new(config, frames))
+            };
+            let (camera, main_camera) = match &cam.detect_url {
+                Some(detect) => {
+                    (start(stream(detect, StreamRole::Detect)), Some(start(stream(&cam.url, StreamRole::Main))))
+                }
+                None => (start(stream(&cam.url, StreamRole::Single)), None),
+            };
+            self.running
+                .insert(id, Pipeline { config: cam, camera, main_camera, decoder, worker, decoder_thread, fps });
         }
     }
 
@@ -468,6 +513,9 @@ impl Actor for Scheduler {
         // The system is going down: a camera that misses this stops with it.
         for r in self.running.values() {
             let _ = r.camera.try_send(StopCamera);
+            if let Some(m) = &r.main_camera {
+                let _ = m.try_send(StopCamera);
+            }
         }
         Running::Stop
     }
@@ -485,7 +533,11 @@ impl Handler<StopScheduler> for Scheduler {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, msg: StopScheduler, _: &mut Self::Context) -> Self::Result {
-        let mut cameras: Vec<(i64, Addr<CameraActor>)> = self.running.drain().map(|(id, r)| (id, r.camera)).collect();
+        let mut cameras: Vec<(i64, Addr<CameraActor>)> = self
+            .running
+            .drain()
+            .flat_map(|(id, r)| std::iter::once((id, r.camera)).chain(r.main_camera.map(|m| (id, m))))
+            .collect();
         cameras.append(&mut self.stopping_cameras);
         self.stopping = true;
         let store = self.store.clone();
@@ -522,7 +574,10 @@ pub struct CameraReport {
     pub target_fps: f32,
     /// Analysis rate in force (lower while shedding).
     pub analysis_fps: f32,
+    /// The analysed stream's (the substream's, when the camera has one).
     pub status: Option<CameraStatus>,
+    /// The main stream's, when the camera detects on a substream.
+    pub main_status: Option<CameraStatus>,
     pub decoder: Option<DecoderStats>,
 }
 

@@ -55,6 +55,23 @@ pub enum PipelineError {
     Model(#[from] ModelError),
 }
 
+/// Of the faces found around a placed face, the one nearest its place, of a like size (half to twice
+/// as large) and within one face size of it.
+fn nearest_alike(placed: &Face, found: Vec<Face>) -> Option<Face> {
+    let size = placed.bbox.width.max(placed.bbox.height).max(1.0);
+    let c = placed.bbox.center();
+    found
+        .into_iter()
+        .filter_map(|f| {
+            let ratio = f.bbox.width.max(f.bbox.height) / size;
+            let fc = f.bbox.center();
+            let distance = ((fc.x - c.x).powi(2) + (fc.y - c.y).powi(2)).sqrt() / size;
+            ((0.5..=2.0).contains(&ratio) && distance <= 1.0).then_some((distance, f))
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, f)| f)
+}
+
 /// A face found in an image, with its embedding.
 #[derive(Clone, Debug)]
 pub struct AnalyzedFace {
@@ -77,6 +94,9 @@ pub enum FaceEmbedding {
     },
     /// No alignment could be found (degenerate keypoints).
     NotAligned,
+    /// A face placed in a picture from another moment (a main-stream keyframe) was not found there
+    /// (hidden, or it moved otherwise than its track): nothing is embedded.
+    NotFound,
 }
 
 impl FaceEmbedding {
@@ -234,6 +254,27 @@ impl FacePipeline {
     /// face, batched) and the face found there, overlapping the first, is aligned: 0.80–0.82 steady
     /// on the same faces (`tests/appearances.rs`).
     pub fn embed_faces(&mut self, frame: &YuvFrame, faces: &[Face]) -> Result<Vec<FaceEmbedding>, ModelError> {
+        Ok(self.embed_regions(frame, faces, false)?.into_iter().map(|(e, _)| e).collect())
+    }
+
+    /// Embeds faces placed in `frame` from elsewhere (a substream's track mapped into a main-stream
+    /// picture of another moment): each must be found again near its place, at a similar size, or it
+    /// is [`FaceEmbedding::NotFound`]; the placed keypoints (scaled from a small face) are never
+    /// aligned on. Returns, with each, the face as found in `frame`.
+    pub fn embed_placed_faces(
+        &mut self,
+        frame: &YuvFrame,
+        faces: &[Face],
+    ) -> Result<Vec<(FaceEmbedding, Face)>, ModelError> {
+        self.embed_regions(frame, faces, true)
+    }
+
+    fn embed_regions(
+        &mut self,
+        frame: &YuvFrame,
+        faces: &[Face],
+        placed: bool,
+    ) -> Result<Vec<(FaceEmbedding, Face)>, ModelError> {
         let mut regions = Vec::with_capacity(faces.len());
         for face in faces {
             let size = face.bbox.width.max(face.bbox.height);
@@ -249,29 +290,46 @@ impl FacePipeline {
                 score: face.score,
                 keypoints: face.keypoints.map(shift),
             };
-            regions.push((region, local));
+            regions.push((region, local, (x0 as f32, y0 as f32)));
         }
-        let pictures: Vec<Picture> = regions.iter().map(|(r, _)| Picture::Rgb(r)).collect();
+        let pictures: Vec<Picture> = regions.iter().map(|(r, _, _)| Picture::Rgb(r)).collect();
         let redetected = self.detector.detect_pictures(&pictures, REDETECT_MIN_SCORE)?;
-        let mut out: Vec<FaceEmbedding> = vec![FaceEmbedding::NotAligned; faces.len()];
+        let mut out: Vec<(FaceEmbedding, Face)> = faces.iter().map(|f| (FaceEmbedding::NotAligned, *f)).collect();
         let mut aligned = Vec::with_capacity(faces.len());
-        for (i, ((region, local), found)) in regions.iter().zip(redetected).enumerate() {
-            let face = found
-                .into_iter()
-                .map(|f| (f.bbox.iou(&local.bbox), f))
-                .filter(|(iou, _)| *iou >= REDETECT_MIN_IOU)
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-                .map_or(*local, |(_, f)| f);
+        for (i, ((region, local, (x0, y0)), found)) in regions.iter().zip(redetected).enumerate() {
+            let found = match placed {
+                false => found
+                    .into_iter()
+                    .map(|f| (f.bbox.iou(&local.bbox), f))
+                    .filter(|(iou, _)| *iou >= REDETECT_MIN_IOU)
+                    .max_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, f)| f),
+                true => nearest_alike(local, found),
+            };
+            let face = match (found, placed) {
+                (Some(f), _) => f,
+                (None, false) => *local,
+                (None, true) => {
+                    out[i].0 = FaceEmbedding::NotFound;
+                    continue;
+                }
+            };
+            let shift = |p: Point| Point::new(p.x + x0, p.y + y0);
+            out[i].1 = Face {
+                bbox: crate::geometry::BBox { x: face.bbox.x + x0, y: face.bbox.y + y0, ..face.bbox },
+                score: face.score,
+                keypoints: face.keypoints.map(shift),
+            };
             let Some(a) = self.aligner.align(region, &face)? else { continue };
             match a.yaw_degrees {
-                Some(yaw) if self.too_turned(yaw) => out[i] = FaceEmbedding::TooTurned { yaw_degrees: yaw },
+                Some(yaw) if self.too_turned(yaw) => out[i].0 = FaceEmbedding::TooTurned { yaw_degrees: yaw },
                 _ => aligned.push((i, a)),
             }
         }
         let crops: Vec<&RgbImage> = aligned.iter().map(|(_, a)| &a.image).collect();
         let embeddings = self.embedder.embed(&crops)?;
         for ((i, a), vector) in aligned.into_iter().zip(embeddings) {
-            out[i] = FaceEmbedding::Embedded { vector, yaw_degrees: a.yaw_degrees };
+            out[i].0 = FaceEmbedding::Embedded { vector, yaw_degrees: a.yaw_degrees };
         }
         Ok(out)
     }

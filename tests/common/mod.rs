@@ -355,3 +355,18 @@ pub async fn start_engine(settings: panoptes::Settings) -> panoptes::Engine {
     let ctx = panoptes::Context::open(settings).await.expect("models and database");
     panoptes::Engine::start(ctx).await.expect("start the engine")
 }
+
+/// `src` re-encoded through the ffmpeg video filter `filter` (e.g. `scale=640:360` for a camera's
+/// substream of it), with the same frames and GOP as the clips above (baseline, a keyframe every 5).
+pub fn rendition(src: &Path, filter: &str, file_name: &str) -> PathBuf {
+    let out = src.with_file_name(file_name);
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-r", "10", "-i"])
+        .arg(src)
+        .args(["-vf", filter, "-c:v", "libx264", "-profile:v", "baseline", "-g", "5", "-pix_fmt", "yuv420p"])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg (installed by scripts/setup.sh)");
+    assert!(status.success(), "ffmpeg failed for {file_name}");
+    out
+}

@@ -27,6 +27,7 @@ use self::quality::Quality;
 use crate::detect::Face;
 use crate::embed::{Judgement, ModelId};
 use crate::geometry::BBox;
+use crate::source::clock::CaptureTime;
 
 /// A face below `min_sharpness` is skipped only when it is less than this share of the track's
 /// sharpest face so far.
@@ -59,6 +60,10 @@ pub struct TrackConfig {
     /// (`panoptes eval recognition`: a 3 px blur at 80 px is 0.35 and matches 7 % of the time, a
     /// 1.5 px blur 0.71 and 100 %).
     pub min_sharpness: f32,
+    /// Cameras with a substream: a face smaller than this (substream pixels) is not embedded from
+    /// the substream but waits for a main-stream picture (a 12 px face embeds as noise and would
+    /// only make a wrong "unknown").
+    pub min_substream_face_px: f32,
 }
 
 impl Default for TrackConfig {
@@ -73,6 +78,7 @@ impl Default for TrackConfig {
             confirm_embeddings: 2,
             max_tracks: 32,
             min_sharpness: 0.5,
+            min_substream_face_px: 24.0,
         }
     }
 }
@@ -84,7 +90,13 @@ pub struct BestFace<F> {
     pub face: Face,
     pub frame: F,
     pub captured_at: DateTime<Utc>,
+    /// Cropped from a camera's main stream (`face` is then in its pixels): a substream face never
+    /// replaces it.
+    pub from_main: bool,
 }
+
+/// Positions kept per track to place it at a main-stream picture's moment (≥ 3 s at 20 fps).
+const HISTORY: usize = 64;
 
 /// One embedding of a track's face, with the model that made it (vectors of two models are never
 /// compared) and the face's quality.
@@ -123,6 +135,11 @@ pub struct Track<F> {
     pub best_embedding: Option<TrackEmbedding>,
     /// Matched in the latest analysed frame.
     seen_in_last_frame: bool,
+    /// Where it was, by capture time (cameras with a substream), oldest first.
+    history: Vec<(CaptureTime, BBox)>,
+    /// Embeddings from main-stream pictures, and the newest such picture used.
+    main_embeddings: u32,
+    last_main_picture: Option<u64>,
 }
 
 impl<F> Track<F> {
@@ -139,6 +156,15 @@ impl<F> Track<F> {
     /// What its identity rests on so far.
     pub fn evidence(&self) -> Evidence {
         self.evidence.summary()
+    }
+
+    /// Where it was, by capture time, oldest first (cameras with a substream).
+    pub fn history(&self) -> &[(CaptureTime, BBox)] {
+        &self.history
+    }
+
+    pub fn main_embeddings(&self) -> u32 {
+        self.main_embeddings
     }
 }
 
@@ -172,11 +198,13 @@ pub struct FaceTracker<F> {
     config: TrackConfig,
     tracks: Vec<Track<F>>,
     next_id: u64,
+    /// The camera detects on a substream and crops faces from its main stream.
+    paired: bool,
 }
 
 impl<F: Clone> FaceTracker<F> {
     pub fn new(config: TrackConfig) -> Self {
-        Self { config, tracks: Vec::new(), next_id: 1 }
+        Self { config, tracks: Vec::new(), next_id: 1, paired: false }
     }
 
     pub fn config(&self) -> &TrackConfig {
@@ -194,9 +222,81 @@ impl<F: Clone> FaceTracker<F> {
     /// Whether a track is still deciding who it is (not a person yet, embeddings left): its next
     /// frames matter even when nothing moves in them.
     pub fn deciding(&self) -> bool {
-        self.tracks
-            .iter()
-            .any(|t| !matches!(t.identity, Identity::Person { .. }) && t.embeddings < t.embeddings_allowed)
+        self.tracks.iter().any(|t| {
+            let undecided = !matches!(t.identity, Identity::Person { .. }) && t.embeddings < t.embeddings_allowed;
+            undecided || (self.paired && t.main_embeddings == 0)
+        })
+    }
+
+    /// Whether the camera detects on a substream and crops faces from its main stream now.
+    pub fn set_paired(&mut self, paired: bool) {
+        self.paired = paired;
+    }
+
+    /// Where the tracks matched in a frame captured at `capture` were (`assigned` as returned by
+    /// [`Self::update`] for `faces`): what places them in a main-stream picture of another moment.
+    pub fn note_positions(&mut self, capture: CaptureTime, assigned: &[Option<u64>], faces: &[Face]) {
+        for (face, id) in faces.iter().zip(assigned) {
+            let Some(t) = id.and_then(|id| self.tracks.iter_mut().find(|t| t.id == id)) else { continue };
+            if t.history.last().is_some_and(|(at, _)| *at >= capture) {
+                continue;
+            }
+            if t.history.len() == HISTORY {
+                t.history.remove(0);
+            }
+            t.history.push((capture, face.bbox));
+        }
+    }
+
+    /// Whether track `id` should be embedded from main-stream picture `picture` (a track embeds each
+    /// picture once, at most `max_embeddings` of them, and once a person only one to confirm it).
+    pub fn wants_main_embedding(&self, id: u64, picture: u64) -> bool {
+        let Some(t) = self.track(id) else { return false };
+        if t.last_main_picture.is_some_and(|p| p >= picture) || t.main_embeddings >= self.config.max_embeddings {
+            return false;
+        }
+        !matches!(t.identity, Identity::Person { .. }) || t.main_embeddings == 0
+    }
+
+    /// Records an embedding of track `id` from main-stream picture `picture`. The first one sets the
+    /// substream's evidence aside (a small substream face embeds badly), and the track may embed
+    /// as often again: what the main stream shows decides.
+    pub fn add_main_embedding(
+        &mut self,
+        id: u64,
+        picture: u64,
+        quality: f32,
+        comparison: Comparison,
+        judgement: &Judgement,
+    ) -> Option<IdentityChange> {
+        let max = self.config.max_embeddings;
+        let t = self.tracks.iter_mut().find(|t| t.id == id)?;
+        if t.main_embeddings == 0 {
+            t.evidence = TrackEvidence::default();
+            t.embeddings_allowed = t.embeddings + max;
+            t.best_embedding = None;
+        }
+        t.main_embeddings += 1;
+        t.last_main_picture = Some(picture);
+        self.add_embedding(id, quality, comparison, judgement)
+    }
+
+    /// A main-stream picture of track `id` was found to hold no face where it was placed (hidden at
+    /// that moment): it is not tried again.
+    pub fn main_picture_tried(&mut self, id: u64, picture: u64) {
+        if let Some(t) = self.tracks.iter_mut().find(|t| t.id == id) {
+            t.last_main_picture = Some(picture);
+        }
+    }
+
+    /// Keeps `best` (a face cropped from the main stream) as track `id`'s snapshot when it is its
+    /// first from the main stream or better than the one kept.
+    pub fn offer_main_face(&mut self, id: u64, best: BestFace<F>) {
+        if let Some(t) = self.tracks.iter_mut().find(|t| t.id == id) {
+            if t.best.as_ref().is_none_or(|b| !b.from_main || best.quality > b.quality) {
+                t.best = Some(best);
+            }
+        }
     }
 
     fn lost_after(&self) -> Duration {
@@ -270,8 +370,14 @@ impl<F: Clone> FaceTracker<F> {
             let quality = qualities.get(d).copied().unwrap_or_default();
             t.sharpest = t.sharpest.max(quality.sharpness);
             let q = quality.score;
-            if t.best.as_ref().is_none_or(|b| q > b.quality) {
-                t.best = Some(BestFace { quality: q, face: faces[d], frame: frame.clone(), captured_at: wall });
+            if t.best.as_ref().is_none_or(|b| !b.from_main && q > b.quality) {
+                t.best = Some(BestFace {
+                    quality: q,
+                    face: faces[d],
+                    frame: frame.clone(),
+                    captured_at: wall,
+                    from_main: false,
+                });
             }
         }
         for (i, t) in self.tracks.iter_mut().enumerate() {
@@ -302,9 +408,18 @@ impl<F: Clone> FaceTracker<F> {
                 sharpest: quality.sharpness,
                 evidence: TrackEvidence::default(),
                 identity: Identity::Pending,
-                best: Some(BestFace { quality: q, face: faces[d], frame: frame.clone(), captured_at: wall }),
+                best: Some(BestFace {
+                    quality: q,
+                    face: faces[d],
+                    frame: frame.clone(),
+                    captured_at: wall,
+                    from_main: false,
+                }),
                 best_embedding: None,
                 seen_in_last_frame: true,
+                history: Vec::new(),
+                main_embeddings: 0,
+                last_main_picture: None,
             });
             assigned[d] = Some(id);
             started.push(id);
@@ -317,6 +432,11 @@ impl<F: Clone> FaceTracker<F> {
     pub fn wants_embedding(&self, id: u64, quality: &Quality) -> bool {
         let Some(t) = self.track(id) else { return false };
         if t.embeddings >= t.embeddings_allowed {
+            return false;
+        }
+        // With a main stream, its crops decide: the substream only bridges the time until the first
+        // one (so alerts stay fast), and only for faces large enough to embed.
+        if self.paired && (t.main_embeddings > 0 || t.bbox.width < self.config.min_substream_face_px) {
             return false;
         }
         // A blurred face (motion, focus) scores low against everyone and would spend an embedding;
