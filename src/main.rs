@@ -96,6 +96,10 @@ enum Command {
         /// The clip every camera plays in a loop: MP4, MKV, MOV, or raw H.264/H.265.
         #[arg(long, default_value = ".local/demo/lobby.h264")]
         video: PathBuf,
+        /// A substream rendition of --video (same frames, lower resolution): every camera detects on
+        /// it and crops faces from --video's keyframes (a camera's `detect_url`).
+        #[arg(long)]
+        detect_video: Option<PathBuf>,
         /// Execution provider for the workers (default: pipeline.session.provider from config).
         #[arg(long)]
         provider: Option<panoptes_engine::runtime::Provider>,
@@ -144,6 +148,10 @@ enum EvalWhat {
         /// One clip (MP4, MKV, MOV or raw H.264) instead of a set; needs --truth and --enrol.
         #[arg(long)]
         clip: Option<PathBuf>,
+        /// A substream rendition of --clip to detect on (the camera's detect_url); --clip is then the
+        /// main stream, read at its keyframes for recognition.
+        #[arg(long)]
+        detect_clip: Option<PathBuf>,
         /// The clip's truth, CSV: name,start_s,end_s (name `stranger` for people nobody enrolled).
         #[arg(long)]
         truth: Option<PathBuf>,
@@ -244,8 +252,8 @@ fn run(cli: Cli) -> Result<()> {
                     commands::eval::recognition(&settings, &photos, &pairs, threshold, json)
                 }
                 EvalWhat::Detection { photos, json } => commands::eval::detection(&settings, &photos, json),
-                EvalWhat::Video { clip, truth, enrol, set, json } => {
-                    let args = commands::eval_video::EvalVideoArgs { clip, truth, enrol, set, json };
+                EvalWhat::Video { clip, detect_clip, truth, enrol, set, json } => {
+                    let args = commands::eval_video::EvalVideoArgs { clip, detect_clip, truth, enrol, set, json };
                     actix_web::rt::System::new().block_on(commands::eval_video::run(settings, args))
                 }
             };
@@ -262,6 +270,7 @@ fn run(cli: Cli) -> Result<()> {
             warmup,
             workers,
             video,
+            detect_video,
             provider,
             shedding,
             decode_only,
@@ -284,6 +293,7 @@ fn run(cli: Cli) -> Result<()> {
                 warmup,
                 workers,
                 video,
+                detect_video,
                 shedding,
                 decode_only,
                 enroll,

@@ -26,18 +26,26 @@ pub struct ThrowawayDatabase {
 }
 
 impl ThrowawayDatabase {
-    /// Creates `<prefix>_<pid>` (dropping a leftover of the same name first); answers it and its URL.
+    /// Creates `<prefix>_<pid>_<n>` (`n` counts this process's throwaway databases, so evaluations
+    /// running side by side in one process each have their own; a leftover of the same name is
+    /// dropped first); answers it and its URL.
     pub async fn create(server_url: &str, prefix: &str) -> Result<(ThrowawayDatabase, String), ThrowawayDatabaseError> {
         // Over TLS when the URL asks for it (sslmode), like every connection of the engine.
         let client = panoptes_engine::storage::connect_client(server_url).await.map_err(|source| {
             ThrowawayDatabaseError::Connect { url: crate::context::redact_url(server_url), source }
         })?;
-        let name = format!("{prefix}_{}", std::process::id());
+        static CREATED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("{prefix}_{}_{n}", std::process::id());
         let create = |source| ThrowawayDatabaseError::Create { name: name.clone(), source };
         client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await.map_err(create)?;
         client.batch_execute(&format!("CREATE DATABASE {name}")).await.map_err(create)?;
         let url = with_database(server_url, &name)?;
         Ok((ThrowawayDatabase { admin_url: server_url.to_string(), name }, url))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub async fn drop(self) {

@@ -64,7 +64,7 @@ async fn an_enrolled_person_is_found_and_no_stranger_is_matched() {
     let dir = common::temp_dir("eval-video");
     let clip = labelled_clip(&dir);
     let truth = write(&dir, "truth.csv", "name,start_s,end_s\nobama,0,3\nstranger,4,7\n");
-    let report = video_eval::evaluate(settings(), &[ClipInput { clip, truth }], &enrol_csv(&dir))
+    let report = video_eval::evaluate(settings(), &[ClipInput { clip, truth, detect: None }], &enrol_csv(&dir))
         .await
         .expect("the evaluation runs");
     assert_eq!(report.clips.len(), 1);
@@ -87,8 +87,32 @@ async fn an_enrolled_person_is_found_and_no_stranger_is_matched() {
     assert_eq!((report.totals.expected, report.totals.correct), (1, 1));
 }
 
+/// The far walker of scripts/setup.sh (a face of ~36 px in a 1080p main stream, ~12 px in its 640×360
+/// substream): found in the substream either way, recognised only when its face is cropped from the
+/// main stream.
+#[actix_web::test]
+async fn a_face_only_the_main_stream_resolves_is_recognised_with_main_stream_crops_and_not_without() {
+    let set = common::root().join(".local/demo/far-walk");
+    assert!(set.join("far-walk.detect.h264").is_file(), "{} missing: run scripts/setup.sh", set.display());
+    let truth = set.join("far-walk.truth.csv");
+    let enrol = set.join("enrol.csv");
+    let run = |clip: &str, detect: Option<&str>| {
+        let input = ClipInput { clip: set.join(clip), truth: truth.clone(), detect: detect.map(|d| set.join(d)) };
+        let enrol = enrol.clone();
+        async move { video_eval::evaluate(settings(), &[input], &enrol).await.expect("the evaluation runs") }
+    };
+    let alone = run("far-walk.detect.h264", None).await;
+    let paired = run("far-walk.h264", Some("far-walk.detect.h264")).await;
+    let (alone, paired) = (&alone.clips[0], &paired.clips[0]);
+    eprintln!("substream alone: {:?}\nwith main-stream crops: {:?}", alone.appearances, paired.appearances);
+    assert_eq!(alone.persons["obama"].found, 1, "the substream's detector sees the 12 px face: {alone:#?}");
+    assert_eq!(alone.persons["obama"].correct, 0, "a 12 px face recognised from the substream alone: {alone:#?}");
+    let obama = &paired.persons["obama"];
+    assert_eq!((obama.correct, obama.wrong_person, obama.strangers_matched), (1, 0, 0), "{paired:#?}");
+}
+
 async fn refused(clip: PathBuf, truth: PathBuf, enrol: PathBuf) -> String {
-    match video_eval::evaluate(settings(), &[ClipInput { clip, truth }], &enrol).await {
+    match video_eval::evaluate(settings(), &[ClipInput { clip, truth, detect: None }], &enrol).await {
         Err(e) => e.to_string(),
         Ok(_) => panic!("bad input accepted"),
     }
@@ -124,8 +148,12 @@ async fn bad_inputs_are_refused_naming_the_file_line_and_column() {
     // cannot be reached, and the error is still the clip's.
     let mut unreachable = settings();
     unreachable.database.url = "postgresql://postgres@127.0.0.1:1/postgres".into();
-    let e = match video_eval::evaluate(unreachable, &[ClipInput { clip: clip.clone(), truth: good.clone() }], &enrol)
-        .await
+    let e = match video_eval::evaluate(
+        unreachable,
+        &[ClipInput { clip: clip.clone(), truth: good.clone(), detect: None }],
+        &enrol,
+    )
+    .await
     {
         Err(e) => panoptes_engine::error_chain::error_chain(&e),
         Ok(_) => panic!("a text file played as video"),

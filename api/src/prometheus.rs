@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 use panoptes_actors::camera::CameraState;
 use panoptes_actors::instruments::{self, FaceOutcome};
+use panoptes_actors::main_stream::StreamMode;
 use panoptes_actors::matcher::GetMatcherStats;
 use panoptes_actors::scheduler::GetSchedulerStats;
 use panoptes_actors::sink::GetSinkStats;
@@ -202,6 +203,9 @@ const STATES: [CameraState; 6] = [
     CameraState::Stopped,
 ];
 
+const STREAM_MODES: [StreamMode; 5] =
+    [StreamMode::Single, StreamMode::Paired, StreamMode::DetectOnly, StreamMode::MainOnly, StreamMode::Mismatch];
+
 fn collect_cameras(state: &AppState) {
     let Some(board) = state.engine.as_ref().map(|e| &e.camera_status) else { return };
     for r in board.get().iter() {
@@ -237,6 +241,18 @@ fn collect_cameras(state: &AppState) {
             counter!("panoptes_frames_corrupt_total", "camera" => c()).absolute(d.corrupt);
             counter!("panoptes_frames_dropped_total", "camera" => c(), "stage" => "inference")
                 .absolute(d.dropped_for_inference);
+            for mode in STREAM_MODES {
+                let on = if d.stream_mode == mode { 1.0 } else { 0.0 };
+                gauge!("panoptes_camera_stream_mode", "camera" => c(), "mode" => mode.as_str()).set(on);
+            }
         }
+        // Zero for a camera without a substream: one series per camera either way.
+        let main = r.main_status.as_ref();
+        let d = r.decoder.unwrap_or_default();
+        counter!("panoptes_main_stream_frames_received_total", "camera" => c())
+            .absolute(main.map_or(0, |m| m.frames_received));
+        counter!("panoptes_main_stream_reconnects_total", "camera" => c()).absolute(main.map_or(0, |m| m.reconnects));
+        counter!("panoptes_main_stream_keyframes_decoded_total", "camera" => c()).absolute(d.main_keyframes_decoded);
+        counter!("panoptes_main_stream_embeddings_total", "camera" => c()).absolute(d.main_embeddings);
     }
 }

@@ -24,6 +24,8 @@ pub struct BenchArgs {
     pub warmup: u64,
     pub workers: Option<usize>,
     pub video: PathBuf,
+    /// A substream of `video` that the cameras detect on (`video` is then read at its keyframes).
+    pub detect_video: Option<PathBuf>,
     /// Let the scheduler shed analysis rate under load (off: overload shows as latency and drops).
     pub shedding: bool,
     /// Decode every frame and analyse none: the decoding floor of the same clip.
@@ -46,6 +48,11 @@ struct Counts {
     gated: u64,
     slot_dropped: u64,
     corrupt: u64,
+    main_received: u64,
+    main_keyframes: u64,
+    main_idle: u64,
+    main_embeddings: u64,
+    mode_switches: u64,
 }
 
 fn counts(r: &CameraReport) -> Counts {
@@ -57,6 +64,11 @@ fn counts(r: &CameraReport) -> Counts {
         gated: d.gated,
         slot_dropped: d.dropped_for_inference,
         corrupt: d.corrupt,
+        main_keyframes: d.main_keyframes_decoded,
+        main_idle: d.main_keyframes_idle,
+        main_embeddings: d.main_embeddings,
+        mode_switches: d.mode_switches,
+        main_received: r.main_status.as_ref().map_or(0, |m| m.frames_received),
         ..Counts::default()
     };
     if let Some(s) = &r.status {
@@ -83,7 +95,27 @@ pub async fn run(mut settings: Settings, args: BenchArgs) -> Result<()> {
     })?;
     // Here rather than as every camera's error: a file the cameras could not play. A container plays
     // at its own rate, a raw file at --fps.
-    let (info, _) = FileSource::measure(&video, args.fps).await?;
+    let (info, pass) = FileSource::measure(&video, args.fps).await?;
+    let detect_video = match &args.detect_video {
+        Some(d) => {
+            let d = std::fs::canonicalize(d).with_context(|| format!("detect video {} not found", d.display()))?;
+            let (detect, detect_pass) = FileSource::measure(&d, args.fps).await?;
+            // The two are paired by their position in the clip: they must be renditions of one clip.
+            if detect.fps != info.fps || detect_pass.abs_diff(pass) > Duration::from_secs_f32(1.5 / info.fps) {
+                bail!(
+                    "{} ({:.1} fps, {:.2} s) is not a rendition of {} ({:.1} fps, {:.2} s)",
+                    d.display(),
+                    detect.fps,
+                    detect_pass.as_secs_f64(),
+                    video.display(),
+                    info.fps,
+                    pass.as_secs_f64()
+                );
+            }
+            Some(d)
+        }
+        None => None,
+    };
     let (database, url) = ThrowawayDatabase::create(&settings.database_url()?, "panoptes_bench").await?;
     let scratch = std::env::temp_dir().join(format!("panoptes-bench-{}", std::process::id()));
     settings.database.url = url;
@@ -97,13 +129,13 @@ pub async fn run(mut settings: Settings, args: BenchArgs) -> Result<()> {
     settings.streaming.node_id = "bench".into();
     settings.snapshots.dir = scratch.join("snapshots").to_string_lossy().into_owned();
     settings.api.keys.clear();
-    let result = measure(settings, &args, &video, info.fps).await;
+    let result = measure(settings, &args, &video, detect_video.as_deref(), info.fps).await;
     database.drop().await;
     let _ = std::fs::remove_dir_all(&scratch);
     result
 }
 
-async fn measure(settings: Settings, args: &BenchArgs, video: &Path, fps: f32) -> Result<()> {
+async fn measure(settings: Settings, args: &BenchArgs, video: &Path, detect: Option<&Path>, fps: f32) -> Result<()> {
     let (_, rss0) = process_usage()?;
     let decoder = settings.streaming.decoder;
     let mut ctx = Context::open(settings).await?;
@@ -119,7 +151,20 @@ async fn measure(settings: Settings, args: &BenchArgs, video: &Path, fps: f32) -
     let create = |i: usize| {
         let store = store.clone();
         let url = video.to_string_lossy().into_owned();
-        async move { store.create_camera(&format!("bench-{}", i + 1), &url, args.analysis_fps, true).await }
+        let detect_url = detect.map(|d| d.to_string_lossy().into_owned());
+        async move {
+            let options = panoptes_engine::storage::CameraOptions::default();
+            let camera = panoptes_engine::storage::NewCamera {
+                name: &format!("bench-{}", i + 1),
+                url: &url,
+                analysis_fps: args.analysis_fps,
+                enabled: true,
+                transport: Default::default(),
+                options: &options,
+                detect_url: detect_url.as_deref(),
+            };
+            store.insert_camera(&camera).await
+        }
     };
     // Staggered cameras start one pass of the clip apart in all, one every pass / N.
     let spacing = match args.stagger {
@@ -232,6 +277,18 @@ async fn measure(settings: Settings, args: &BenchArgs, video: &Path, fps: f32) -
         sum(&delta(|c| c.skipped)),
         sum(&delta(|c| c.corrupt))
     );
+    if let Some(d) = detect {
+        println!(
+            "main stream {}: units received {}, keyframes decoded {}, keyframes not needed (no face) {}, faces embedded from it {}; stream mode switches {}",
+            video.display(),
+            sum(&delta(|c| c.main_received)),
+            sum(&delta(|c| c.main_keyframes)),
+            sum(&delta(|c| c.main_idle)),
+            sum(&delta(|c| c.main_embeddings)),
+            sum(&delta(|c| c.mode_switches))
+        );
+        println!("detect stream (decoded and analysed): {}", d.display());
+    }
     let (cam_dropped, slot_dropped) = (sum(&delta(|c| c.camera_dropped)), sum(&delta(|c| c.slot_dropped)));
     println!("frames dropped: camera→decoder {cam_dropped}, decoder→inference (latest wins) {slot_dropped}");
     println!(

@@ -8,6 +8,7 @@ use panoptes::Settings;
 
 pub struct EvalVideoArgs {
     pub clip: Option<PathBuf>,
+    pub detect_clip: Option<PathBuf>,
     pub truth: Option<PathBuf>,
     pub enrol: Option<PathBuf>,
     pub set: PathBuf,
@@ -18,10 +19,14 @@ pub async fn run(settings: Settings, args: EvalVideoArgs) -> Result<()> {
     let (clips, enrol) = match (&args.clip, &args.truth) {
         (Some(clip), Some(truth)) => {
             let Some(enrol) = &args.enrol else { bail!("--clip needs --enrol CSV (name,photo per line) too") };
-            (vec![ClipInput { clip: clip.clone(), truth: truth.clone() }], enrol.clone())
+            let detect = args.detect_clip.clone();
+            (vec![ClipInput { clip: clip.clone(), truth: truth.clone(), detect }], enrol.clone())
         }
         (Some(_), None) => bail!("--clip needs --truth CSV (name,start_s,end_s per line) too"),
         (None, Some(_)) => bail!("--truth needs --clip FILE too"),
+        (None, None) if args.detect_clip.is_some() => {
+            bail!("--detect-clip goes with --clip (in a set, <clip>.detect.<ext>)")
+        }
         (None, None) => {
             let (clips, enrol) = video_eval::clips_of_set(&args.set)?;
             (clips, args.enrol.clone().unwrap_or(enrol))

@@ -71,10 +71,13 @@ pub enum VideoEvalError {
 pub struct ClipInput {
     pub clip: PathBuf,
     pub truth: PathBuf,
+    /// A substream rendition of `clip` to detect on (the camera's `detect_url`; `clip` is then its
+    /// main stream, read at its keyframes).
+    pub detect: Option<PathBuf>,
 }
 
 /// The clips of a set folder: every `<clip>.truth.csv` with a video of the same stem beside it, in
-/// name order, and the folder's `enrol.csv`.
+/// name order, and the folder's `enrol.csv`. A `<clip>.detect.<ext>` beside a clip is its substream.
 pub fn clips_of_set(dir: &Path) -> Result<(Vec<ClipInput>, PathBuf), VideoEvalError> {
     let entries = std::fs::read_dir(dir).map_err(|source| VideoEvalError::Read { path: dir.to_path_buf(), source })?;
     let mut clips = Vec::new();
@@ -84,8 +87,10 @@ pub fn clips_of_set(dir: &Path) -> Result<(Vec<ClipInput>, PathBuf), VideoEvalEr
             continue;
         };
         let video = ["mp4", "mkv", "mov", "h264"].iter().map(|x| dir.join(format!("{stem}.{x}"))).find(|p| p.is_file());
+        let detect =
+            ["mp4", "mkv", "mov", "h264"].iter().map(|x| dir.join(format!("{stem}.detect.{x}"))).find(|p| p.is_file());
         if let Some(clip) = video {
-            clips.push(ClipInput { clip, truth: path });
+            clips.push(ClipInput { clip, truth: path, detect });
         }
     }
     clips.sort_by(|a, b| a.clip.cmp(&b.clip));
@@ -157,7 +162,7 @@ pub async fn evaluate(
     }
     let (database, url) =
         ThrowawayDatabase::create(&settings.database_url().map_err(ContextError::from)?, "panoptes_eval").await?;
-    let scratch = std::env::temp_dir().join(format!("panoptes-eval-video-{}", std::process::id()));
+    let scratch = std::env::temp_dir().join(format!("panoptes-eval-video-{}-{}", std::process::id(), database.name()));
     settings.database.url = url;
     settings.streaming.demo_clip.clear();
     settings.streaming.record_unknown = true;
@@ -247,6 +252,15 @@ async fn run_clip(
     let options = CameraOptions { looping: Some(false), ..CameraOptions::default() };
     let name = input.clip.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "clip".into());
     let url = path.to_string_lossy().into_owned();
+    let detect_url = match &input.detect {
+        Some(d) => Some(
+            std::fs::canonicalize(d)
+                .map_err(|source| VideoEvalError::Read { path: d.clone(), source })?
+                .to_string_lossy()
+                .into_owned(),
+        ),
+        None => None,
+    };
     let camera = ctx
         .store
         .insert_camera(&NewCamera {
@@ -256,7 +270,7 @@ async fn run_clip(
             enabled: true,
             transport: RtspTransport::Tcp,
             options: &options,
-            detect_url: None,
+            detect_url: detect_url.as_deref(),
         })
         .await?;
     let engine = Engine::start(ctx).await?;
