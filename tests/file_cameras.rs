@@ -108,7 +108,13 @@ async fn containers_and_raw_files_in_h264_and_h265_play_at_their_own_rate_and_de
         assert!(captures.windows(2).all(|w| w[1] > w[0]), "{name}: capture times go back");
         let span = (captures[captures.len() - 1] - captures[0]) as f64 / 1e6;
         let expected = (captures.len() - 1) as f64 / fps;
-        assert!((span - expected).abs() < 0.3, "{name}: {span:.2} s of capture time over {} units", captures.len());
+        // As loose as the rate check above (a container's own timestamps, e.g. MKV's milliseconds).
+        let tolerance = 0.08 * expected + 0.2;
+        assert!(
+            (span - expected).abs() < tolerance,
+            "{name}: {span:.2} s of capture time over {} units",
+            captures.len()
+        );
         // Every unit decodes to a picture (a few are still inside the decoder: B-frame reordering).
         assert!(
             seen.pictures + 4 >= seen.units && seen.units > 0,
