@@ -5,6 +5,10 @@
 //! its tracks alive. A non-reference picture that will not be sampled is not decoded at all. Pictures
 //! stay in YUV. Corrupt data and lost references make it wait for the next keyframe; a panic inside
 //! the decoder is caught, counted as a restart, and decoding resumes with a fresh decoder.
+//!
+//! A camera with a substream sends both its streams here: the substream is decoded and sampled as
+//! above, the main stream's keyframes are decoded alone while the camera has tracks and kept for the
+//! worker ([`crate::main_stream`]); a stream silent for 3 s makes the camera run on the other.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
