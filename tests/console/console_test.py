@@ -137,8 +137,14 @@ try:
     text_in("#alert-list", "Barack Obama")
     shot("alert")
 
-    # Open the appearance and its snapshots.
+    # Open the appearance and its snapshots. The alert may come before its row is written (within
+    # about 200 ms, longer on a busy machine) and the page lists what is stored when it opens: the
+    # operator shows it again (the filter's Show button) until the row is there.
     go("appearances")
+    find("#filters button[type=submit]")
+    WebDriverWait(driver, 60, poll_frequency=2).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#appearances tr.appearance a")
+        or d.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click())
     link = find("#appearances tr.appearance a")
     wait.until(lambda d: "Barack Obama" in d.find_element(By.CSS_SELECTOR, "#appearances").text)
     link = driver.find_element(By.XPATH, "//table[@id='appearances']//a[text()='Barack Obama']")
