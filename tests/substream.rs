@@ -22,33 +22,7 @@ use serde_json::{json, Value};
 /// looped, each pass is a new appearance (the face is gone for longer than a track lives). And its
 /// 640×360 substream.
 fn clip_pair(dir: &Path) -> (PathBuf, PathBuf) {
-    let main = dir.join("visits.h264");
-    let photo = common::photo("obama2.jpg");
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-loop", "1", "-t", "3", "-i"])
-        .arg(&photo)
-        .args(["-loop", "1", "-t", "2", "-i"])
-        .arg(&photo)
-        .args([
-            "-filter_complex",
-            "[0]crop=iw/3:ih/3:0:ih*2/3,scale=1280:720,setsar=1[a];\
-             [1]scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2,setsar=1[b];\
-             [a][b]concat=n=2:v=1,fps=10[v]",
-            "-map",
-            "[v]",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "baseline",
-            "-g",
-            "5",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .arg(&main)
-        .status()
-        .expect("ffmpeg (installed by scripts/setup.sh)");
-    assert!(status.success(), "ffmpeg failed");
+    let main = common::visits_clip(dir, "visits.h264", 3.0, 2.0);
     let sub = common::rendition(&main, "scale=640:360:flags=area", "visits-360.h264");
     (main, sub)
 }

@@ -22,6 +22,7 @@ use panoptes_engine::decode::{self, Codec, DecoderBackend, VideoDecoder};
 use panoptes_engine::frame::{LumaView, YuvFrame};
 use panoptes_engine::motion::{MaskRegion, MotionConfig, MotionGate, Region, Verdict};
 use panoptes_engine::source::clock::CaptureTime;
+use panoptes_engine::stream_pair::check::check_aspect;
 use tracing::{error, warn};
 
 use crate::instruments;
@@ -284,7 +285,7 @@ impl DecoderActor {
             captured_at,
             regions,
             connection: self.connection,
-            capture: if self.stats.stream_mode == StreamMode::Single { None } else { capture },
+            capture,
         };
         let was_empty = self.feed.slot.put(sampled);
         if was_empty || self.owe_wake {
@@ -299,10 +300,7 @@ impl DecoderActor {
         if self.decoder.is_some() && self.codec == Some(codec) {
             return true;
         }
-        let backend = match (self.options.backend, codec) {
-            (DecoderBackend::Openh264, Codec::H265) => DecoderBackend::Libav,
-            (backend, _) => backend,
-        };
+        let backend = self.options.backend.for_codec(codec);
         match decode::open(backend, codec) {
             Ok(d) => {
                 if self.codec.is_some_and(|c| c != codec) {
@@ -483,11 +481,7 @@ impl DecoderActor {
             return;
         }
         if self.main.decoder.is_none() || self.main.codec != Some(frame.unit.codec) {
-            let backend = match (self.options.backend, frame.unit.codec) {
-                (DecoderBackend::Openh264, Codec::H265) => DecoderBackend::Libav,
-                (backend, _) => backend,
-            };
-            match decode::open(backend, frame.unit.codec) {
+            match decode::open(self.options.backend.for_codec(frame.unit.codec), frame.unit.codec) {
                 Ok(mut d) => {
                     d.set_keyframes_only(true);
                     self.main.decoder = Some(d);
@@ -522,15 +516,8 @@ impl DecoderActor {
         self.stats.main_keyframes_decoded += 1;
         if !self.main.checked {
             let Some(detect) = self.detect_size else { return };
-            let main = picture.dimensions();
-            let aspect = |(w, h): (u32, u32)| w as f32 / h.max(1) as f32;
-            if (aspect(main) - aspect(detect)).abs() / aspect(detect) > 0.02 {
-                error!(
-                    camera_id = self.camera_id,
-                    main = format!("{}×{}", main.0, main.1),
-                    detect = format!("{}×{}", detect.0, detect.1),
-                    "the main stream and the substream have different aspect ratios: the main stream is ignored"
-                );
+            if let Err(e) = check_aspect(picture.dimensions(), detect) {
+                error!(camera_id = self.camera_id, error = %e, "the main stream is ignored");
                 self.switch_mode(StreamMode::Mismatch, "the streams' aspect ratios differ");
                 return;
             }

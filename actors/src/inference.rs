@@ -391,16 +391,12 @@ impl InferenceWorker {
             let frame = &frames[job.frame];
             let vector = match embedded {
                 FaceEmbedding::Embedded { vector, .. } => vector,
-                FaceEmbedding::TooTurned { .. } => {
-                    self.stats.faces_too_turned += 1;
+                missed => {
+                    let too_turned = matches!(missed, FaceEmbedding::TooTurned { .. });
+                    self.stats.faces_too_turned += u64::from(too_turned);
+                    // A main picture that gave nothing is not tried again for this track.
                     if let (Some(m), Some(cam)) = (&job.main, self.cameras.get_mut(&frame.camera_id)) {
-                        cam.tracker.main_picture_tried(job.track_id, m.seq);
-                    }
-                    continue;
-                }
-                FaceEmbedding::NotFound | FaceEmbedding::NotAligned => {
-                    if let (Some(m), Some(cam)) = (&job.main, self.cameras.get_mut(&frame.camera_id)) {
-                        self.stats.main_faces_not_found += 1;
+                        self.stats.main_faces_not_found += u64::from(!too_turned);
                         cam.tracker.main_picture_tried(job.track_id, m.seq);
                     }
                     continue;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use actix_web::{web, HttpResponse};
 use panoptes_actors::main_stream::{StreamMode, TimeSource};
 use panoptes_actors::scheduler::CameraReport;
-use panoptes_engine::source::camera_url::{redact, CameraUrl};
+use panoptes_engine::source::camera_url::{is_rtsp, redact, CameraUrl};
 use panoptes_engine::source::rtsp::RtspTransport;
 use panoptes_engine::storage::{Camera, CameraOptions, CameraPatch, NewCamera as NewCameraRow};
 use serde::{Deserialize, Serialize};
@@ -195,12 +195,11 @@ fn check_fps(fps: f32) -> Result<(), ApiError> {
 
 /// rtsp:// and rtsps:// URLs (parsed, host required), or an existing file under the media root.
 fn check_url(state: &AppState, url: &str) -> Result<String, ApiError> {
-    let lower = url.to_ascii_lowercase();
-    if lower.starts_with("rtsp://") || lower.starts_with("rtsps://") {
+    if is_rtsp(url) {
         CameraUrl::parse(url).map_err(|e| ApiError::unprocessable("invalid_camera_url", e.to_string()))?;
         return Ok(url.to_string());
     }
-    if lower.contains("://") {
+    if url.contains("://") {
         return Err(ApiError::unprocessable(
             "unsupported_camera_url",
             "camera URLs must be rtsp://, rtsps:// or a file path under the media root",
@@ -233,10 +232,6 @@ fn check_detect_url(state: &AppState, main: &str, detect: &str) -> Result<String
         }
         other => other,
     })?;
-    let is_rtsp = |u: &str| {
-        let lower = u.to_ascii_lowercase();
-        lower.starts_with("rtsp://") || lower.starts_with("rtsps://")
-    };
     if is_rtsp(main) != is_rtsp(&checked) {
         return Err(ApiError::unprocessable(
             "invalid_detect_url",

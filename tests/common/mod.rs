@@ -133,12 +133,19 @@ pub fn video_clip(photo: &Path, seconds: u32, fps: u32, encoder: &[&str], file_n
 }
 
 pub fn comings_and_goings_clip(dir: &Path) -> PathBuf {
-    let out = dir.join("comings-and-goings.h264");
+    visits_clip(dir, "comings-and-goings.h264", 1.5, 1.0)
+}
+
+/// A 1280×720 clip of `empty_secs` of an empty scene (the lower left of obama2.jpg), then `face_secs`
+/// of obama2.jpg's face (~200 px): 10 fps, baseline, a keyframe every 5 frames. Looped, each pass
+/// shows the face anew.
+pub fn visits_clip(dir: &Path, file_name: &str, empty_secs: f32, face_secs: f32) -> PathBuf {
+    let out = dir.join(file_name);
     let photo = photo("obama2.jpg");
     let status = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-loop", "1", "-t", "1.5", "-i"])
+        .args(["-v", "error", "-y", "-loop", "1", "-t", &empty_secs.to_string(), "-i"])
         .arg(&photo)
-        .args(["-loop", "1", "-t", "1", "-i"])
+        .args(["-loop", "1", "-t", &face_secs.to_string(), "-i"])
         .arg(&photo)
         .args([
             "-filter_complex",

@@ -39,6 +39,15 @@ pub enum DecoderBackend {
 }
 
 impl DecoderBackend {
+    /// The backend that decodes `codec` when this one is configured: openh264 takes H.264 only, so
+    /// H.265 goes to libavcodec whatever the setting.
+    pub fn for_codec(self, codec: Codec) -> DecoderBackend {
+        match (self, codec) {
+            (DecoderBackend::Openh264, Codec::H265) => DecoderBackend::Libav,
+            (backend, _) => backend,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             DecoderBackend::Libav => "libav",

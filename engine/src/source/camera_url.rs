@@ -64,6 +64,12 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Whether `raw` names an RTSP stream (rtsp:// or rtsps://, any case) rather than a file.
+pub fn is_rtsp(raw: &str) -> bool {
+    let lower = raw.to_ascii_lowercase();
+    lower.starts_with("rtsp://") || lower.starts_with("rtsps://")
+}
+
 /// Any URL-like string with its password (or whole user-info) replaced, for messages.
 pub fn redact(raw: &str) -> String {
     let Some(scheme_end) = raw.find("://") else { return raw.to_string() };

@@ -98,20 +98,27 @@ impl Thumbnail {
     }
 }
 
-/// Whether `detect` (a substream's picture) shows the view of `main`; if so, how its pixels scale.
-pub fn check_pair(main: LumaView<'_>, detect: LumaView<'_>) -> Result<StreamScale, PairError> {
-    let aspect = |w: u32, h: u32| w as f32 / h.max(1) as f32;
-    let (main_aspect, detect_aspect) = (aspect(main.width, main.height), aspect(detect.width, detect.height));
+/// Whether pictures of `main` and `detect` size (width, height) have one aspect ratio: what can be
+/// checked from the sizes alone (at run time, the first main keyframe against the substream).
+pub fn check_aspect(main: (u32, u32), detect: (u32, u32)) -> Result<(), PairError> {
+    let aspect = |(w, h): (u32, u32)| w as f32 / h.max(1) as f32;
+    let (main_aspect, detect_aspect) = (aspect(main), aspect(detect));
     if (main_aspect - detect_aspect).abs() / detect_aspect > ASPECT_TOLERANCE {
         return Err(PairError::Aspect {
-            main_w: main.width,
-            main_h: main.height,
+            main_w: main.0,
+            main_h: main.1,
             main_aspect,
-            detect_w: detect.width,
-            detect_h: detect.height,
+            detect_w: detect.0,
+            detect_h: detect.1,
             detect_aspect,
         });
     }
+    Ok(())
+}
+
+/// Whether `detect` (a substream's picture) shows the view of `main`; if so, how its pixels scale.
+pub fn check_pair(main: LumaView<'_>, detect: LumaView<'_>) -> Result<StreamScale, PairError> {
+    check_aspect((main.width, main.height), (detect.width, detect.height))?;
     let (a, b) = (Thumbnail::of(main), Thumbnail::of(detect));
     if a.contrast() >= MIN_CONTRAST || b.contrast() >= MIN_CONTRAST {
         let similarity = a.similarity(&b);

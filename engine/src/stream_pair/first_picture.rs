@@ -36,8 +36,7 @@ pub async fn first_picture(
     let no_keyframe =
         || FirstPictureError::NoKeyframe { stream: crate::source::camera_url::redact(url), after: timeout };
     let read = async {
-        let lower = url.to_ascii_lowercase();
-        if lower.starts_with("rtsp://") || lower.starts_with("rtsps://") {
+        if crate::source::camera_url::is_rtsp(url) {
             let mut source = RtspSource::connect(url, transport, timeout).await?;
             while let Some(unit) = source.next_access_unit().await? {
                 if unit.is_keyframe {

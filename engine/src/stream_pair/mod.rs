@@ -11,5 +11,5 @@ pub mod check;
 pub mod first_picture;
 pub mod placement;
 
-pub use check::{check_pair, PairError, StreamScale, Thumbnail};
+pub use check::{check_pair, PairError, StreamScale};
 pub use placement::{main_face, position_at};

@@ -162,10 +162,6 @@ impl<F> Track<F> {
     pub fn history(&self) -> &[(CaptureTime, BBox)] {
         &self.history
     }
-
-    pub fn main_embeddings(&self) -> u32 {
-        self.main_embeddings
-    }
 }
 
 /// A track that has ended, with everything its appearance needs.
